@@ -15,3 +15,9 @@ export const SecretKeyRef = Type.Object(
   { additionalProperties: false },
 );
 export type SecretKeyRef = Type.Static<typeof SecretKeyRef>;
+
+/** One validation problem, named by its field path (e.g. `spec.feeds["s3://…"].format`). */
+export interface FieldError {
+  path: string;
+  message: string;
+}
