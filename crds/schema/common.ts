@@ -21,3 +21,22 @@ export interface FieldError {
   path: string;
   message: string;
 }
+
+/** The API group and version both CRDs live in. */
+export const GROUP = "feedcrawl.io";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** A CEL rule the API server evaluates (`x-kubernetes-validations`). */
+export interface CelRule {
+  rule: string;
+  message?: string;
+  messageExpression?: string;
+  fieldPath?: string;
+  reason?: "FieldValueInvalid" | "FieldValueForbidden" | "FieldValueRequired" | "FieldValueDuplicate";
+}
+
+/** Schema options carrying CEL rules, spread into a TypeBox type's options. */
+export function cel(...rules: CelRule[]): { "x-kubernetes-validations": CelRule[] } {
+  return { "x-kubernetes-validations": rules };
+}

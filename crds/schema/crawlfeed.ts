@@ -1,14 +1,14 @@
 // The CrawlFeed: one object per closed feed file, created by the runner only
 // after the storage confirmed the object, delivered by the operator.
 import Type from "typebox";
-import { StringEnum } from "./common.ts";
+import { type API_VERSION, cel, StringEnum } from "./common.ts";
 
 /** Also the runner's "feed closed" event: the same fields, emitted after upload. */
 export const CrawlFeedSpec = Type.Object(
   {
-    uri: Type.String({ minLength: 1, maxLength: 2048 }),
-    batchId: Type.Integer({ minimum: 1 }),
-    shard: Type.Integer({ minimum: 0 }),
+    uri: Type.String({ minLength: 1, maxLength: 2048, description: "Where the closed file is stored." }),
+    batchId: Type.Integer({ minimum: 1, description: "The feed's batch number (Scrapy's batch_id), from 1." }),
+    shard: Type.Integer({ minimum: 0, description: "The runner shard (JOB_COMPLETION_INDEX) that wrote it." }),
     feed: Type.Optional(Type.String({ maxLength: 1024, description: "The feed's URI template in spec.feeds." })),
     format: Type.String({ minLength: 1, maxLength: 32 }),
     compression: Type.Optional(Type.String({ maxLength: 32 })),
@@ -17,7 +17,10 @@ export const CrawlFeedSpec = Type.Object(
     sha256: Type.String({ pattern: "^[0-9a-f]{64}$", maxLength: 64 }),
     closedAt: Type.String({ format: "date-time" }),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    ...cel({ rule: "self == oldSelf", message: "spec is immutable: a CrawlFeed records a file already stored" }),
+  },
 );
 export type CrawlFeedSpec = Type.Static<typeof CrawlFeedSpec>;
 export type FeedClosed = CrawlFeedSpec;
@@ -25,24 +28,32 @@ export type FeedClosed = CrawlFeedSpec;
 export const DELIVERY_STATES = ["Pending", "Sending", "Delivered", "Failed"] as const;
 export type DeliveryState = (typeof DELIVERY_STATES)[number];
 
+/** One webhook delivery's persisted state machine (a CrawlFeed's, or a CrawlJob's completion event). */
+export const DeliveryStatus = Type.Object({
+  state: StringEnum(DELIVERY_STATES),
+  attempts: Type.Integer({ minimum: 0 }),
+  lastError: Type.Optional(Type.String({ maxLength: 4096 })),
+  lastResponseCode: Type.Optional(Type.Integer({ minimum: 0, maximum: 999 })),
+  nextAttemptAt: Type.Optional(Type.String({ format: "date-time" })),
+  deliveredAt: Type.Optional(Type.String({ format: "date-time" })),
+});
+export type DeliveryStatus = Type.Static<typeof DeliveryStatus>;
+
 export const CrawlFeedStatus = Type.Object({
-  delivery: Type.Optional(
-    Type.Object({
-      state: StringEnum(DELIVERY_STATES),
-      attempts: Type.Integer({ minimum: 0 }),
-      lastError: Type.Optional(Type.String({ maxLength: 4096 })),
-      lastResponseCode: Type.Optional(Type.Integer()),
-      nextAttemptAt: Type.Optional(Type.String({ format: "date-time" })),
-      deliveredAt: Type.Optional(Type.String({ format: "date-time" })),
-    }),
-  ),
+  delivery: Type.Optional(DeliveryStatus),
 });
 export type CrawlFeedStatus = Type.Static<typeof CrawlFeedStatus>;
 
 export interface CrawlFeed {
-  apiVersion: "feedcrawl.io/v1alpha1";
+  apiVersion: typeof API_VERSION;
   kind: "CrawlFeed";
   metadata: import("@kubernetes/client-node").V1ObjectMeta;
   spec: CrawlFeedSpec;
   status?: CrawlFeedStatus;
 }
+
+/** Labels every CrawlFeed carries (the runner sets them; the operator selects by them). */
+export const CRAWLJOB_LABEL = "feedcrawl.io/crawljob";
+export const SHARD_LABEL = "feedcrawl.io/shard";
+/** Annotating a CrawlFeed with this (any value) resends its webhook. */
+export const REDELIVER_ANNOTATION = "feedcrawl.io/redeliver";

@@ -1,24 +1,43 @@
 // The CrawlJob (feedcrawl.io/v1alpha1): spider + feeds + storage + ingest webhook.
+// The same TypeBox schema gives the static types, the runtime validator and
+// (through crds/generate.ts) the CRD's structural OpenAPI schema + CEL rules.
 import Type from "typebox";
-import { SecretKeyRef, StringEnum } from "./common.ts";
+import { API_VERSION, cel, GROUP, SecretKeyRef, StringEnum, VERSION } from "./common.ts";
+import { DeliveryStatus } from "./crawlfeed.ts";
 import { Feeds, StorageSpec } from "./feeds.ts";
 import { SpiderSpec } from "./spider.ts";
 
-export const GROUP = "feedcrawl.io";
-export const VERSION = "v1alpha1";
-export const API_VERSION = `${GROUP}/${VERSION}`;
+export { API_VERSION, GROUP, VERSION };
 
 export const IngestSpec = Type.Object(
   {
     webhook: Type.Optional(
       Type.Object(
         {
-          url: Type.String({ minLength: 1, maxLength: 2048 }),
-          signingSecretRef: Type.Optional(SecretKeyRef),
-          mode: Type.Optional(StringEnum(["perFeed", "onCompletion"] as const, { default: "perFeed" })),
+          url: Type.String({
+            minLength: 1,
+            maxLength: 2048,
+            description: "The bulk-ingest endpoint (http or https) that receives one signed POST per closed feed.",
+            ...cel({
+              rule: "isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",
+              message: "must be an absolute http(s) URL",
+            }),
+          }),
+          signingSecretRef: SecretKeyRef,
+          mode: Type.Optional(
+            StringEnum(["perFeed", "onCompletion"] as const, {
+              default: "perFeed",
+              description: "perFeed: one feed.closed event per file; onCompletion: one crawl.completed event.",
+            }),
+          ),
           timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 600, default: 30 })),
           maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 12 })),
-          allowPrivateNetworks: Type.Optional(Type.Boolean({ default: false })),
+          allowPrivateNetworks: Type.Optional(
+            Type.Boolean({
+              default: false,
+              description: "Allow loopback/private/link-local webhook addresses (in-cluster backends).",
+            }),
+          ),
         },
         { additionalProperties: false },
       ),
@@ -30,17 +49,39 @@ export type IngestSpec = Type.Static<typeof IngestSpec>;
 
 export const RunnerSpec = Type.Object(
   {
-    parallelism: Type.Optional(Type.Integer({ minimum: 1, maximum: 256, default: 1 })),
-    image: Type.Optional(Type.String({ maxLength: 512 })),
+    parallelism: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 256, default: 1, description: "Shards: hosts are split between them." }),
+    ),
+    image: Type.Optional(Type.String({ maxLength: 512, description: "Default: the operator's own image." })),
     resources: Type.Optional(
-      Type.Unsafe<Record<string, unknown>>({ type: "object", "x-kubernetes-preserve-unknown-fields": true }),
+      Type.Unsafe<Record<string, unknown>>({
+        type: "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        description: "The runner container's resources (requests/limits), as in a Pod.",
+      }),
     ),
     backoffLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, default: 3 })),
-    activeDeadlineSeconds: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    activeDeadlineSeconds: Type.Optional(
+      Type.Integer({ minimum: 0, default: 0, description: "0: no deadline. Otherwise the runner Job's deadline." }),
+    ),
   },
   { additionalProperties: false },
 );
 export type RunnerSpec = Type.Static<typeof RunnerSpec>;
+
+// A batched feed writes several files: its URI needs a batch placeholder, or
+// they would overwrite each other (Scrapy's rule). CEL says so at apply time.
+const batchedFeedRule = cel({
+  rule:
+    "!has(self.feeds) || self.feeds.all(uri, " +
+    "!((has(self.feeds[uri].batchItemCount) && self.feeds[uri].batchItemCount > 0) || " +
+    "(has(self.feeds[uri].batchMaxBytes) && self.feeds[uri].batchMaxBytes > 0) || " +
+    "(has(self.feeds[uri].batchMaxSeconds) && self.feeds[uri].batchMaxSeconds > 0)) || " +
+    "uri.contains('%(batch_id)') || uri.contains('%(batch_time)'))",
+  message:
+    "a batched feed (batchItemCount, batchMaxBytes or batchMaxSeconds > 0) needs %(batch_id)d or %(batch_time)s in its URI",
+  fieldPath: ".feeds",
+});
 
 export const CrawlJobSpec = Type.Object(
   {
@@ -49,10 +90,14 @@ export const CrawlJobSpec = Type.Object(
     storage: Type.Optional(StorageSpec),
     ingest: Type.Optional(IngestSpec),
     runner: Type.Optional(RunnerSpec),
-    ttlSecondsAfterFinished: Type.Optional(Type.Integer({ minimum: 0 })),
-    suspend: Type.Optional(Type.Boolean({ default: false })),
+    ttlSecondsAfterFinished: Type.Optional(
+      Type.Integer({ minimum: 0, description: "Delete the CrawlJob (and what it owns) this long after it finished." }),
+    ),
+    suspend: Type.Optional(
+      Type.Boolean({ default: false, description: "true: start no runner, and suspend a running one." }),
+    ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, ...batchedFeedRule },
 );
 export type CrawlJobSpec = Type.Static<typeof CrawlJobSpec>;
 
@@ -71,32 +116,70 @@ export type CrawlStats = Type.Static<typeof CrawlStats>;
 export const PHASES = ["Pending", "Running", "Ingesting", "Succeeded", "Failed"] as const;
 export type Phase = (typeof PHASES)[number];
 
+/** The condition types a CrawlJob carries; `Succeeded` is the one `kubectl wait` uses. */
+export const CONDITION_TYPES = ["Validated", "RunnerReady", "CrawlComplete", "FeedsDelivered", "Succeeded"] as const;
+export type ConditionType = (typeof CONDITION_TYPES)[number];
+
+/** metav1.Condition, with its validation (controller-gen's schema). */
 export const Condition = Type.Object({
-  type: Type.String({ maxLength: 316 }),
+  type: Type.String({
+    minLength: 1,
+    maxLength: 316,
+    pattern:
+      "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+  }),
   status: StringEnum(["True", "False", "Unknown"] as const),
   observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
   lastTransitionTime: Type.String({ format: "date-time" }),
-  reason: Type.String({ maxLength: 1024 }),
+  reason: Type.String({ minLength: 1, maxLength: 1024, pattern: "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$" }),
   message: Type.String({ maxLength: 32768 }),
 });
 export type Condition = Type.Static<typeof Condition>;
 
+export const FeedSummary = Type.Object({
+  closed: Type.Integer({ minimum: 0, description: "CrawlFeeds (closed files) reported by the runners." }),
+  delivered: Type.Integer({ minimum: 0 }),
+  failed: Type.Integer({ minimum: 0 }),
+  items: Type.Integer({ minimum: 0 }),
+  bytes: Type.Integer({ minimum: 0 }),
+  display: Type.Optional(Type.String({ maxLength: 64, description: "delivered/closed, for the FEEDS column." })),
+});
+export type FeedSummary = Type.Static<typeof FeedSummary>;
+
+export const RunnerStatus = Type.Object({
+  jobName: Type.Optional(Type.String({ maxLength: 253 })),
+  shards: Type.Optional(Type.Integer({ minimum: 0 })),
+  active: Type.Optional(Type.Integer({ minimum: 0 })),
+  succeeded: Type.Optional(Type.Integer({ minimum: 0 })),
+  failed: Type.Optional(Type.Integer({ minimum: 0 })),
+  generation: Type.Optional(
+    Type.Integer({ minimum: 0, description: "The spec generation the runner was started with (its snapshot)." }),
+  ),
+});
+export type RunnerStatus = Type.Static<typeof RunnerStatus>;
+
 export const CrawlJobStatus = Type.Object({
-  observedGeneration: Type.Optional(Type.Integer()),
+  observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
   phase: Type.Optional(StringEnum(PHASES)),
-  conditions: Type.Optional(Type.Array(Condition, { maxItems: 16 })),
+  conditions: Type.Optional(
+    Type.Array(Condition, {
+      maxItems: 16,
+      "x-kubernetes-list-type": "map",
+      "x-kubernetes-list-map-keys": ["type"],
+    }),
+  ),
   startTime: Type.Optional(Type.String({ format: "date-time" })),
   completionTime: Type.Optional(Type.String({ format: "date-time" })),
   stats: Type.Optional(Type.Partial(CrawlStats)),
-  feedSummary: Type.Optional(
-    Type.Object({
-      closed: Type.Integer({ minimum: 0 }),
-      delivered: Type.Integer({ minimum: 0 }),
-      failed: Type.Integer({ minimum: 0 }),
-      items: Type.Integer({ minimum: 0 }),
-      bytes: Type.Integer({ minimum: 0 }),
+  shardStats: Type.Optional(
+    Type.Record(Type.String({ maxLength: 8 }), Type.Partial(CrawlStats), {
+      maxProperties: 256,
+      description: "Per shard counters (key: the shard index); each runner shard merge-patches its own entry.",
     }),
   ),
+  feedSummary: Type.Optional(FeedSummary),
+  completionDelivery: Type.Optional(DeliveryStatus),
+  runner: Type.Optional(RunnerStatus),
   recentFeeds: Type.Optional(Type.Array(Type.String({ maxLength: 253 }), { maxItems: 10 })),
   manifest: Type.Optional(Type.String({ maxLength: 2048 })),
 });

@@ -27,6 +27,11 @@ export const FieldRule = Type.Object(
     regex: Type.Optional(Pattern),
     type: Type.Optional(StringEnum(["string", "number", "integer", "boolean"] as const)),
     absolute: Type.Optional(Type.Boolean()),
+    meta: Type.Optional(
+      StringEnum(["url", "status", "depth"] as const, {
+        description: "Take the value from the response (its final URL, HTTP status or crawl depth) instead of the page.",
+      }),
+    ),
     default: Type.Optional(Type.Union([Type.String({ maxLength: 4096 }), Type.Number(), Type.Boolean()])),
     required: Type.Optional(Type.Boolean()),
   },

@@ -1,0 +1,108 @@
+// The three crawlers, each told the same thing: the start URL, a fixed
+// concurrency (global and per domain), robots.txt off, no delays, retries 2,
+// items as jsonlines into one file.
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { parse, stringify } from "yaml";
+import { BENCH_DIR, DEBIAN_PYTHON, NODE, REPO_ROOT } from "../lib/context.ts";
+
+export interface CrawlCommand {
+  command: string;
+  args: string[];
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface CrawlTool {
+  name: "feedcrawl" | "scrapy" | "crawlee";
+  /** The command that crawls `startUrl` at `concurrency`, writing items to `outFile`. */
+  command(opts: { startUrl: string; concurrency: number; outFile: string; scratch: string }): Promise<CrawlCommand>;
+}
+
+/** The local-crawl manifest every feedcrawl run uses: examples/books-local.yaml with the bench settings. */
+export const FEEDCRAWL_EXAMPLE = join(REPO_ROOT, "examples", "books-local.yaml");
+
+export async function feedcrawlManifest(opts: { startUrl: string; concurrency: number; outFile: string }) {
+  const doc = parse(await readFile(FEEDCRAWL_EXAMPLE, "utf8")) as Record<string, unknown>;
+  // books-local.yaml may be a CrawlJob or a bare spider spec: find the spider either way.
+  const spec = (doc.spec ?? doc) as Record<string, unknown>;
+  const spider = (spec.spider ?? spec) as Record<string, unknown>;
+  const host = new URL(opts.startUrl).hostname;
+  spider.startUrls = [opts.startUrl];
+  spider.allowedDomains = [host];
+  spider.settings = {
+    ...(spider.settings as object | undefined),
+    concurrentRequests: opts.concurrency,
+    concurrentRequestsPerDomain: opts.concurrency,
+    downloadDelayMs: 0,
+    autoThrottle: { enabled: false },
+    robotsTxtObey: false,
+    retryTimes: 2,
+    allowPrivateNetworks: ["127.0.0.0/8"],
+  };
+  const feeds = { [`file://${opts.outFile}`]: { format: "jsonlines" } };
+  if (spec === doc && spider === doc) return { ...spider, feeds };
+  spec.feeds = feeds;
+  delete spec.storage;
+  delete spec.ingest;
+  return doc;
+}
+
+export const feedcrawl: CrawlTool = {
+  name: "feedcrawl",
+  async command({ startUrl, concurrency, outFile, scratch }) {
+    const manifest = join(scratch, `feedcrawl-c${concurrency}.yaml`);
+    await writeFile(manifest, stringify(await feedcrawlManifest({ startUrl, concurrency, outFile })));
+    return {
+      command: NODE,
+      args: [...(process.env.BENCH_FEEDCRAWL_NODE_ARGS?.split(" ").filter(Boolean) ?? []), "bin/feedcrawl.ts", "crawl", manifest],
+      cwd: REPO_ROOT,
+      env: { ...process.env, NO_COLOR: "1" },
+    };
+  },
+};
+
+export const scrapy: CrawlTool = {
+  name: "scrapy",
+  async command({ startUrl, concurrency, outFile }) {
+    const settings: Record<string, string> = {
+      CONCURRENT_REQUESTS: String(concurrency),
+      CONCURRENT_REQUESTS_PER_DOMAIN: String(concurrency),
+      DOWNLOAD_DELAY: "0",
+      AUTOTHROTTLE_ENABLED: "False",
+      ROBOTSTXT_OBEY: "False",
+      RETRY_TIMES: "2",
+      LOG_LEVEL: "INFO",
+      FEEDS: JSON.stringify({ [`file://${outFile}`]: { format: "jsonlines" } }),
+    };
+    return {
+      command: DEBIAN_PYTHON,
+      args: [
+        "-m",
+        "scrapy",
+        "runspider",
+        "books_spider.py",
+        "-a",
+        `start_url=${startUrl}`,
+        ...Object.entries(settings).flatMap(([k, v]) => ["-s", `${k}=${v}`]),
+      ],
+      cwd: join(BENCH_DIR, "peers", "scrapy"),
+      env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" },
+    };
+  },
+};
+
+export const crawlee: CrawlTool = {
+  name: "crawlee",
+  async command({ startUrl, concurrency, outFile, scratch }) {
+    return {
+      command: NODE,
+      args: ["crawl.mjs", startUrl, String(concurrency), outFile],
+      cwd: join(BENCH_DIR, "peers", "crawlee"),
+      // Crawlee's storage folder (unused with persistStorage: false, but created) stays out of the repo.
+      env: { ...process.env, CRAWLEE_STORAGE_DIR: join(scratch, "crawlee-storage") },
+    };
+  },
+};
+
+export const CRAWL_TOOLS: readonly CrawlTool[] = [feedcrawl, scrapy, crawlee];

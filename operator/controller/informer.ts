@@ -1,0 +1,264 @@
+// A list-then-watch informer with the recovery client-node's lacks:
+// - 410 Gone (resourceVersion too old) → relist, diffing against the cache so
+//   handlers see the adds/updates/deletes they missed;
+// - any other error → reconnect with jittered exponential backoff (0.5 s → 10 s)
+//   from the last resourceVersion;
+// - server-side watch timeouts (5–10 min, randomised like client-go) → re-watch;
+// - stall detection: bookmarks are requested, so a stream silent for
+//   `stallMs` is dead → relist;
+// - periodic resync: every `resyncMs` each cached object is re-delivered to the
+//   update handlers (level-triggered controllers re-check everything).
+import type { Logger } from "pino";
+import { describeError, isGone, type KubeClient, type KubeObject } from "../kube/client.ts";
+import type { ResourceType } from "../kube/resources.ts";
+import { informerRelists } from "../metrics.ts";
+
+export type InformerEvent = "add" | "update" | "delete";
+export type Handler<T> = (obj: T, old?: T) => void;
+
+export interface InformerOptions {
+  client: KubeClient;
+  resource: ResourceType;
+  /** One namespace, or every namespace when unset. */
+  namespace?: string;
+  labelSelector?: string;
+  logger: Logger;
+  resyncMs?: number;
+  stallMs?: number;
+  maxBackoffMs?: number;
+}
+
+export const objectKey = (obj: KubeObject) => `${obj.metadata.namespace ?? ""}/${obj.metadata.name}`;
+
+export class Informer<T extends KubeObject> {
+  readonly resource: ResourceType;
+  #options: InformerOptions;
+  #log: Logger;
+  #cache = new Map<string, T>();
+  #handlers: Record<InformerEvent, Handler<T>[]> = { add: [], update: [], delete: [] };
+  #resourceVersion = "";
+  #abort = new AbortController();
+  #synced = false;
+  #syncWaiters: (() => void)[] = [];
+  #loop: Promise<void> | undefined;
+  #resyncTimer: NodeJS.Timeout | undefined;
+  #failures = 0;
+  /** Time of the last successful list or watch event (for /readyz and tests). */
+  lastContact = 0;
+
+  constructor(options: InformerOptions) {
+    this.#options = options;
+    this.resource = options.resource;
+    this.#log = options.logger.child({
+      informer: options.resource.plural,
+      namespace: options.namespace ?? "*",
+    });
+  }
+
+  on(event: InformerEvent, handler: Handler<T>): this {
+    this.#handlers[event].push(handler);
+    return this;
+  }
+
+  get hasSynced(): boolean {
+    return this.#synced;
+  }
+
+  get(namespace: string, name: string): T | undefined {
+    return this.#cache.get(`${namespace}/${name}`);
+  }
+
+  list(filter?: (obj: T) => boolean): T[] {
+    const all = [...this.#cache.values()];
+    return filter ? all.filter(filter) : all;
+  }
+
+  /** Starts the loop; resolves after the first successful list. */
+  async start(): Promise<void> {
+    if (!this.#loop) {
+      this.#loop = this.#run();
+      const resyncMs = this.#options.resyncMs ?? 10 * 60_000;
+      if (resyncMs > 0) {
+        this.#resyncTimer = setInterval(() => this.resync(), resyncMs);
+        this.#resyncTimer.unref();
+      }
+    }
+    if (this.#synced) return;
+    await new Promise<void>((resolve) => this.#syncWaiters.push(resolve));
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    clearInterval(this.#resyncTimer);
+    for (const waiter of this.#syncWaiters.splice(0)) waiter();
+    await this.#loop;
+  }
+
+  /** Re-delivers every cached object to the update handlers. */
+  resync(): void {
+    for (const obj of this.#cache.values()) this.#emit("update", obj, obj);
+  }
+
+  #emit(event: InformerEvent, obj: T, old?: T) {
+    for (const handler of this.#handlers[event]) {
+      try {
+        handler(obj, old);
+      } catch (err) {
+        this.#log.error({ err }, `Informer handler failed for ${this.resource.kind} ${objectKey(obj)}`);
+      }
+    }
+  }
+
+  async #sleep(ms: number) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#abort.signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  #backoffMs(): number {
+    const max = this.#options.maxBackoffMs ?? 10_000;
+    const base = Math.min(500 * 2 ** this.#failures, max);
+    this.#failures += 1;
+    return base / 2 + Math.random() * (base / 2);
+  }
+
+  async #relist(cause: string): Promise<void> {
+    informerRelists.inc({ resource: this.resource.plural, cause });
+    const { items, metadata } = await this.#options.client.listAll<T>(this.resource, {
+      namespace: this.#options.namespace,
+      labelSelector: this.#options.labelSelector,
+    });
+    this.lastContact = Date.now();
+    const seen = new Set<string>();
+    for (const item of items) {
+      // Lists omit apiVersion/kind on items; watch events carry them.
+      item.apiVersion ??= this.resource.group ? `${this.resource.group}/${this.resource.version}` : "v1";
+      item.kind ??= this.resource.kind;
+      const key = objectKey(item);
+      seen.add(key);
+      const old = this.#cache.get(key);
+      this.#cache.set(key, item);
+      if (!old) this.#emit("add", item);
+      else if (old.metadata.resourceVersion !== item.metadata.resourceVersion) this.#emit("update", item, old);
+    }
+    for (const [key, old] of this.#cache) {
+      if (!seen.has(key)) {
+        this.#cache.delete(key);
+        this.#emit("delete", old);
+      }
+    }
+    this.#resourceVersion = metadata.resourceVersion ?? "";
+    this.#log.debug({ cause, count: items.length }, `Listed ${this.resource.plural}`);
+    if (!this.#synced) {
+      this.#synced = true;
+      for (const waiter of this.#syncWaiters.splice(0)) waiter();
+    }
+  }
+
+  async #run(): Promise<void> {
+    let needList: string | undefined = "start";
+    while (!this.#abort.signal.aborted) {
+      try {
+        if (needList) {
+          await this.#relist(needList);
+          needList = undefined;
+        }
+        const stallMs = this.#options.stallMs ?? 5 * 60_000;
+        for await (const event of this.#options.client.watch<T>(this.resource, {
+          namespace: this.#options.namespace,
+          labelSelector: this.#options.labelSelector,
+          resourceVersion: this.#resourceVersion,
+          timeoutSeconds: 300 + Math.floor(Math.random() * 300),
+          idleTimeoutMs: stallMs,
+          signal: this.#abort.signal,
+        })) {
+          this.lastContact = Date.now();
+          this.#failures = 0;
+          this.#apply(event.type, event.object);
+        }
+        if (this.#abort.signal.aborted) break;
+        // The stream ended: a server timeout (fine, re-watch from the last RV)
+        // or a stall (nothing at all, not even a bookmark, for stallMs).
+        if (Date.now() - this.lastContact >= stallMs) {
+          this.#log.warn(`Watch of ${this.resource.plural} stalled; relisting`);
+          needList = "stall";
+        }
+      } catch (err) {
+        if (this.#abort.signal.aborted) break;
+        if (isGone(err)) {
+          this.#log.info(`Watch of ${this.resource.plural} expired (410); relisting`);
+          needList = "expired";
+          continue;
+        }
+        const delay = this.#backoffMs();
+        this.#log.warn(
+          { error: describeError(err), retryInMs: Math.round(delay) },
+          `Watch of ${this.resource.plural} failed; reconnecting`,
+        );
+        await this.#sleep(delay);
+        // After repeated failures, relist rather than trust a possibly old RV.
+        if (this.#failures >= 3) needList ??= "error";
+      }
+    }
+  }
+
+  #apply(type: string, obj: T) {
+    if (type === "BOOKMARK") {
+      if (obj.metadata.resourceVersion) this.#resourceVersion = obj.metadata.resourceVersion;
+      return;
+    }
+    const key = objectKey(obj);
+    const old = this.#cache.get(key);
+    if (obj.metadata.resourceVersion) this.#resourceVersion = obj.metadata.resourceVersion;
+    if (type === "DELETED") {
+      this.#cache.delete(key);
+      this.#emit("delete", obj);
+      return;
+    }
+    this.#cache.set(key, obj);
+    if (old) this.#emit("update", obj, old);
+    else this.#emit("add", obj);
+  }
+}
+
+/** One informer per watched namespace (or one for all), read as one cache. */
+export class InformerGroup<T extends KubeObject> {
+  readonly informers: Informer<T>[];
+
+  constructor(namespaces: readonly string[], make: (namespace: string | undefined) => Informer<T>) {
+    this.informers = namespaces.length === 0 ? [make(undefined)] : namespaces.map((ns) => make(ns));
+  }
+
+  on(event: InformerEvent, handler: Handler<T>): this {
+    for (const informer of this.informers) informer.on(event, handler);
+    return this;
+  }
+
+  get(namespace: string, name: string): T | undefined {
+    for (const informer of this.informers) {
+      const found = informer.get(namespace, name);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  list(filter?: (obj: T) => boolean): T[] {
+    return this.informers.flatMap((i) => i.list(filter));
+  }
+
+  get hasSynced(): boolean {
+    return this.informers.every((i) => i.hasSynced);
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.start()));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.stop()));
+  }
+}

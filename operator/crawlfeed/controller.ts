@@ -1,0 +1,29 @@
+// Wires the delivery part's per-CrawlFeed state machine into a controller:
+// each CrawlFeed key is reconciled by operator/delivery (one step, or until it
+// must wait), requeued after the delay it asks for.
+import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
+import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
+import type { CrawlJob } from "../../crds/schema/crawljob.ts";
+import type { ReconcileRequest, ReconcileResult } from "../controller/controller.ts";
+import type { InformerGroup } from "../controller/informer.ts";
+import type { KubeObject } from "../kube/client.ts";
+
+/** operator/delivery/index.ts's createFeedDeliveryReconciler(...) result. */
+export interface FeedDeliveryReconciler {
+  reconcile(feed: CrawlFeed, job: CrawlJob | undefined): Promise<{ requeueAfterMs?: number } | undefined>;
+}
+
+export function createCrawlFeedReconciler(deps: {
+  crawlFeeds: InformerGroup<CrawlFeed & KubeObject>;
+  crawlJobs: InformerGroup<CrawlJob & KubeObject>;
+  delivery: FeedDeliveryReconciler;
+}) {
+  return async function reconcile(req: ReconcileRequest): Promise<ReconcileResult | undefined> {
+    const feed = deps.crawlFeeds.get(req.namespace, req.name);
+    if (!feed || feed.metadata.deletionTimestamp) return undefined;
+    const jobName = feed.metadata.labels?.[CRAWLJOB_LABEL];
+    const job = jobName ? deps.crawlJobs.get(req.namespace, jobName) : undefined;
+    const result = await deps.delivery.reconcile(structuredClone(feed), job ? structuredClone(job) : undefined);
+    return result && result.requeueAfterMs !== undefined ? { requeueAfterMs: result.requeueAfterMs } : undefined;
+  };
+}

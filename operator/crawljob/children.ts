@@ -1,0 +1,207 @@
+// The objects a CrawlJob owns, as pure functions of the CrawlJob (the runner
+// pod contract in docs/operator.md): the spec snapshot ConfigMap, the per-job
+// ServiceAccount/Role/RoleBinding, and the Indexed runner Job.
+
+import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
+import type { CrawlJob } from "../../crds/schema/crawljob.ts";
+import type { KubeObject, OwnerReference } from "../kube/client.ts";
+import { S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY } from "./validate.ts";
+
+export const SPEC_MOUNT_PATH = "/etc/feedcrawl";
+export const SPEC_KEY = "crawljob.json";
+export const SPEC_GENERATION_ANNOTATION = "feedcrawl.io/spec-generation";
+export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
+export const MANAGED_BY = "feedcrawl-operator";
+export const RUNNER_UID = 65532;
+
+export const specConfigMapName = (job: string) => `${job}-spec`;
+export const runnerName = (job: string) => `${job}-runner`;
+
+export function ownerReference(job: CrawlJob): OwnerReference {
+  return {
+    apiVersion: job.apiVersion,
+    kind: job.kind,
+    name: job.metadata.name!,
+    uid: job.metadata.uid!,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+export function childLabels(job: CrawlJob): Record<string, string> {
+  return {
+    "app.kubernetes.io/name": "feedcrawl",
+    "app.kubernetes.io/component": "runner",
+    [MANAGED_BY_LABEL]: MANAGED_BY,
+    [CRAWLJOB_LABEL]: job.metadata.name!,
+  };
+}
+
+function childMeta(job: CrawlJob, name: string, extra: Record<string, unknown> = {}) {
+  return {
+    name,
+    namespace: job.metadata.namespace,
+    labels: childLabels(job),
+    ownerReferences: [ownerReference(job)],
+    ...extra,
+  };
+}
+
+/** The runner's view of the CrawlJob: the spec of the generation it starts (Secret names only, never values). */
+export function specSnapshot(job: CrawlJob): string {
+  return `${JSON.stringify(
+    {
+      apiVersion: job.apiVersion,
+      kind: job.kind,
+      metadata: {
+        name: job.metadata.name,
+        namespace: job.metadata.namespace,
+        uid: job.metadata.uid,
+        generation: job.metadata.generation,
+      },
+      spec: job.spec,
+    },
+    null,
+    2,
+  )}\n`;
+}
+
+export function specConfigMap(job: CrawlJob): KubeObject {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: childMeta(job, specConfigMapName(job.metadata.name!), {
+      annotations: { [SPEC_GENERATION_ANNOTATION]: String(job.metadata.generation ?? 0) },
+    }),
+    data: { [SPEC_KEY]: specSnapshot(job) },
+  };
+}
+
+export function runnerServiceAccount(job: CrawlJob): KubeObject {
+  return {
+    apiVersion: "v1",
+    kind: "ServiceAccount",
+    metadata: childMeta(job, runnerName(job.metadata.name!)),
+  };
+}
+
+/** Exactly what a runner needs: its own CrawlJob (read, status patch), and CrawlFeeds to report files. */
+export function runnerRoleRules(job: CrawlJob): Record<string, unknown>[] {
+  const name = job.metadata.name!;
+  return [
+    { apiGroups: ["feedcrawl.io"], resources: ["crawljobs"], resourceNames: [name], verbs: ["get"] },
+    { apiGroups: ["feedcrawl.io"], resources: ["crawljobs/status"], resourceNames: [name], verbs: ["get", "patch"] },
+    // blockOwnerDeletion on the CrawlFeeds' ownerReference needs this where
+    // OwnerReferencesPermissionEnforcement is on.
+    { apiGroups: ["feedcrawl.io"], resources: ["crawljobs/finalizers"], resourceNames: [name], verbs: ["update"] },
+    // list: a restarted shard resumes its batch numbering from what it reported.
+    { apiGroups: ["feedcrawl.io"], resources: ["crawlfeeds"], verbs: ["create", "get", "list"] },
+  ];
+}
+
+export function runnerRole(job: CrawlJob): KubeObject {
+  return {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "Role",
+    metadata: childMeta(job, runnerName(job.metadata.name!)),
+    rules: runnerRoleRules(job),
+  };
+}
+
+export function runnerRoleBinding(job: CrawlJob): KubeObject {
+  const name = runnerName(job.metadata.name!);
+  return {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    metadata: childMeta(job, name),
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name },
+    subjects: [{ kind: "ServiceAccount", name, namespace: job.metadata.namespace }],
+  };
+}
+
+export interface RunnerJobOptions {
+  /** The image when spec.runner.image is empty: the operator's own. */
+  defaultImage: string;
+}
+
+export function runnerEnv(job: CrawlJob): Record<string, unknown>[] {
+  const parallelism = job.spec.runner?.parallelism ?? 1;
+  const env: Record<string, unknown>[] = [
+    { name: "FEEDCRAWL_SPEC", value: `${SPEC_MOUNT_PATH}/${SPEC_KEY}` },
+    { name: "FEEDCRAWL_SHARD_COUNT", value: String(parallelism) },
+  ];
+  const creds = job.spec.storage?.s3?.credentialsSecretRef;
+  if (creds) {
+    env.push(
+      { name: "AWS_ACCESS_KEY_ID", valueFrom: { secretKeyRef: { name: creds.name, key: S3_ACCESS_KEY_ID } } },
+      { name: "AWS_SECRET_ACCESS_KEY", valueFrom: { secretKeyRef: { name: creds.name, key: S3_SECRET_ACCESS_KEY } } },
+    );
+  }
+  return env;
+}
+
+export function runnerJob(job: CrawlJob, options: RunnerJobOptions): KubeObject {
+  const name = job.metadata.name!;
+  const runner = job.spec.runner ?? {};
+  const parallelism = runner.parallelism ?? 1;
+  const labels = childLabels(job);
+  const deadline = runner.activeDeadlineSeconds ?? 0;
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: childMeta(job, runnerName(name), {
+      annotations: { [SPEC_GENERATION_ANNOTATION]: String(job.metadata.generation ?? 0) },
+    }),
+    spec: {
+      completionMode: "Indexed",
+      completions: parallelism,
+      parallelism,
+      backoffLimit: runner.backoffLimit ?? 3,
+      ...(deadline > 0 ? { activeDeadlineSeconds: deadline } : {}),
+      suspend: job.spec.suspend === true,
+      template: {
+        metadata: { labels },
+        spec: {
+          restartPolicy: "Never",
+          serviceAccountName: runnerName(name),
+          automountServiceAccountToken: true,
+          // Restricted Pod Security Standard.
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: RUNNER_UID,
+            runAsGroup: RUNNER_UID,
+            fsGroup: RUNNER_UID,
+            seccompProfile: { type: "RuntimeDefault" },
+          },
+          containers: [
+            {
+              name: "runner",
+              image: runner.image || options.defaultImage,
+              command: ["feedcrawl"],
+              args: ["run"],
+              env: runnerEnv(job),
+              resources: runner.resources ?? {},
+              terminationMessagePolicy: "FallbackToLogsOnError",
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                runAsNonRoot: true,
+                runAsUser: RUNNER_UID,
+                capabilities: { drop: ["ALL"] },
+                seccompProfile: { type: "RuntimeDefault" },
+              },
+              volumeMounts: [
+                { name: "spec", mountPath: SPEC_MOUNT_PATH, readOnly: true },
+                { name: "tmp", mountPath: "/tmp" },
+              ],
+            },
+          ],
+          volumes: [
+            { name: "spec", configMap: { name: specConfigMapName(name) } },
+            { name: "tmp", emptyDir: {} },
+          ],
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,134 @@
+// What the operator checks before it starts a runner, beyond what the CRD
+// schema and its CEL rules already enforced at admission:
+// - the spec's semantics: runner/validate.ts `validateCrawlJobSpec` (selectors
+//   parse, regexes compile, feeds are consistent, …), the same check
+//   `feedcrawl validate` runs;
+// - referenced Secrets exist and hold the keys the runner/delivery read
+//   (never their values: only key names are looked at);
+// - the webhook URL is http(s) and, unless ingest.webhook.allowPrivateNetworks,
+//   not a literal loopback/private/link-local address (the delivery checks the
+//   resolved addresses again at send time).
+import net from "node:net";
+import type { FieldError } from "../../crds/schema/common.ts";
+import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
+import { isAddressAllowed } from "../../runner/net/address-guard.ts";
+import { validateCrawlJobSpec } from "../../runner/validate.ts";
+
+/** The Secret's data keys, or undefined when it does not exist. */
+export type SecretLookup = (namespace: string, name: string) => Promise<string[] | undefined>;
+
+export type ValidationReason =
+  | "InvalidSpec"
+  | "SecretNotFound"
+  | "SecretKeyMissing"
+  | "InvalidWebhookURL"
+  | "PrivateWebhookAddress";
+
+export interface ValidationFailure {
+  reason: ValidationReason;
+  errors: FieldError[];
+  message: string;
+}
+
+export const S3_ACCESS_KEY_ID = "accessKeyId";
+export const S3_SECRET_ACCESS_KEY = "secretAccessKey";
+export const DEFAULT_SIGNING_SECRET_KEY = "secret";
+
+const isLoopbackName = (host: string) => host === "localhost" || host.endsWith(".localhost");
+
+/** Checks the webhook URL's scheme and literal host; returns at most one error. */
+export function checkWebhookUrl(
+  url: string,
+  allowPrivateNetworks: boolean,
+): { reason: ValidationReason; error: FieldError } | undefined {
+  const path = "spec.ingest.webhook.url";
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { reason: "InvalidWebhookURL", error: { path, message: `'${url}' is not an absolute URL` } };
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    return { reason: "InvalidWebhookURL", error: { path, message: `scheme ${parsed.protocol} is not http or https` } };
+  }
+  if (parsed.username || parsed.password) {
+    return {
+      reason: "InvalidWebhookURL",
+      error: { path, message: "must not carry credentials; the webhook is authenticated by its signature" },
+    };
+  }
+  if (allowPrivateNetworks) return undefined;
+  const host = parsed.hostname.replace(/^\[|\]$/g, "");
+  const literal = net.isIP(host) !== 0;
+  if ((literal && !isAddressAllowed(host, false)) || isLoopbackName(host.toLowerCase())) {
+    return {
+      reason: "PrivateWebhookAddress",
+      error: {
+        path,
+        message: `host ${host} is a loopback/private/link-local address; set spec.ingest.webhook.allowPrivateNetworks: true for in-cluster backends`,
+      },
+    };
+  }
+  return undefined;
+}
+
+/** Every problem of the CrawlJob, or undefined when it may run. */
+export async function validateCrawlJob(
+  namespace: string,
+  spec: CrawlJobSpec,
+  lookupSecret: SecretLookup,
+): Promise<ValidationFailure | undefined> {
+  const found: { reason: ValidationReason; error: FieldError }[] = [];
+  for (const error of validateCrawlJobSpec(spec)) found.push({ reason: "InvalidSpec", error });
+
+  const webhook = spec.ingest?.webhook;
+  if (webhook) {
+    const urlProblem = checkWebhookUrl(webhook.url, webhook.allowPrivateNetworks === true);
+    if (urlProblem) found.push(urlProblem);
+  }
+
+  const secretRefs: { path: string; name: string; keys: string[] }[] = [];
+  const s3Ref = spec.storage?.s3?.credentialsSecretRef;
+  if (s3Ref) {
+    secretRefs.push({
+      path: "spec.storage.s3.credentialsSecretRef",
+      name: s3Ref.name,
+      keys: [S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY],
+    });
+  }
+  if (webhook?.signingSecretRef) {
+    secretRefs.push({
+      path: "spec.ingest.webhook.signingSecretRef",
+      name: webhook.signingSecretRef.name,
+      keys: [webhook.signingSecretRef.key ?? DEFAULT_SIGNING_SECRET_KEY],
+    });
+  }
+  for (const ref of secretRefs) {
+    const keys = await lookupSecret(namespace, ref.name);
+    if (!keys) {
+      found.push({
+        reason: "SecretNotFound",
+        error: { path: `${ref.path}.name`, message: `Secret ${namespace}/${ref.name} not found` },
+      });
+      continue;
+    }
+    const missing = ref.keys.filter((k) => !keys.includes(k));
+    if (missing.length > 0) {
+      found.push({
+        reason: "SecretKeyMissing",
+        error: {
+          path: ref.path,
+          message: `Secret ${namespace}/${ref.name} has no key ${missing.map((k) => `'${k}'`).join(", ")}`,
+        },
+      });
+    }
+  }
+
+  if (found.length === 0) return undefined;
+  const errors = found.map((f) => f.error);
+  return {
+    reason: found[0]!.reason,
+    errors,
+    message: errors.map((e) => `${e.path}: ${e.message}`).join("; "),
+  };
+}

@@ -1,0 +1,351 @@
+// A small JSON client for the Kubernetes REST API. @kubernetes/client-node
+// supplies the kube config and authentication (tokens, client certs, exec
+// plugins, in-cluster); requests go through one long-lived undici Agent.
+//
+// Why not client-node's typed APIs: their ObjectSerializer turns timestamps
+// into Date objects on reads but not in watch events (one informer cache would
+// hold both shapes), drops fields it has no model for, and 2.0 builds a new
+// connection pool per request. Plain JSON keeps objects exactly as the API
+// server sends them, with resourceVersion preconditions and content types
+// under our control.
+import type { RequestOptions } from "node:https";
+import { createInterface } from "node:readline";
+import { Readable } from "node:stream";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { Agent, type Dispatcher, fetch } from "undici";
+import type { ResourceType } from "./resources.ts";
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    generation?: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    ownerReferences?: OwnerReference[];
+    creationTimestamp?: string;
+    deletionTimestamp?: string;
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export interface ObjectList<T> {
+  items: T[];
+  metadata: { resourceVersion?: string; continue?: string };
+}
+
+export interface WatchEvent<T> {
+  type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+  object: T;
+}
+
+/** A failed API call: `code` is the HTTP status, `reason` the Status reason (NotFound, Conflict, …). */
+export class KubeApiError extends Error {
+  readonly code: number;
+  readonly reason: string;
+  readonly details: unknown;
+  constructor(code: number, reason: string, message: string, details?: unknown) {
+    super(message);
+    this.name = "KubeApiError";
+    this.code = code;
+    this.reason = reason;
+    this.details = details;
+  }
+}
+
+export const isNotFound = (err: unknown) => err instanceof KubeApiError && err.code === 404;
+export const isConflict = (err: unknown) => err instanceof KubeApiError && err.code === 409;
+export const isAlreadyExists = (err: unknown) => err instanceof KubeApiError && err.reason === "AlreadyExists";
+export const isGone = (err: unknown) => err instanceof KubeApiError && err.code === 410;
+
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  continue?: string;
+  resourceVersion?: string;
+}
+
+export interface WatchOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  resourceVersion: string;
+  timeoutSeconds?: number;
+  signal?: AbortSignal;
+  /** Aborts the stream when nothing (not even a bookmark) arrives for this long. */
+  idleTimeoutMs?: number;
+}
+
+export type PatchType = "merge" | "json" | "apply";
+const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
+  merge: "application/merge-patch+json",
+  json: "application/json-patch+json",
+  apply: "application/apply-patch+yaml",
+};
+
+interface RequestInit {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+export class KubeClient {
+  readonly kc: KubeConfig;
+  readonly fieldManager: string;
+  #dispatcher: Dispatcher | undefined;
+  #dispatcherReady = false;
+
+  constructor(kc: KubeConfig, options: { fieldManager?: string } = {}) {
+    this.kc = kc;
+    this.fieldManager = options.fieldManager ?? "feedcrawl-operator";
+  }
+
+  get server(): string {
+    const cluster = this.kc.getCurrentCluster();
+    if (!cluster) throw new Error("The kube config has no current cluster");
+    return cluster.server.replace(/\/+$/, "");
+  }
+
+  /** `/apis/group/version/namespaces/ns/plural/name/sub` for a resource type. */
+  path(rt: ResourceType, namespace?: string, name?: string, subresource?: string): string {
+    const base = rt.group === "" ? `/api/${rt.version}` : `/apis/${rt.group}/${rt.version}`;
+    const ns = rt.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : "";
+    const obj = name ? `/${encodeURIComponent(name)}` : "";
+    const sub = name && subresource ? `/${subresource}` : "";
+    return `${base}${ns}/${rt.plural}${obj}${sub}`;
+  }
+
+  async #prepare(): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
+    const opts: RequestOptions = {};
+    await this.kc.applyToHTTPSOptions(opts);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) headers[k] = String(v);
+    if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
+    if (!this.#dispatcherReady) {
+      const tls: Record<string, unknown> = {};
+      for (const key of ["ca", "cert", "key", "pfx", "passphrase", "rejectUnauthorized", "servername"] as const) {
+        if (opts[key] !== undefined) tls[key] = opts[key];
+      }
+      const cluster = this.kc.getCurrentCluster();
+      if (cluster?.proxyUrl) throw new Error("Kube configs with a proxy-url are not supported by the operator");
+      this.#dispatcher =
+        Object.keys(tls).length > 0 ? new Agent({ connect: { ...tls, keepAlive: true } }) : new Agent({});
+      this.#dispatcherReady = true;
+    }
+    return { headers, dispatcher: this.#dispatcher };
+  }
+
+  #url(path: string, query?: RequestInit["query"]): URL {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    return url;
+  }
+
+  async request<T>(method: string, path: string, init: RequestInit = {}): Promise<T> {
+    const { headers, dispatcher } = await this.#prepare();
+    headers.Accept = "application/json";
+    let body: string | undefined;
+    if (init.body !== undefined) {
+      headers["Content-Type"] = init.contentType ?? "application/json";
+      body = JSON.stringify(init.body);
+    }
+    const response = await fetch(this.#url(path, init.query), {
+      method,
+      headers,
+      body,
+      dispatcher,
+      signal: init.signal ?? AbortSignal.timeout(30_000),
+    });
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!response.ok) {
+      const status = (parsed ?? {}) as { reason?: string; message?: string; details?: unknown };
+      throw new KubeApiError(
+        response.status,
+        status.reason ?? response.statusText,
+        `${method} ${path}: ${response.status} ${status.message ?? text.slice(0, 500)}`,
+        status.details,
+      );
+    }
+    return parsed as T;
+  }
+
+  get<T extends KubeObject>(rt: ResourceType, namespace: string | undefined, name: string): Promise<T> {
+    return this.request<T>("GET", this.path(rt, namespace, name));
+  }
+
+  async getOrUndefined<T extends KubeObject>(
+    rt: ResourceType,
+    namespace: string | undefined,
+    name: string,
+  ): Promise<T | undefined> {
+    try {
+      return await this.get<T>(rt, namespace, name);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  list<T extends KubeObject>(rt: ResourceType, options: ListOptions = {}): Promise<ObjectList<T>> {
+    const { namespace, ...query } = options;
+    return this.request<ObjectList<T>>("GET", this.path(rt, namespace), { query: { ...query } });
+  }
+
+  /** Lists every page (limit/continue) into one array. */
+  async listAll<T extends KubeObject>(rt: ResourceType, options: ListOptions = {}): Promise<ObjectList<T>> {
+    const items: T[] = [];
+    let cont: string | undefined;
+    let resourceVersion: string | undefined;
+    do {
+      const page = await this.list<T>(rt, { ...options, limit: options.limit ?? 500, continue: cont });
+      items.push(...page.items);
+      cont = page.metadata.continue || undefined;
+      resourceVersion = page.metadata.resourceVersion;
+    } while (cont);
+    return { items, metadata: { resourceVersion } };
+  }
+
+  create<T extends KubeObject>(rt: ResourceType, obj: T, options: { fieldValidation?: string } = {}): Promise<T> {
+    return this.request<T>("POST", this.path(rt, obj.metadata.namespace), {
+      body: obj,
+      query: { fieldManager: this.fieldManager, fieldValidation: options.fieldValidation },
+    });
+  }
+
+  /** PUT: the object's metadata.resourceVersion is the precondition (409 Conflict when stale). */
+  update<T extends KubeObject>(rt: ResourceType, obj: T, subresource?: string): Promise<T> {
+    return this.request<T>("PUT", this.path(rt, obj.metadata.namespace, obj.metadata.name, subresource), {
+      body: obj,
+      query: { fieldManager: this.fieldManager },
+    });
+  }
+
+  updateStatus<T extends KubeObject>(rt: ResourceType, obj: T): Promise<T> {
+    return this.update(rt, obj, "status");
+  }
+
+  patch<T extends KubeObject>(
+    rt: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    patch: unknown,
+    options: { type?: PatchType; subresource?: string; force?: boolean } = {},
+  ): Promise<T> {
+    const type = options.type ?? "merge";
+    return this.request<T>("PATCH", this.path(rt, namespace, name, options.subresource), {
+      body: patch,
+      contentType: PATCH_CONTENT_TYPE[type],
+      query: { fieldManager: this.fieldManager, force: type === "apply" ? (options.force ?? true) : undefined },
+    });
+  }
+
+  async delete(
+    rt: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    options: {
+      uid?: string;
+      resourceVersion?: string;
+      propagationPolicy?: "Foreground" | "Background" | "Orphan";
+    } = {},
+  ): Promise<void> {
+    const preconditions =
+      options.uid || options.resourceVersion
+        ? { uid: options.uid, resourceVersion: options.resourceVersion }
+        : undefined;
+    await this.request("DELETE", this.path(rt, namespace, name), {
+      body: { apiVersion: "v1", kind: "DeleteOptions", preconditions, propagationPolicy: options.propagationPolicy },
+    });
+  }
+
+  /**
+   * A watch stream from `resourceVersion`. Ends when the server closes it, the
+   * signal aborts, or nothing arrives for `idleTimeoutMs` (a stalled stream).
+   * Throws KubeApiError(410) when the resourceVersion is too old.
+   */
+  async *watch<T>(rt: ResourceType, options: WatchOptions): AsyncGenerator<WatchEvent<T>> {
+    const { headers, dispatcher } = await this.#prepare();
+    const idle = new AbortController();
+    const signals = [idle.signal, ...(options.signal ? [options.signal] : [])];
+    const url = this.#url(this.path(rt, options.namespace), {
+      watch: true,
+      allowWatchBookmarks: true,
+      resourceVersion: options.resourceVersion,
+      labelSelector: options.labelSelector,
+      fieldSelector: options.fieldSelector,
+      timeoutSeconds: options.timeoutSeconds,
+    });
+    const idleMs = options.idleTimeoutMs ?? 0;
+    let timer: NodeJS.Timeout | undefined;
+    const kick = () => {
+      if (!idleMs) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => idle.abort(new Error(`No watch event for ${idleMs} ms`)), idleMs);
+      timer.unref();
+    };
+    kick();
+    try {
+      const response = await fetch(url, { headers, dispatcher, signal: AbortSignal.any(signals) });
+      if (!response.ok || !response.body) {
+        const text = await response.text();
+        let status: { reason?: string; message?: string } = {};
+        try {
+          status = JSON.parse(text);
+        } catch {}
+        throw new KubeApiError(response.status, status.reason ?? response.statusText, status.message ?? text);
+      }
+      const lines = createInterface({ input: Readable.fromWeb(response.body as never), crlfDelay: Infinity });
+      for await (const line of lines) {
+        kick();
+        if (!line.trim()) continue;
+        const event = JSON.parse(line) as WatchEvent<T>;
+        if (event.type === "ERROR") {
+          const status = event.object as { code?: number; reason?: string; message?: string };
+          throw new KubeApiError(status.code ?? 500, status.reason ?? "WatchError", status.message ?? "watch error");
+        }
+        yield event;
+      }
+    } catch (err) {
+      // An idle abort or the caller's abort ends the stream quietly; the
+      // informer decides what an early end means.
+      if (idle.signal.aborted || options.signal?.aborted) return;
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#dispatcher?.close();
+  }
+}
+
+/** A short, secret-free description of an error for logs, status and events. */
+export function describeError(err: unknown): string {
+  if (err instanceof KubeApiError) return `${err.code} ${err.reason}: ${err.message}`;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,230 @@
+// The operator process: informers (CrawlJobs, CrawlFeeds, runner Jobs) per
+// watched namespace, two controllers (crawljob, crawlfeed), optional leader
+// election, and the probe/metrics endpoints. Informers start at once (a warm
+// cache for a fast takeover); controllers work only while leading.
+
+import type { Server } from "node:http";
+import { hostname } from "node:os";
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import type { CrawlFeed } from "../crds/schema/crawlfeed.ts";
+import { CRAWLJOB_LABEL } from "../crds/schema/crawlfeed.ts";
+import type { CrawlJob } from "../crds/schema/crawljob.ts";
+import { Controller } from "./controller/controller.ts";
+import { EventRecorder } from "./controller/events.ts";
+import { Informer, InformerGroup } from "./controller/informer.ts";
+import { LeaderElector } from "./controller/leader-election.ts";
+import { createCrawlFeedReconciler, type FeedDeliveryReconciler } from "./crawlfeed/controller.ts";
+import { MANAGED_BY, MANAGED_BY_LABEL } from "./crawljob/children.ts";
+import { type CompletionDelivery, createCrawlJobReconciler } from "./crawljob/reconciler.ts";
+import type { BatchJob } from "./crawljob/status.ts";
+import { KubeClient, type KubeObject } from "./kube/client.ts";
+import { CRAWLFEEDS, CRAWLJOBS, JOBS } from "./kube/resources.ts";
+import { leaderStatus } from "./metrics.ts";
+import { listen } from "./server.ts";
+
+export interface DeliveryParts {
+  feeds: FeedDeliveryReconciler;
+  completion?: CompletionDelivery;
+}
+
+export interface ManagerOptions {
+  kc: KubeConfig;
+  logger: Logger;
+  /** Namespaces to watch; empty: all. */
+  namespaces: string[];
+  runnerImage: string;
+  leaderElect?: boolean;
+  leaderElectionNamespace?: string;
+  leaderElectionId?: string;
+  identity?: string;
+  metricsAddr?: string;
+  healthAddr?: string;
+  /** The webhook delivery; default: operator/delivery/index.ts. */
+  delivery?: DeliveryParts;
+  resyncMs?: number;
+  workers?: number;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  /** Called when leadership is lost: the process must exit (its state may be stale). */
+  onFatal?: (reason: string) => void;
+}
+
+/** Loads the delivery part (written separately) and adapts it to the controllers. */
+export async function loadDelivery(kc: KubeConfig, logger: Logger): Promise<DeliveryParts> {
+  const specifier = new URL("./delivery/index.ts", import.meta.url).href;
+  const mod = (await import(specifier)) as {
+    createFeedDeliveryReconciler: (deps: {
+      kc: KubeConfig;
+      logger: Logger;
+    }) => FeedDeliveryReconciler & Partial<CompletionDelivery>;
+    deliverCompletion?: CompletionDelivery["deliverCompletion"];
+  };
+  const feeds = mod.createFeedDeliveryReconciler({ kc, logger: logger.child({ component: "delivery" }) });
+  const deliverCompletion = feeds.deliverCompletion?.bind(feeds) ?? mod.deliverCompletion;
+  return { feeds, completion: deliverCompletion ? { deliverCompletion } : undefined };
+}
+
+const ownerCrawlJob = (obj: KubeObject) =>
+  obj.metadata.ownerReferences?.find((r) => r.controller && r.kind === "CrawlJob")?.name;
+
+export class Manager {
+  readonly client: KubeClient;
+  readonly identity: string;
+  #o: ManagerOptions;
+  #log: Logger;
+  #crawlJobs: InformerGroup<CrawlJob & KubeObject>;
+  #crawlFeeds: InformerGroup<CrawlFeed & KubeObject>;
+  #runnerJobs: InformerGroup<BatchJob>;
+  #controllers: Controller[] = [];
+  #elector: LeaderElector | undefined;
+  #servers: Server[] = [];
+  #leading = false;
+  #stopped = false;
+  metricsPort: number | undefined;
+  healthPort: number | undefined;
+
+  constructor(options: ManagerOptions) {
+    this.#o = options;
+    this.identity = options.identity ?? `${hostname()}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+    this.#log = options.logger;
+    this.client = new KubeClient(options.kc, { fieldManager: "feedcrawl-operator" });
+    const make =
+      <T extends KubeObject>(resource: typeof CRAWLJOBS, labelSelector?: string) =>
+      (namespace: string | undefined) =>
+        new Informer<T>({
+          client: this.client,
+          resource,
+          namespace,
+          labelSelector,
+          logger: this.#log,
+          resyncMs: options.resyncMs,
+        });
+    this.#crawlJobs = new InformerGroup(options.namespaces, make<CrawlJob & KubeObject>(CRAWLJOBS));
+    this.#crawlFeeds = new InformerGroup(options.namespaces, make<CrawlFeed & KubeObject>(CRAWLFEEDS));
+    this.#runnerJobs = new InformerGroup(options.namespaces, make<BatchJob>(JOBS, `${MANAGED_BY_LABEL}=${MANAGED_BY}`));
+  }
+
+  get isLeader(): boolean {
+    return this.#leading;
+  }
+
+  get ready(): boolean {
+    return this.#crawlJobs.hasSynced && this.#crawlFeeds.hasSynced && this.#runnerJobs.hasSynced;
+  }
+
+  async start(): Promise<void> {
+    const o = this.#o;
+    const delivery = o.delivery ?? (await loadDelivery(o.kc, this.#log));
+    const events = new EventRecorder(this.client, {
+      component: "feedcrawl-operator",
+      host: this.identity,
+      logger: this.#log,
+    });
+
+    const crawlJobController = new Controller({
+      name: "crawljob",
+      logger: this.#log,
+      workers: o.workers,
+      reconcile: createCrawlJobReconciler({
+        client: this.client,
+        crawlJobs: this.#crawlJobs,
+        runnerJobs: this.#runnerJobs,
+        crawlFeeds: this.#crawlFeeds,
+        events,
+        runnerImage: o.runnerImage,
+        delivery: delivery.completion,
+      }),
+    });
+    const crawlFeedController = new Controller({
+      name: "crawlfeed",
+      logger: this.#log,
+      workers: o.workers ?? 4,
+      reconcile: createCrawlFeedReconciler({
+        crawlFeeds: this.#crawlFeeds,
+        crawlJobs: this.#crawlJobs,
+        delivery: delivery.feeds,
+      }),
+    });
+    this.#controllers = [crawlJobController, crawlFeedController];
+
+    // Event handlers only enqueue keys; reconciles re-read the caches.
+    const enqueueJob = (obj: KubeObject) => crawlJobController.enqueue(obj.metadata.namespace!, obj.metadata.name!);
+    this.#crawlJobs.on("add", enqueueJob).on("update", enqueueJob);
+    const enqueueOwner = (obj: KubeObject) => {
+      const owner = ownerCrawlJob(obj);
+      if (owner) crawlJobController.enqueue(obj.metadata.namespace!, owner);
+    };
+    this.#runnerJobs.on("add", enqueueOwner).on("update", enqueueOwner).on("delete", enqueueOwner);
+    const onFeed = (obj: KubeObject) => {
+      crawlFeedController.enqueue(obj.metadata.namespace!, obj.metadata.name!);
+      const job = obj.metadata.labels?.[CRAWLJOB_LABEL];
+      if (job) crawlJobController.enqueue(obj.metadata.namespace!, job);
+    };
+    this.#crawlFeeds.on("add", onFeed).on("update", onFeed);
+    this.#crawlFeeds.on("delete", (obj) => {
+      const job = obj.metadata.labels?.[CRAWLJOB_LABEL];
+      if (job) crawlJobController.enqueue(obj.metadata.namespace!, job);
+    });
+
+    if (o.healthAddr) {
+      const { server, port } = await listen(o.healthAddr, {
+        healthz: () => !this.#stopped,
+        readyz: () => this.ready && !this.#stopped,
+      });
+      this.#servers.push(server);
+      this.healthPort = port;
+    }
+    if (o.metricsAddr) {
+      const { server, port } = await listen(o.metricsAddr, { metrics: true });
+      this.#servers.push(server);
+      this.metricsPort = port;
+    }
+
+    await Promise.all([this.#crawlJobs.start(), this.#crawlFeeds.start(), this.#runnerJobs.start()]);
+    this.#log.info({ namespaces: o.namespaces.length ? o.namespaces : "all" }, "Informer caches synced");
+
+    const lead = () => {
+      if (this.#stopped) return;
+      this.#leading = true;
+      this.#log.info({ identity: this.identity }, "Starting controllers");
+      for (const c of this.#controllers) c.start();
+    };
+    if (o.leaderElect) {
+      this.#elector = new LeaderElector({
+        client: this.client,
+        namespace: o.leaderElectionNamespace ?? "default",
+        name: o.leaderElectionId ?? "feedcrawl-operator",
+        identity: this.identity,
+        logger: this.#log,
+        leaseDurationMs: o.leaseDurationMs,
+        renewDeadlineMs: o.renewDeadlineMs,
+        retryPeriodMs: o.retryPeriodMs,
+        onStartedLeading: lead,
+        onStoppedLeading: () => {
+          this.#leading = false;
+          o.onFatal?.("leader election lost");
+        },
+      });
+      this.#log.info({ identity: this.identity }, "Waiting for the leader Lease");
+      this.#elector.start();
+    } else {
+      leaderStatus.set({ name: o.leaderElectionId ?? "feedcrawl-operator" }, 1);
+      lead();
+    }
+  }
+
+  /** Graceful: stop taking work, let in-flight reconciles finish, release the Lease. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#log.info("Stopping the operator");
+    await Promise.all(this.#controllers.map((c) => c.stop()));
+    await this.#elector?.stop();
+    await Promise.all([this.#crawlJobs.stop(), this.#crawlFeeds.stop(), this.#runnerJobs.stop()]);
+    await Promise.all(this.#servers.map((s) => new Promise((resolve) => s.close(resolve))));
+    await this.client.close();
+    this.#leading = false;
+  }
+}

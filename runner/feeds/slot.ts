@@ -1,0 +1,278 @@
+// One feed (one URI template) at run time: its open batch, the batch ids it hands
+// out, the rollover rules (items, bytes, seconds — whichever comes first) and the
+// batches still being stored. Operations on a slot run one at a time, in order.
+import type { Logger } from "pino";
+import type { FeedClosed } from "../../crds/schema/crawlfeed.ts";
+import type { FeedOptions, Postprocessor } from "../../crds/schema/feeds.ts";
+import type { Item } from "../item.ts";
+import { Batch } from "./batch.ts";
+import { createItemFilter } from "./filter.ts";
+import { type EncoderOptions, textEncoding, UnserializableItemError } from "./formats/encoder.ts";
+import { canonicalFormat, createEncoder } from "./formats/index.ts";
+import type { FeedFailed } from "./manifest.ts";
+import { compressionName, contentEncoding, createCompressors } from "./postprocessing.ts";
+import type { FeedStorage } from "./storages/types.ts";
+import { formatUriTime, isBatchTemplate, type ParsedTemplate, renderUri, type UriParams } from "./uri-template.ts";
+
+/** Batches of one feed that may be storing at once; past this, writes wait (bounded memory). */
+const MAX_STORING = 3;
+
+export interface SlotEvents {
+  closed(ev: FeedClosed): Promise<void>;
+  failed(ev: FeedFailed): Promise<void>;
+}
+
+export class FeedSlot {
+  readonly template: string;
+  readonly options: FeedOptions;
+  readonly parsed: ParsedTemplate;
+  readonly storage: FeedStorage;
+  readonly accepts: (item: Item) => boolean;
+  readonly batched: boolean;
+  /** Items written to files of this feed, and dropped because they could not be serialised. */
+  written = 0;
+  dropped = 0;
+  private readonly log: Logger;
+  private readonly params: Omit<UriParams, "batch_id" | "batch_time">;
+  private readonly events: SlotEvents;
+  private readonly encoderOptions: EncoderOptions;
+  private readonly steps: Postprocessor[];
+  private nextBatchId: number;
+  private lastBatchTime = "";
+  private batch: Batch | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private openedAny = false;
+  private readonly storing = new Set<Promise<void>>();
+  private chain: Promise<unknown> = Promise.resolve();
+  private lastReport: Promise<void> = Promise.resolve();
+
+  constructor(init: {
+    template: string;
+    options: FeedOptions;
+    parsed: ParsedTemplate;
+    storage: FeedStorage;
+    params: Omit<UriParams, "batch_id" | "batch_time">;
+    lastBatchId: number;
+    logger: Logger;
+    events: SlotEvents;
+  }) {
+    this.template = init.template;
+    this.options = init.options;
+    this.parsed = init.parsed;
+    this.storage = init.storage;
+    this.params = init.params;
+    this.events = init.events;
+    this.log = init.logger.child({ feed: init.template });
+    this.accepts = createItemFilter(init.options);
+    this.batched = isBatchTemplate(init.parsed);
+    this.nextBatchId = init.lastBatchId + 1;
+    this.steps = [...(init.options.postprocessing ?? [])];
+    this.encoderOptions = { ...init.options, encoding: textEncoding(init.options.encoding) };
+  }
+
+  get format() {
+    return canonicalFormat(this.options.format);
+  }
+
+  get compression() {
+    return compressionName(this.steps);
+  }
+
+  /** True while the slot holds an open batch with at least one item (a rollover would store something). */
+  get hasOpenItems(): boolean {
+    return (this.batch?.items ?? 0) > 0;
+  }
+
+  /** Closed batches still being stored. */
+  get storingCount(): number {
+    return this.storing.size;
+  }
+
+  private run<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(op);
+    this.chain = next.catch(() => {});
+    return next;
+  }
+
+  /** A unique, filesystem-safe batch time (milliseconds; bumped when two batches share one). */
+  private batchTime(): string {
+    let now = Date.now();
+    let text = formatUriTime(new Date(now), true);
+    while (text <= this.lastBatchTime) text = formatUriTime(new Date(++now), true);
+    this.lastBatchTime = text;
+    return text;
+  }
+
+  private renderNext(): { batchId: number; uri: string } {
+    const batchId = this.nextBatchId++;
+    return {
+      batchId,
+      uri: renderUri(this.parsed, { ...this.params, batch_id: batchId, batch_time: this.batchTime() }),
+    };
+  }
+
+  private async open(): Promise<Batch> {
+    let { batchId, uri } = this.renderNext();
+    // Skip batch ids whose file exists (a batch stored but not reported before a restart).
+    // The create-only completion still guards the race; this keeps the ids in item order.
+    for (let skipped = 0; this.batched && !this.options.overwrite && skipped < 1000; skipped++) {
+      if (!(await this.storage.exists(uri))) break;
+      this.log.warn({ uri }, "Feed file already exists: skipping its batch id");
+      ({ batchId, uri } = this.renderNext());
+    }
+    const encoder = createEncoder(this.options.format, this.encoderOptions);
+    const sink = await this.storage.open({
+      uri,
+      contentType: encoder.contentType,
+      contentEncoding: contentEncoding(this.steps),
+      overwrite: this.options.overwrite ?? false,
+    });
+    const batch = new Batch({
+      batchId,
+      uri,
+      encoder,
+      encoding: this.encoderOptions.encoding,
+      compressors: createCompressors(this.steps, this.options.compressionLevel),
+      sink,
+    });
+    this.openedAny = true;
+    this.batch = batch;
+    const seconds = this.options.batchMaxSeconds ?? 0;
+    if (seconds > 0) {
+      this.timer = setTimeout(() => {
+        this.run(async () => {
+          if (this.batch === batch) await this.closeBatch();
+        }).catch((err) => this.log.error({ err }, "Feed batch could not be closed on its timer"));
+      }, seconds * 1000);
+      this.timer.unref();
+    }
+    return batch;
+  }
+
+  /** Writes an item to the open batch (opening one first); rolls over when a limit is reached. */
+  write(item: Item): Promise<void> {
+    return this.run(async () => {
+      const batch = this.batch ?? (await this.open());
+      try {
+        await batch.add(item.fields);
+      } catch (err) {
+        if (!(err instanceof UnserializableItemError)) throw err;
+        if (this.dropped++ === 0 || this.dropped % 1000 === 0) {
+          this.log.warn(
+            { itemType: item.type, reason: err.message, dropped: this.dropped },
+            "Feed item dropped: it cannot be serialised",
+          );
+        }
+        return;
+      }
+      this.written++;
+      const o = this.options;
+      if (
+        ((o.batchItemCount ?? 0) > 0 && batch.items >= (o.batchItemCount ?? 0)) ||
+        ((o.batchMaxBytes ?? 0) > 0 && batch.approxBytes >= (o.batchMaxBytes ?? 0))
+      ) {
+        await this.closeBatch();
+      }
+    });
+  }
+
+  /** Closes the open batch now (spool pressure, or a stop), if it has items and the feed is batched. */
+  rollover(): Promise<void> {
+    return this.run(async () => {
+      if (this.batched && this.hasOpenItems) await this.closeBatch();
+    });
+  }
+
+  /** Closes the open batch (storing an empty first file when storeEmpty) and waits until every batch is stored or failed. */
+  close(): Promise<void> {
+    return this.run(async () => {
+      if (this.batch) await this.closeBatch();
+      else if (!this.openedAny && this.options.storeEmpty) {
+        await this.open();
+        await this.closeBatch();
+      }
+      await Promise.all([...this.storing]);
+    });
+  }
+
+  /** Ends the open batch and starts storing it in the background (bounded by MAX_STORING). */
+  private async closeBatch(): Promise<void> {
+    const batch = this.batch;
+    if (!batch) return;
+    this.batch = undefined;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    // Scrapy: an empty file is stored only for the feed's first batch and only with storeEmpty.
+    const storeIt = batch.items > 0 || (batch.batchId === 1 && (this.options.storeEmpty ?? false));
+    if (!storeIt) {
+      if (batch.batchId === this.nextBatchId - 1) this.nextBatchId = batch.batchId; // never used: hand it out again
+      await batch.abandon();
+      return;
+    }
+    let summary: { bytes: number; sha256: string };
+    try {
+      summary = await batch.end();
+    } catch (err) {
+      await batch.sink.discard().catch(() => {});
+      await this.reportFailure(batch, err);
+      return;
+    }
+    // Stored concurrently, reported in batch order: "last reported batch id" is then a clean prefix.
+    const previous = this.lastReport;
+    const storing = this.store(batch, summary, previous);
+    this.lastReport = storing;
+    this.storing.add(storing);
+    storing.finally(() => this.storing.delete(storing));
+    while (this.storing.size >= MAX_STORING) await Promise.race(this.storing);
+  }
+
+  private async store(batch: Batch, summary: { bytes: number; sha256: string }, previous: Promise<void>): Promise<void> {
+    let uri: string;
+    try {
+      uri = await batch.sink.finish({
+        ...summary,
+        onConflict: () => {
+          if (!this.batched) return undefined;
+          const next = this.renderNext();
+          batch.batchId = next.batchId;
+          batch.uri = next.uri;
+          return next.uri;
+        },
+      });
+    } catch (err) {
+      await previous;
+      await this.reportFailure(batch, err);
+      return;
+    }
+    await previous;
+    const ev: FeedClosed = {
+      uri,
+      batchId: batch.batchId,
+      shard: this.params.shard,
+      feed: this.template,
+      format: this.format,
+      compression: this.compression,
+      items: batch.items,
+      bytes: summary.bytes,
+      sha256: summary.sha256,
+      closedAt: new Date().toISOString(),
+    };
+    this.log.info({ uri: ev.uri, batchId: ev.batchId, items: ev.items, bytes: ev.bytes }, "Feed batch stored");
+    await this.events.closed(ev);
+  }
+
+  private async reportFailure(batch: Batch, err: unknown) {
+    const error = (err as Error)?.message ?? String(err);
+    this.log.error(
+      { uri: batch.uri, batchId: batch.batchId, items: batch.items, error },
+      "Feed batch failed: not stored",
+    );
+    await this.events.failed({
+      feed: this.template,
+      uri: batch.uri,
+      batchId: batch.batchId,
+      items: batch.items,
+      error,
+    });
+  }
+}

@@ -1,0 +1,198 @@
+// Checks spec.feeds and spec.storage before any crawling; every problem is
+// reported with its field path, e.g. spec.feeds["s3://b/%(name)s.jsonl"].batchItemCount.
+import { Compile } from "typebox/compile";
+import type { FieldError } from "../../crds/schema/common.ts";
+import {
+  FEED_FORMATS,
+  FeedOptions,
+  type Feeds,
+  POSTPROCESSORS,
+  type Postprocessor,
+  StorageSpec,
+} from "../../crds/schema/feeds.ts";
+import { parseFeedLocation } from "./location.ts";
+import { expectedExtension, levelRange } from "./postprocessing.ts";
+import { isBatchTemplate, parseUriTemplate, renderUri } from "./uri-template.ts";
+
+const checkOptions = Compile(FeedOptions);
+const checkStorage = Compile(StorageSpec);
+
+export interface ValidateContext {
+  /** spec.runner.parallelism: with several shards every feed URI must hold %(shard)d. */
+  parallelism?: number;
+}
+
+function pointerToPath(base: string, pointer: string): string {
+  let out = base;
+  for (const raw of pointer.split("/").slice(1)) {
+    const part = raw.replaceAll("~1", "/").replaceAll("~0", "~");
+    out += /^\d+$/.test(part)
+      ? `[${part}]`
+      : /^[A-Za-z_$][\w$]*$/.test(part)
+        ? `.${part}`
+        : `[${JSON.stringify(part)}]`;
+  }
+  return out;
+}
+
+function schemaErrors(
+  check: ReturnType<typeof Compile>,
+  value: unknown,
+  base: string,
+  errors: FieldError[],
+  skip: (path: string) => boolean = () => false,
+) {
+  if (check.Check(value)) return;
+  const seen = new Set<string>();
+  for (const e of check.Errors(value)) {
+    if (e.keyword === "boolean") continue; // reported again as additionalProperties on the parent
+    if (e.keyword === "additionalProperties") {
+      for (const name of (e.params as { additionalProperties?: string[] }).additionalProperties ?? []) {
+        const path = pointerToPath(base, `${e.instancePath}/${name}`);
+        if (!seen.has(path)) errors.push({ path, message: "unknown option" });
+        seen.add(path);
+      }
+      continue;
+    }
+    const path = pointerToPath(base, e.instancePath);
+    if (seen.has(path) || skip(path)) continue;
+    seen.add(path);
+    const allowed = (e.params as { allowedValues?: unknown[] }).allowedValues;
+    errors.push({ path, message: allowed ? `${e.message}: one of ${allowed.join(", ")}` : e.message });
+  }
+}
+
+const SAMPLE = { name: "spider", job: "job", time: "2000-01-01T00-00-00", batch_id: 1, batch_time: "t", shard: 0 };
+
+export function validateFeeds(
+  feeds: Feeds | undefined,
+  storage: StorageSpec | undefined,
+  context: ValidateContext = {},
+): FieldError[] {
+  const errors: FieldError[] = [];
+  if (storage !== undefined) {
+    schemaErrors(checkStorage, storage, "spec.storage", errors);
+    const endpoint = storage?.s3?.endpoint;
+    if (typeof endpoint === "string") {
+      try {
+        const url = new URL(endpoint);
+        if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error();
+      } catch {
+        errors.push({ path: "spec.storage.s3.endpoint", message: `not an http(s) URL: ${JSON.stringify(endpoint)}` });
+      }
+    }
+  }
+  if (feeds === undefined) return errors;
+  if (feeds === null || typeof feeds !== "object" || Array.isArray(feeds)) {
+    errors.push({ path: "spec.feeds", message: "must be a map of URI template to feed options" });
+    return errors;
+  }
+  const rendered = new Map<string, string>();
+  for (const [uri, raw] of Object.entries(feeds as Record<string, unknown>)) {
+    const base = `spec.feeds[${JSON.stringify(uri)}]`;
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+      errors.push({ path: base, message: "feed options must be an object (at least { format })" });
+      continue;
+    }
+    const opts = raw as Record<string, unknown>;
+    // Friendlier messages than the schema's for the common mistakes.
+    const friendly = new Set<string>();
+    if (opts.format === undefined) {
+      errors.push({ path: `${base}.format`, message: `required: one of ${FEED_FORMATS.join(", ")}` });
+      friendly.add(`${base}.format`);
+    } else if (!(FEED_FORMATS as readonly unknown[]).includes(opts.format)) {
+      errors.push({
+        path: `${base}.format`,
+        message: `unknown format ${JSON.stringify(opts.format)}: one of ${FEED_FORMATS.join(", ")}`,
+      });
+      friendly.add(`${base}.format`);
+    }
+    const post = Array.isArray(opts.postprocessing) ? (opts.postprocessing as unknown[]) : [];
+    post.forEach((p, i) => {
+      if (!(POSTPROCESSORS as readonly unknown[]).includes(p)) {
+        const path = `${base}.postprocessing[${i}]`;
+        errors.push({
+          path,
+          message: `unknown postprocessing ${JSON.stringify(p)}: one of ${POSTPROCESSORS.join(", ")}`,
+        });
+        friendly.add(path);
+      }
+    });
+    schemaErrors(checkOptions, raw, base, errors, (path) => friendly.has(path) || path === base);
+
+    const parsed = parseUriTemplate(uri);
+    for (const message of parsed.errors) errors.push({ path: base, message: `URI template: ${message}` });
+    let location: ReturnType<typeof parseFeedLocation> | undefined;
+    try {
+      location = parseFeedLocation(uri);
+    } catch (err) {
+      errors.push({ path: base, message: `URI: ${(err as Error).message}` });
+    }
+    if (location?.kind === "s3" && location.bucket.includes("%(")) {
+      errors.push({
+        path: base,
+        message: "the S3 bucket must not contain %(…) parameters (it is checked before crawling)",
+      });
+    }
+    const batched = (["batchItemCount", "batchMaxBytes", "batchMaxSeconds"] as const).filter(
+      (k) => typeof opts[k] === "number" && (opts[k] as number) > 0,
+    );
+    if (batched.length > 0 && parsed.errors.length === 0 && !isBatchTemplate(parsed)) {
+      errors.push({
+        path: `${base}.${batched[0]}`,
+        message:
+          "a batched feed's URI must contain %(batch_id)d or %(batch_time)s, so that each batch gets its own file",
+      });
+    }
+    if (batched.length > 0 && location?.kind === "stdout") {
+      errors.push({ path: `${base}.${batched[0]}`, message: "stdout: cannot be batched" });
+    }
+    if ((context.parallelism ?? 1) > 1 && location?.kind !== "stdout" && !parsed.params.has("shard")) {
+      errors.push({
+        path: base,
+        message: "with runner.parallelism > 1 the URI must contain %(shard)d, or the shards would write the same files",
+      });
+    }
+    const level = opts.compressionLevel;
+    const steps = post.filter((p): p is Postprocessor => (POSTPROCESSORS as readonly unknown[]).includes(p));
+    if (typeof level === "number" && steps.length > 0) {
+      for (const step of steps) {
+        const [min, max] = levelRange(step);
+        if (level < min || level > max) {
+          errors.push({ path: `${base}.compressionLevel`, message: `${step} levels are ${min}-${max}` });
+        }
+      }
+    } else if (level !== undefined && steps.length === 0) {
+      errors.push({ path: `${base}.compressionLevel`, message: "set without postprocessing" });
+    }
+    if (opts.format === "jsonlines" || opts.format === "jsonl" || opts.format === "jl") {
+      if (typeof opts.indent === "number" && opts.indent > 0) {
+        errors.push({ path: `${base}.indent`, message: "JSON Lines cannot be indented (one item per line)" });
+      }
+    }
+    if (parsed.errors.length === 0) {
+      const sample = renderUri(parsed, SAMPLE);
+      const where = (() => {
+        try {
+          const loc = parseFeedLocation(sample);
+          return loc.kind === "s3" ? `s3:${loc.bucket}/${loc.key}` : loc.kind === "file" ? `file:${loc.path}` : "stdout";
+        } catch {
+          return sample;
+        }
+      })();
+      const other = rendered.get(where);
+      if (other !== undefined) {
+        errors.push({ path: base, message: `writes the same files as feed ${JSON.stringify(other)}` });
+      }
+      rendered.set(where, uri);
+      const ext = expectedExtension(steps);
+      if (ext && location?.kind !== "stdout" && !sample.endsWith(ext)) {
+        errors.push({
+          path: `${base}.postprocessing`,
+          message: `the object is ${steps.join(" then ")}-compressed, so its name must end with "${ext}"`,
+        });
+      }
+    }
+  }
+  return errors;
+}

@@ -1,0 +1,94 @@
+// The escape hatch: `spider.module` names a JS/TS module exporting
+// `parse(response, ctx)` that yields (or returns) items and requests, for what
+// the declarative rules cannot express. See docs/runner.md for the API.
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { CheerioAPI } from "cheerio";
+import type { Logger } from "pino";
+import type { SpiderSpec } from "../crds/schema/spider.ts";
+import type { Item } from "./item.ts";
+
+/** A request a module spider asks for. */
+export interface FollowRequest {
+  url: string;
+  method?: string;
+  body?: string;
+  headers?: Record<string, string>;
+  meta?: Record<string, unknown>;
+  /** Skip the duplicate filter. */
+  dontFilter?: boolean;
+}
+
+export interface SpiderResponse {
+  /** The final URL (after redirects). */
+  readonly url: string;
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** The decoded body (at most maxResponseBytes). */
+  readonly body: Buffer;
+  /** The body as text (charset from Content-Type, else UTF-8). */
+  readonly text: string;
+  /** The parsed page (cheerio), for HTML responses; undefined otherwise. */
+  readonly $: CheerioAPI | undefined;
+  /** Link hops from a start URL. */
+  readonly depth: number;
+  readonly request: { readonly url: string; readonly method: string; readonly meta: Readonly<Record<string, unknown>> };
+  /** JSON.parse of the body. */
+  json(): unknown;
+}
+
+export interface SpiderContext {
+  readonly spider: SpiderSpec;
+  readonly logger: Logger;
+  /** A request for `url` (resolved against the response URL). */
+  follow(url: string, options?: Omit<FollowRequest, "url">): FollowRequest;
+  /** An item of the given type (feeds filter on it). */
+  item(type: string, fields: Record<string, unknown>): Item;
+}
+
+export type ParseOutput = Item | FollowRequest;
+export type ParseResult =
+  | Iterable<ParseOutput>
+  | AsyncIterable<ParseOutput>
+  | Promise<Iterable<ParseOutput> | undefined | void>
+  | undefined
+  | void;
+
+export interface SpiderModule {
+  parse(response: SpiderResponse, ctx: SpiderContext): ParseResult;
+}
+
+/** Loads the module (a path, relative to `baseDir`, or a package name). */
+export async function loadSpiderModule(spec: string, baseDir = process.cwd()): Promise<SpiderModule> {
+  const target =
+    spec.startsWith(".") || isAbsolute(spec) || /\.[cm]?[jt]s$/.test(spec) ? pathToFileURL(resolve(baseDir, spec)).href : spec;
+  let mod: Partial<SpiderModule> & { default?: Partial<SpiderModule> };
+  try {
+    mod = (await import(target)) as typeof mod;
+  } catch (err) {
+    throw new Error(`Cannot load spider.module '${spec}': ${(err as Error).message}`);
+  }
+  const parse = mod.parse ?? mod.default?.parse;
+  if (typeof parse !== "function") throw new Error(`spider.module '${spec}' does not export a parse(response, ctx) function`);
+  return { parse };
+}
+
+/** Runs parse() and iterates whatever shape it returned. */
+export async function* runParse(mod: SpiderModule, response: SpiderResponse, ctx: SpiderContext): AsyncGenerator<ParseOutput> {
+  let out = mod.parse(response, ctx);
+  if (out && typeof (out as Promise<unknown>).then === "function") out = (await out) as ParseResult;
+  if (!out) return;
+  if (Symbol.asyncIterator in (out as object)) {
+    for await (const o of out as AsyncIterable<ParseOutput>) yield o;
+  } else if (Symbol.iterator in (out as object)) {
+    for (const o of out as Iterable<ParseOutput>) yield o;
+  }
+}
+
+export function isItem(o: unknown): o is Item {
+  return typeof o === "object" && o !== null && typeof (o as Item).type === "string" && typeof (o as Item).fields === "object";
+}
+
+export function isFollowRequest(o: unknown): o is FollowRequest {
+  return typeof o === "object" && o !== null && typeof (o as FollowRequest).url === "string" && !("fields" in o);
+}

@@ -1,0 +1,24 @@
+// A request as the scheduler and downloader see it.
+
+export interface CrawlRequest {
+  url: string;
+  method: string;
+  body?: string;
+  headers?: Record<string, string>;
+  /** Link hops from a start URL (start URLs are depth 0; redirects and retries keep the depth). */
+  depth: number;
+  /** Retries done so far. */
+  retries: number;
+  /** Redirect hops that led here. */
+  redirects: number;
+  /** The URLs of the redirect chain that led here (loop detection). */
+  redirectChain?: string[];
+  /** Free-form data a module spider attaches; passed back in `response.request.meta`. */
+  meta?: Record<string, unknown>;
+  /** Skip the duplicate filter (Scrapy's dont_filter). */
+  dontFilter?: boolean;
+}
+
+export function newRequest(url: string, depth: number, extra: Partial<CrawlRequest> = {}): CrawlRequest {
+  return { url, method: "GET", depth, retries: 0, redirects: 0, ...extra };
+}

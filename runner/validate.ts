@@ -1,0 +1,288 @@
+// Validation of a CrawlJob spec before any request: the TypeBox schema (with
+// readable messages and field paths; unknown fields are errors), the spider's
+// semantics (selectors parse, regexes compile, URLs, contradictions), and the
+// feeds checks. Also loads manifests from YAML.
+import { readFile } from "node:fs/promises";
+import net from "node:net";
+import { load } from "cheerio";
+import { Compile } from "typebox/compile";
+import { Settings } from "typebox/system";
+import { parse as parseYaml } from "yaml";
+import type { FieldError } from "../crds/schema/common.ts";
+import { CrawlJobSpec } from "../crds/schema/crawljob.ts";
+import type { SpiderSpec } from "../crds/schema/spider.ts";
+import { normalizeScrapyFeedKeys } from "./feeds/scrapy-keys.ts";
+import { validateFeeds } from "./feeds/validate.ts";
+import { hostAllowed } from "./extract.ts";
+import { parseCidrs } from "./net/address-guard.ts";
+
+const checkSpec = Compile(CrawlJobSpec);
+
+/** `/spider/extract/0/fields/price` -> `spec.spider.extract[0].fields.price` */
+export function pointerToPath(base: string, pointer: string): string {
+  let out = base;
+  for (const raw of pointer.split("/").slice(1)) {
+    const part = raw.replaceAll("~1", "/").replaceAll("~0", "~");
+    out += /^\d+$/.test(part) ? `[${part}]` : /^[A-Za-z_$][\w$-]*$/.test(part) ? `.${part}` : `[${JSON.stringify(part)}]`;
+  }
+  return out;
+}
+
+function schemaErrors(spec: unknown): FieldError[] {
+  if (checkSpec.Check(spec)) return [];
+  const errors: FieldError[] = [];
+  const seen = new Set<string>();
+  const add = (path: string, message: string) => {
+    // spec.feeds / spec.storage are checked (with better messages) by validateFeeds.
+    if (/^spec\.(feeds|storage)\b/.test(path)) return;
+    const key = `${path}\0${message}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    errors.push({ path, message });
+  };
+  // TypeBox stops after 8 errors by default (a process-wide setting): lift the
+  // cap while collecting, so every problem is listed, then put it back.
+  const previous = Settings.Get().maxErrors;
+  Settings.Set({ maxErrors: 10_000 });
+  let all: ReturnType<typeof checkSpec.Errors>;
+  try {
+    all = [...checkSpec.Errors(spec)];
+  } finally {
+    Settings.Set({ maxErrors: previous });
+  }
+  for (const e of all) {
+    const params = e.params as Record<string, unknown>;
+    if (e.keyword === "boolean") continue; // repeated as additionalProperties on the parent
+    if (e.keyword === "additionalProperties") {
+      for (const name of (params.additionalProperties as string[] | undefined) ?? [])
+        add(pointerToPath("spec", `${e.instancePath}/${name.replaceAll("~", "~0").replaceAll("/", "~1")}`), "unknown field");
+      continue;
+    }
+    if (e.keyword === "required") {
+      for (const name of (params.requiredProperties as string[] | undefined) ?? [])
+        add(pointerToPath("spec", `${e.instancePath}/${name}`), "is required");
+      if (!params.requiredProperties) add(pointerToPath("spec", e.instancePath), e.message);
+      continue;
+    }
+    const allowed = params.allowedValues as unknown[] | undefined;
+    add(pointerToPath("spec", e.instancePath), allowed ? `${e.message}: one of ${allowed.join(", ")}` : e.message);
+  }
+  return errors;
+}
+
+const selectorDoc = load("");
+
+/** The parse error of a CSS selector (cheerio / css-select), or undefined when it is valid. */
+export function selectorError(selector: string): string | undefined {
+  try {
+    selectorDoc.root().find(selector);
+    if (/[>+~]\s*$/.test(selector)) return "ends with a combinator";
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** The compile error of a JavaScript regular expression, or undefined. */
+export function regexError(pattern: string): string | undefined {
+  try {
+    new RegExp(pattern);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message.replace(/^Invalid regular expression: /, "");
+  }
+}
+
+const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isStr = (v: unknown): v is string => typeof v === "string";
+
+/** Semantic checks of spec.spider; tolerant of shapes the schema already rejected. */
+function spiderErrors(spider: unknown): FieldError[] {
+  const errors: FieldError[] = [];
+  if (!isObj(spider)) return errors;
+  const p = "spec.spider";
+  const err = (path: string, message: string) => errors.push({ path, message });
+  const sel = (path: string, s: unknown) => {
+    if (!isStr(s) || !s) return;
+    const e = selectorError(s);
+    if (e) err(path, `invalid CSS selector ${JSON.stringify(s)}: ${e}`);
+  };
+  const re = (path: string, s: unknown) => {
+    if (!isStr(s) || !s) return;
+    const e = regexError(s);
+    if (e) err(path, `invalid regular expression: ${e}`);
+  };
+
+  const domains = Array.isArray(spider.allowedDomains) ? spider.allowedDomains.filter(isStr) : [];
+  if (Array.isArray(spider.allowedDomains)) {
+    spider.allowedDomains.forEach((d, i) => {
+      if (isStr(d) && !HOSTNAME.test(d) && !net.isIP(d.replace(/^\[|\]$/g, "")))
+        err(`${p}.allowedDomains[${i}]`, `must be a hostname (no scheme, port or path): ${JSON.stringify(d)}`);
+    });
+  }
+  if (Array.isArray(spider.startUrls)) {
+    spider.startUrls.forEach((u, i) => {
+      if (!isStr(u)) return;
+      let url: URL;
+      try {
+        url = new URL(u);
+      } catch {
+        return err(`${p}.startUrls[${i}]`, `not a valid URL: ${JSON.stringify(u)}`);
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:")
+        return err(`${p}.startUrls[${i}]`, `must be an http or https URL, got ${url.protocol.replace(/:$/, "")}`);
+      if (domains.length && !hostAllowed(url.hostname.replace(/^\[|\]$/g, ""), domains))
+        err(`${p}.startUrls[${i}]`, `host ${url.hostname} is not in allowedDomains: the crawl would drop it as offsite`);
+    });
+  }
+  if (Array.isArray(spider.follow)) {
+    spider.follow.forEach((f, i) => {
+      if (!isObj(f)) return;
+      sel(`${p}.follow[${i}].selector`, f.selector);
+      for (const k of ["allow", "deny"] as const)
+        if (Array.isArray(f[k])) (f[k] as unknown[]).forEach((r, j) => re(`${p}.follow[${i}].${k}[${j}]`, r));
+    });
+  }
+  if (Array.isArray(spider.extract)) {
+    const names = new Map<string, number>();
+    spider.extract.forEach((x, i) => {
+      if (!isObj(x)) return;
+      const base = `${p}.extract[${i}]`;
+      if (isStr(x.name)) {
+        if (names.has(x.name)) err(`${base}.name`, `duplicate extract rule name '${x.name}' (also extract[${names.get(x.name)}])`);
+        else names.set(x.name, i);
+      }
+      sel(`${base}.itemSelector`, x.itemSelector);
+      re(`${base}.urlPattern`, x.urlPattern);
+      if (!isObj(x.fields)) return;
+      for (const [name, f] of Object.entries(x.fields)) {
+        if (!isObj(f)) continue;
+        const fp = `${base}.fields${/^[A-Za-z_$][\w$-]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`}`;
+        sel(`${fp}.selector`, f.selector);
+        re(`${fp}.regex`, f.regex);
+        if (f.absolute === true && !isStr(f.attr) && f.meta === undefined)
+          err(`${fp}.absolute`, "absolute: true needs attr (the attribute that holds the URL, e.g. href or src)");
+        if (f.text === true && isStr(f.attr)) err(`${fp}.text`, "text: true and attr are contradictory: a field takes either the text or an attribute");
+        if (f.meta !== undefined) {
+          for (const k of ["selector", "attr", "text", "all"] as const)
+            if (f[k] !== undefined) err(`${fp}.${k}`, `meta takes the value from the response: ${k} does not apply`);
+        }
+        if (f.required === true && f.default !== undefined)
+          err(`${fp}.required`, "required: true and a default are contradictory: the default always fills the field");
+        if (f.all === true && f.default !== undefined && !Array.isArray(f.default))
+          err(`${fp}.default`, "all: true makes the field a list: an empty match gives [], so a default never applies");
+        if (f.default !== undefined && isStr(f.type) && f.type !== "string") {
+          const t = f.type === "boolean" ? "boolean" : "number";
+          if (typeof f.default !== t || (f.type === "integer" && !Number.isInteger(f.default)))
+            err(`${fp}.default`, `default ${JSON.stringify(f.default)} does not have the field's type ${f.type}`);
+        }
+      }
+    });
+  }
+  const s = spider.settings;
+  if (isObj(s)) {
+    const sp = `${p}.settings`;
+    const global = typeof s.concurrentRequests === "number" ? s.concurrentRequests : 16;
+    if (typeof s.concurrentRequestsPerDomain === "number" && s.concurrentRequestsPerDomain > global)
+      err(
+        `${sp}.concurrentRequestsPerDomain`,
+        `${s.concurrentRequestsPerDomain} is more than concurrentRequests (${global}): the per-domain limit could never be reached`,
+      );
+    const at = s.autoThrottle;
+    if (isObj(at) && at.enabled === true) {
+      const start = typeof at.startDelayMs === "number" ? at.startDelayMs : 5000;
+      const max = typeof at.maxDelayMs === "number" ? at.maxDelayMs : 60000;
+      if (start > max) err(`${sp}.autoThrottle.startDelayMs`, `startDelayMs ${start} is more than maxDelayMs ${max}`);
+      if (typeof s.downloadDelayMs === "number" && s.downloadDelayMs > max)
+        err(`${sp}.downloadDelayMs`, `downloadDelayMs ${s.downloadDelayMs} is AutoThrottle's minimum and more than maxDelayMs ${max}`);
+    }
+    if (Array.isArray(s.retryHttpCodes))
+      s.retryHttpCodes.forEach((c, i) => {
+        if (typeof c === "number" && ((c >= 300 && c < 400) || (c >= 200 && c < 300)))
+          err(`${sp}.retryHttpCodes[${i}]`, `${c} is not an error status: redirects and successes are never retried`);
+      });
+    if (Array.isArray(s.allowPrivateNetworks))
+      s.allowPrivateNetworks.forEach((c, i) => {
+        if (!isStr(c)) return;
+        try {
+          parseCidrs([c]);
+        } catch {
+          err(`${sp}.allowPrivateNetworks[${i}]`, `not a CIDR (e.g. 10.0.0.0/8) or IP address: ${JSON.stringify(c)}`);
+        }
+      });
+    if (isObj(s.headers))
+      for (const name of Object.keys(s.headers))
+        if (!HEADER_NAME.test(name)) err(`${sp}.headers[${JSON.stringify(name)}]`, "not a valid HTTP header name");
+  }
+  if (
+    !spider.module &&
+    (!Array.isArray(spider.extract) || spider.extract.length === 0) &&
+    Array.isArray(spider.startUrls)
+  ) {
+    err(`${p}.extract`, "the spider extracts nothing: add an extract rule or a module");
+  }
+  return errors;
+}
+
+/** Every problem with a CrawlJob spec, each with its field path. Empty: valid. */
+export function validateCrawlJobSpec(spec: unknown): FieldError[] {
+  if (!isObj(spec)) return [{ path: "spec", message: "must be an object with at least spider" }];
+  const errors = schemaErrors(spec);
+  errors.push(...spiderErrors(spec.spider));
+  const parallelism = isObj(spec.runner) && typeof spec.runner.parallelism === "number" ? spec.runner.parallelism : undefined;
+  errors.push(
+    ...validateFeeds(
+      spec.feeds as Parameters<typeof validateFeeds>[0],
+      spec.storage as Parameters<typeof validateFeeds>[1],
+      parallelism !== undefined ? { parallelism } : {},
+    ),
+  );
+  return errors;
+}
+
+export interface LoadedManifest {
+  /** metadata.name of a CrawlJob, else the spider's name. */
+  name: string;
+  /** The CrawlJob spec (a bare spider spec is wrapped as `{ spider }`). */
+  spec: CrawlJobSpec;
+  /** Whether the file was a full CrawlJob manifest. */
+  kind: "CrawlJob" | "SpiderSpec";
+}
+
+/**
+ * Reads a YAML file holding a CrawlJob manifest, a bare CrawlJob spec
+ * (`{ spider, feeds, … }`) or a bare spider spec, and normalises Scrapy's
+ * snake_case FEEDS keys. The result is not validated: call validateCrawlJobSpec.
+ */
+export async function loadManifest(path: string): Promise<LoadedManifest> {
+  const text = await readFile(path, "utf8");
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new Error(`${path}: not valid YAML: ${(err as Error).message}`);
+  }
+  if (!isObj(doc)) throw new Error(`${path}: expected a CrawlJob manifest or a spider spec (a YAML mapping)`);
+  let spec: Record<string, unknown>;
+  let kind: LoadedManifest["kind"] = "CrawlJob";
+  let name: unknown;
+  if (doc.kind !== undefined || doc.apiVersion !== undefined) {
+    if (doc.kind !== "CrawlJob") throw new Error(`${path}: kind is ${JSON.stringify(doc.kind)}, expected CrawlJob`);
+    if (!isObj(doc.spec)) throw new Error(`${path}: the CrawlJob has no spec`);
+    spec = { ...doc.spec };
+    name = isObj(doc.metadata) ? doc.metadata.name : undefined;
+  } else if (isObj(doc.spider)) {
+    spec = { ...doc };
+  } else {
+    spec = { spider: doc };
+    kind = "SpiderSpec";
+  }
+  if (spec.feeds !== undefined) spec.feeds = normalizeScrapyFeedKeys(spec.feeds);
+  const spiderName = isObj(spec.spider) && isStr(spec.spider.name) ? spec.spider.name : "crawl";
+  return { name: isStr(name) && name ? name : spiderName, spec: spec as unknown as CrawlJobSpec, kind };
+}
+
+export type { SpiderSpec };

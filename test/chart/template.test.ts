@@ -1,0 +1,350 @@
+// `helm template` checks of charts/feedcrawl: the restricted security
+// context, the RBAC rules exactly as intended, the CRDs copied verbatim from
+// files/crds/, and values the schema must reject. No cluster needed.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { parse } from "yaml";
+import { chartDir, find, helm, only, render, renderError } from "./helm.ts";
+import { allows, LEADER_ELECTION_RULES, OPERATOR_RULES, type PolicyRule, perJobRunnerRules } from "./rbac-rules.ts";
+
+interface Container {
+  name: string;
+  image: string;
+  command?: string[];
+  args: string[];
+  securityContext: Record<string, unknown>;
+  livenessProbe: { httpGet: { path: string; port: string } };
+  readinessProbe: { httpGet: { path: string; port: string } };
+  ports: { name: string; containerPort: number }[];
+  volumeMounts: { name: string; mountPath: string }[];
+  resources: Record<string, unknown>;
+}
+
+interface DeploymentLike {
+  spec: {
+    replicas: number;
+    strategy?: { type: string };
+    template: {
+      spec: {
+        serviceAccountName: string;
+        securityContext: Record<string, unknown>;
+        containers: Container[];
+        volumes: { name: string; emptyDir?: unknown }[];
+      };
+    };
+  };
+}
+
+function operatorContainer(objects: Awaited<ReturnType<typeof render>>): { deployment: DeploymentLike; c: Container } {
+  const deployment = only(objects, "Deployment") as unknown as DeploymentLike;
+  const c = deployment.spec.template.spec.containers.find((x) => x.name === "operator");
+  assert.ok(c, "the Deployment has an `operator` container");
+  return { deployment, c };
+}
+
+describe("chart: helm lint", () => {
+  it("is clean in strict mode (no warnings or errors)", async () => {
+    const result = await helm(["lint", "--strict", chartDir]);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.doesNotMatch(result.stdout, /\[(WARNING|ERROR)\]/);
+    assert.match(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  it("is clean with watched namespaces, leader election and a ServiceMonitor", async () => {
+    const result = await helm([
+      "lint",
+      "--strict",
+      chartDir,
+      "--set-json",
+      'watchNamespaces=["a","b"]',
+      "--set",
+      "replicas=2",
+      "--set",
+      "metrics.serviceMonitor.enabled=true",
+    ]);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.doesNotMatch(result.stdout, /\[(WARNING|ERROR)\]/);
+  });
+});
+
+describe("chart: operator Deployment", () => {
+  it("runs under the restricted Pod Security Standard with a read-only root filesystem", async () => {
+    const { deployment, c } = operatorContainer(await render());
+    const pod = deployment.spec.template.spec;
+    assert.deepEqual(pod.securityContext, {
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      fsGroup: 65532,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    assert.deepEqual(c.securityContext, {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    // Scratch space for a read-only root: an emptyDir at /tmp, and no hostPath or other volume types.
+    assert.deepEqual(c.volumeMounts, [{ name: "tmp", mountPath: "/tmp" }]);
+    assert.deepEqual(pod.volumes, [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }]);
+    assert.equal(pod.serviceAccountName, "fc-feedcrawl");
+  });
+
+  it("runs `feedcrawl operator` with probes, ports, resources and the runner image = its own image", async () => {
+    const { deployment, c } = operatorContainer(await render());
+    assert.equal(c.image, "ghcr.io/feedcrawl/feedcrawl:0.1.0");
+    assert.deepEqual(c.command, ["feedcrawl"]);
+    assert.deepEqual(c.args, [
+      "operator",
+      "--metrics-addr=:8080",
+      "--health-addr=:8081",
+      "--runner-image=ghcr.io/feedcrawl/feedcrawl:0.1.0",
+    ]);
+    assert.deepEqual(c.livenessProbe.httpGet, { path: "/healthz", port: "health" });
+    assert.deepEqual(c.readinessProbe.httpGet, { path: "/readyz", port: "health" });
+    assert.deepEqual(
+      c.ports.map((p) => [p.name, p.containerPort]),
+      [
+        ["metrics", 8080],
+        ["health", 8081],
+      ],
+    );
+    assert.deepEqual(c.resources, { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } });
+    // One replica without leader election: never two operators at once, not even in a rollout.
+    assert.equal(deployment.spec.replicas, 1);
+    assert.deepEqual(deployment.spec.strategy, { type: "Recreate" });
+  });
+
+  it("turns leader election on with more than one replica and grants the Lease only then", async () => {
+    const objects = await render({ replicas: 2 });
+    const { deployment, c } = operatorContainer(objects);
+    assert.ok(c.args.includes("--leader-elect"));
+    assert.equal(deployment.spec.strategy, undefined, "rolling updates are safe with leader election");
+    const role = only(objects, "Role", "fc-feedcrawl-leader-election", "feedcrawl-system") as unknown as {
+      rules: PolicyRule[];
+    };
+    assert.deepEqual(role.rules, LEADER_ELECTION_RULES);
+    const binding = only(objects, "RoleBinding", "fc-feedcrawl-leader-election", "feedcrawl-system") as unknown as {
+      subjects: unknown[];
+    };
+    assert.deepEqual(binding.subjects, [
+      { kind: "ServiceAccount", name: "fc-feedcrawl", namespace: "feedcrawl-system" },
+    ]);
+
+    const single = await render();
+    assert.ok(!operatorContainer(single).c.args.includes("--leader-elect"));
+    assert.equal(find(single, "Role").length, 0, "no Lease rights without leader election");
+
+    const forced = await render({ "leaderElection.enabled": true });
+    assert.ok(operatorContainer(forced).c.args.includes("--leader-elect"));
+  });
+
+  it("uses the digest, a separate runner image and extra args when given", async () => {
+    const digest = `sha256:${"a".repeat(64)}`;
+    const { c } = operatorContainer(
+      await render({ "image.digest": digest, "runner.image": "registry.local/runner:1", extraArgs: ["--foo=bar"] }),
+    );
+    assert.equal(c.image, `ghcr.io/feedcrawl/feedcrawl@${digest}`);
+    assert.ok(c.args.includes("--runner-image=registry.local/runner:1"));
+    assert.equal(c.args.at(-1), "--foo=bar");
+  });
+});
+
+describe("chart: RBAC", () => {
+  it("grants the operator exactly the intended rules in a ClusterRole bound to its ServiceAccount", async () => {
+    const objects = await render();
+    const role = only(objects, "ClusterRole", "fc-feedcrawl") as unknown as { rules: PolicyRule[] };
+    assert.deepEqual(role.rules, OPERATOR_RULES);
+    const binding = only(objects, "ClusterRoleBinding", "fc-feedcrawl") as unknown as {
+      roleRef: unknown;
+      subjects: unknown[];
+    };
+    assert.deepEqual(binding.roleRef, {
+      apiGroup: "rbac.authorization.k8s.io",
+      kind: "ClusterRole",
+      name: "fc-feedcrawl",
+    });
+    assert.deepEqual(binding.subjects, [
+      { kind: "ServiceAccount", name: "fc-feedcrawl", namespace: "feedcrawl-system" },
+    ]);
+    only(objects, "ServiceAccount", "fc-feedcrawl", "feedcrawl-system");
+  });
+
+  it("holds every permission it grants a runner (Kubernetes forbids granting what one does not hold)", () => {
+    for (const rule of perJobRunnerRules("books")) {
+      for (const resource of rule.resources) {
+        for (const verb of rule.verbs) {
+          assert.ok(
+            allows(OPERATOR_RULES, rule.apiGroups[0] as string, resource, verb),
+            `operator lacks ${verb} ${resource}`,
+          );
+        }
+      }
+    }
+  });
+
+  it("has no wildcard, no pods, no secrets list/watch and nothing cluster-scoped beyond what it reads", async () => {
+    const role = only(await render(), "ClusterRole", "fc-feedcrawl") as unknown as { rules: PolicyRule[] };
+    for (const rule of role.rules) {
+      assert.ok(!rule.verbs.includes("*") && !rule.resources.includes("*") && !rule.apiGroups.includes("*"));
+      assert.ok(!rule.verbs.some((v) => ["escalate", "bind", "impersonate"].includes(v)), JSON.stringify(rule));
+      assert.ok(!rule.resources.some((r) => ["pods", "nodes", "namespaces", "customresourcedefinitions"].includes(r)));
+    }
+    const secrets = role.rules.filter((r) => r.resources.includes("secrets"));
+    assert.deepEqual(
+      secrets.flatMap((r) => r.verbs),
+      ["get"],
+    );
+  });
+
+  it("uses one Role per watched namespace and no operator ClusterRole when watchNamespaces is set", async () => {
+    const objects = await render({ watchNamespaces: ["team-a", "team-b"] });
+    assert.deepEqual(
+      find(objects, "ClusterRole").map((o) => o.metadata.name),
+      ["fc-feedcrawl-view", "fc-feedcrawl-edit"],
+      "only the aggregated user roles stay cluster-wide",
+    );
+    assert.equal(find(objects, "ClusterRoleBinding").length, 0);
+    for (const ns of ["team-a", "team-b"]) {
+      const role = only(objects, "Role", "fc-feedcrawl", ns) as unknown as { rules: PolicyRule[] };
+      assert.deepEqual(role.rules, OPERATOR_RULES);
+      const binding = only(objects, "RoleBinding", "fc-feedcrawl", ns) as unknown as { subjects: unknown[] };
+      assert.deepEqual(binding.subjects, [
+        { kind: "ServiceAccount", name: "fc-feedcrawl", namespace: "feedcrawl-system" },
+      ]);
+    }
+    const { c } = operatorContainer(objects);
+    assert.deepEqual(
+      c.args.filter((a) => a.startsWith("--namespace")),
+      ["--namespace=team-a", "--namespace=team-b"],
+    );
+  });
+
+  it("aggregates read access into view and write access into edit/admin", async () => {
+    const objects = await render();
+    const view = only(objects, "ClusterRole", "fc-feedcrawl-view") as unknown as K8sRole;
+    assert.equal(view.metadata.labels?.["rbac.authorization.k8s.io/aggregate-to-view"], "true");
+    assert.deepEqual(
+      view.rules.flatMap((r) => r.verbs),
+      ["get", "list", "watch"],
+    );
+    const edit = only(objects, "ClusterRole", "fc-feedcrawl-edit") as unknown as K8sRole;
+    assert.equal(edit.metadata.labels?.["rbac.authorization.k8s.io/aggregate-to-edit"], "true");
+    assert.equal(edit.metadata.labels?.["rbac.authorization.k8s.io/aggregate-to-view"], undefined);
+    assert.ok(!allows(edit.rules, "feedcrawl.io", "crawlfeeds", "create"), "users do not forge CrawlFeeds");
+    assert.ok(allows(edit.rules, "feedcrawl.io", "crawlfeeds", "patch"), "users may annotate for redelivery");
+    assert.equal(find(await render({ "rbac.aggregateToDefaultRoles": false }), "ClusterRole").length, 1);
+  });
+
+  it("renders no RBAC when rbac.create is false", async () => {
+    const objects = await render({ "rbac.create": false });
+    for (const kind of ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]) {
+      assert.equal(find(objects, kind).length, 0, kind);
+    }
+  });
+});
+
+interface K8sRole {
+  metadata: { labels?: Record<string, string> };
+  rules: PolicyRule[];
+}
+
+describe("chart: CRDs", () => {
+  const crdFiles = readdirSync(join(chartDir, "files", "crds")).filter((f) => f.endsWith(".yaml"));
+
+  it("has the generated CRDs in files/crds (written by crds/generate.ts)", () => {
+    assert.deepEqual(crdFiles.sort(), ["feedcrawl.io_crawlfeeds.yaml", "feedcrawl.io_crawljobs.yaml"]);
+  });
+
+  it("installs every CRD with its spec unchanged and keeps it on uninstall by default", async () => {
+    const rendered = find(await render(), "CustomResourceDefinition");
+    assert.equal(rendered.length, crdFiles.length);
+    for (const file of crdFiles) {
+      const source = parse(readFileSync(join(chartDir, "files", "crds", file), "utf8")) as {
+        metadata: { name: string };
+        spec: unknown;
+      };
+      const crd = rendered.find((o) => o.metadata.name === source.metadata.name);
+      assert.ok(crd, `${source.metadata.name} is rendered`);
+      assert.deepEqual(crd.spec, source.spec, `${file}: the spec is copied verbatim`);
+      assert.equal(crd.metadata.annotations?.["helm.sh/resource-policy"], "keep");
+      assert.equal(crd.metadata.labels?.["app.kubernetes.io/managed-by"], "Helm");
+    }
+  });
+
+  it("drops the keep policy with crds.keep=false and the CRDs with crds.install=false", async () => {
+    for (const crd of find(await render({ "crds.keep": false }), "CustomResourceDefinition")) {
+      assert.equal(crd.metadata.annotations?.["helm.sh/resource-policy"], undefined);
+    }
+    assert.equal(find(await render({ "crds.install": false }), "CustomResourceDefinition").length, 0);
+  });
+});
+
+describe("chart: metrics", () => {
+  it("exposes /metrics through a Service and renders a ServiceMonitor only when asked", async () => {
+    const objects = await render();
+    const svc = only(objects, "Service", "fc-feedcrawl-metrics") as unknown as {
+      spec: { ports: unknown[]; selector: Record<string, string> };
+    };
+    assert.deepEqual(svc.spec.ports, [{ name: "metrics", port: 8080, targetPort: "metrics", protocol: "TCP" }]);
+    assert.equal(svc.spec.selector["app.kubernetes.io/component"], "operator");
+    assert.equal(find(objects, "ServiceMonitor").length, 0);
+
+    const sm = only(
+      await render({ "metrics.serviceMonitor.enabled": true, "metrics.serviceMonitor.labels": { release: "prom" } }),
+      "ServiceMonitor",
+    ) as unknown as { metadata: { labels: Record<string, string> }; spec: { endpoints: unknown[] } };
+    assert.equal(sm.metadata.labels.release, "prom");
+    assert.deepEqual(sm.spec.endpoints, [{ port: "metrics", path: "/metrics", interval: "30s", scrapeTimeout: "10s" }]);
+  });
+
+  it("refuses a ServiceMonitor without the metrics Service", async () => {
+    const result = await renderError({ "metrics.serviceMonitor.enabled": true, "metrics.service.enabled": false });
+    assert.notEqual(result.code, 0);
+    assert.match(result.stderr, /metrics\.serviceMonitor\.enabled needs metrics\.service\.enabled/);
+  });
+});
+
+describe("chart: values.schema.json rejects bad values with the schema's message", () => {
+  const bad: [string, Record<string, unknown>, RegExp][] = [
+    ["an unknown top-level key", { replica: 2 }, /additional properties 'replica' not allowed/i],
+    ["a typo in a nested key", { "image.tga": "v1" }, /image.*additional properties 'tga' not allowed/is],
+    ["a string where a number goes", { replicas: "two" }, /replicas.*(got string, want integer|expected integer)/is],
+    ["privilege escalation", { "securityContext.allowPrivilegeEscalation": true }, /allowPrivilegeEscalation/],
+    ["running as root", { "podSecurityContext.runAsNonRoot": false }, /runAsNonRoot/],
+    ["dropping fewer capabilities", { "securityContext.capabilities.drop": ["NET_RAW"] }, /capabilities.*drop/is],
+    ["a bad namespace name", { watchNamespaces: ["Team_A"] }, /watchNamespaces/],
+    ["an unknown log level", { logLevel: "verbose" }, /logLevel/],
+    ["a bad image digest", { "image.digest": "latest" }, /image.*digest/is],
+    ["a bad pull policy", { "image.pullPolicy": "Sometimes" }, /pullPolicy/],
+    ["a port out of range", { "metrics.port": 70000 }, /metrics.*port/is],
+    ["a non-boolean CRD switch", { "crds.keep": "yes" }, /crds.*keep/is],
+    ["an unknown metrics key", { "metrics.path": "/m" }, /additional properties 'path' not allowed/i],
+  ];
+  for (const [what, values, message] of bad) {
+    it(`rejects ${what}`, async () => {
+      const result = await renderError(values);
+      assert.notEqual(result.code, 0, `helm accepted ${JSON.stringify(values)}`);
+      assert.match(result.stderr, /values don't meet the specifications of the schema/);
+      assert.match(result.stderr, message);
+    });
+  }
+
+  it("accepts the defaults and a full set of valid overrides", async () => {
+    const objects = await render({
+      replicas: 3,
+      watchNamespaces: ["crawl"],
+      "image.tag": "0.1.1",
+      "resources.limits.cpu": 1,
+      "metrics.serviceMonitor.enabled": true,
+      extraEnv: [{ name: "NODE_OPTIONS", value: "--max-old-space-size=384" }],
+      "securityContext.capabilities.add": ["NET_BIND_SERVICE"],
+    });
+    assert.equal(only(objects, "Deployment").metadata.name, "fc-feedcrawl");
+  });
+});

@@ -1,0 +1,319 @@
+// `feedcrawl run`'s orchestration with fakes of the crawl engine, the feed
+// exporter and the runner's API calls (the real ones are exercised by
+// run.int.test.ts against the real apiserver): CrawlFeeds created once per
+// stored file, retries, SIGTERM drains and reports, exit codes.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { pino } from "pino";
+import type { CrawlFeed, FeedClosed } from "../../crds/schema/crawlfeed.ts";
+import type { CrawlStats } from "../../crds/schema/crawljob.ts";
+import type { Item, ItemSink } from "../../runner/item.ts";
+import {
+  type CreateCrawler,
+  type CreateExporter,
+  type ExporterLike,
+  loadSnapshot,
+  readShardEnv,
+  runShard,
+  type SpecSnapshot,
+} from "../../runner/cli/run.ts";
+import { RunnerApiError, type RunnerApi } from "../../runner/report/api.ts";
+import { crawlFeedName } from "../../runner/report/crawlfeeds.ts";
+
+const logger = pino({ level: "silent" });
+const UID = "11111111-2222-3333-4444-555555555555";
+const TEMPLATE = "s3://bucket/%(name)s/part-%(batch_id)05d.jsonl";
+const snapshot: SpecSnapshot = {
+  apiVersion: "feedcrawl.io/v1alpha1",
+  kind: "CrawlJob",
+  metadata: { name: "books", namespace: "crawl", uid: UID, generation: 1 },
+  spec: {
+    spider: { name: "books", startUrls: ["http://127.0.0.1:1/"] },
+    feeds: { [TEMPLATE]: { format: "jsonlines", batchItemCount: 2 } },
+  },
+};
+
+/** An in-memory RunnerApi that can fail the first N calls of each kind. */
+class FakeApi implements RunnerApi {
+  feeds = new Map<string, CrawlFeed>();
+  patches: Record<string, unknown>[] = [];
+  createCalls = 0;
+  failCreates: RunnerApiError[] = [];
+  async createFeed(feed: CrawlFeed) {
+    this.createCalls++;
+    const failure = this.failCreates.shift();
+    if (failure) throw failure;
+    if (this.feeds.has(feed.metadata.name!)) throw new RunnerApiError(409, "AlreadyExists", "exists");
+    this.feeds.set(feed.metadata.name!, structuredClone(feed));
+  }
+  async getFeed(_ns: string, name: string) {
+    return this.feeds.get(name);
+  }
+  async listFeeds(_ns: string, selector: string) {
+    const wanted = Object.fromEntries(selector.split(",").map((kv) => kv.split("=")));
+    return [...this.feeds.values()].filter((f) => Object.entries(wanted).every(([k, v]) => f.metadata.labels?.[k] === v));
+  }
+  async patchJobStatus(_ns: string, _name: string, status: Record<string, unknown>) {
+    this.patches.push(structuredClone(status));
+  }
+}
+
+/** Batches of `batchItemCount` items; calls onFeedClosed (awaited) after "storing" each. */
+function fakeExporter(opts: { failClose?: boolean; resumeSeen?: (r: Record<string, number>) => void } = {}): CreateExporter {
+  return async ({ onFeedClosed, resumeAfter, params }) => {
+    opts.resumeSeen?.(resumeAfter);
+    let batch = resumeAfter[TEMPLATE] ?? 0;
+    let open: Item[] = [];
+    const closedFeeds: FeedClosed[] = [];
+    const flush = async () => {
+      if (open.length === 0) return;
+      batch++;
+      const ev: FeedClosed = {
+        uri: `s3://bucket/${params.name}/part-${String(batch).padStart(5, "0")}.jsonl`,
+        feed: TEMPLATE,
+        batchId: batch,
+        shard: params.shard,
+        format: "jsonlines",
+        items: open.length,
+        bytes: 100 * open.length,
+        sha256: "b".repeat(64),
+        closedAt: new Date().toISOString(),
+      };
+      open = [];
+      await onFeedClosed(ev);
+      closedFeeds.push(ev);
+    };
+    const exporter: ExporterLike = {
+      closedFeeds,
+      async write(item) {
+        open.push(item);
+        if (open.length >= 2) await flush();
+      },
+      async close() {
+        if (opts.failClose) throw new Error("S3 said no");
+        await flush();
+      },
+    };
+    return exporter;
+  };
+}
+
+/** Writes `items` items (one per tick) unless stopped; closes the sink like the real engine. */
+function fakeCrawler(items: number, onStart?: () => void): { create: CreateCrawler; stopped: () => string | undefined } {
+  let stoppedWith: string | undefined;
+  const create: CreateCrawler = ({ sink }: { sink: ItemSink }) => {
+    const counters: CrawlStats = { requests: 0, responses: 0, pages: 0, items: 0, itemsDropped: 0, errors: 0, bytes: 0 };
+    return {
+      stats: { toStatus: () => ({ ...counters }) },
+      stop(reason: string) {
+        stoppedWith = reason;
+      },
+      async run() {
+        onStart?.();
+        for (let i = 0; i < items && !stoppedWith; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          counters.pages++;
+          counters.items++;
+          await sink.write({ type: "product", fields: { i } });
+        }
+        const reason = stoppedWith ?? "finished";
+        await sink.close(reason);
+        return { reason };
+      },
+    };
+  };
+  return { create, stopped: () => stoppedWith };
+}
+
+const env = { specPath: "/unused", shard: 0, shardCount: 1 };
+const fastRetry = { attempts: 4, baseMs: 1, capMs: 5 };
+
+describe("runShard", () => {
+  it("creates one CrawlFeed per stored file, owned and labelled, and reports stats; exit 0", async () => {
+    const api = new FakeApi();
+    const crawler = fakeCrawler(5);
+    const code = await runShard({
+      env,
+      snapshot,
+      api,
+      logger,
+      createCrawler: crawler.create,
+      createExporter: fakeExporter(),
+      signal: new AbortController().signal,
+      reportRetry: fastRetry,
+    });
+    assert.equal(code, 0);
+    assert.equal(api.feeds.size, 3);
+    const first = api.feeds.get(crawlFeedName("books", "s3://bucket/books/part-00001.jsonl"))!;
+    assert.match(first.metadata.name!, /^books-[0-9a-f]{10}$/);
+    assert.deepEqual(first.metadata.labels, { "feedcrawl.io/crawljob": "books", "feedcrawl.io/shard": "0" });
+    assert.deepEqual(first.metadata.ownerReferences, [
+      { apiVersion: "feedcrawl.io/v1alpha1", kind: "CrawlJob", name: "books", uid: UID, controller: true, blockOwnerDeletion: true },
+    ]);
+    assert.equal(first.spec.items, 2);
+    const last = api.patches.at(-1) as { shardStats: Record<string, CrawlStats>; stats: CrawlStats };
+    assert.equal(last.shardStats["0"]?.items, 5);
+    assert.equal(last.stats.items, 5, "a single shard also writes status.stats");
+  });
+
+  it("retries transient API errors and takes AlreadyExists as success", async () => {
+    const api = new FakeApi();
+    api.failCreates = [new RunnerApiError(503, "ServiceUnavailable", "busy"), new RunnerApiError(0, "ECONNRESET", "reset")];
+    // A previous pod already reported batch 1 under the same name.
+    const code = await runShard({
+      env,
+      snapshot,
+      api,
+      logger,
+      createCrawler: fakeCrawler(2).create,
+      createExporter: fakeExporter(),
+      signal: new AbortController().signal,
+      reportRetry: fastRetry,
+    });
+    assert.equal(code, 0);
+    assert.equal(api.createCalls, 3);
+    assert.equal(api.feeds.size, 1);
+
+    const again = await runShard({
+      env,
+      snapshot,
+      api,
+      logger,
+      createCrawler: fakeCrawler(2).create,
+      createExporter: async (o) => fakeExporter()({ ...o, resumeAfter: {} }),
+      signal: new AbortController().signal,
+      reportRetry: fastRetry,
+    });
+    assert.equal(again, 0, "the same file reported twice is AlreadyExists = success");
+    assert.equal(api.feeds.size, 1);
+  });
+
+  it("resumes batch numbering from this shard's existing CrawlFeeds of this job only", async () => {
+    const api = new FakeApi();
+    await runShard({ env, snapshot, api, logger, createCrawler: fakeCrawler(4).create, createExporter: fakeExporter(), signal: new AbortController().signal });
+    // A CrawlFeed of another shard and one of an older job with the same name must not count.
+    const other = structuredClone([...api.feeds.values()][0]!);
+    other.metadata.name = "books-other";
+    other.metadata.labels!["feedcrawl.io/shard"] = "1";
+    other.spec.batchId = 9;
+    api.feeds.set("books-other", other);
+    const stale = structuredClone(other);
+    stale.metadata.name = "books-stale";
+    stale.metadata.labels!["feedcrawl.io/shard"] = "0";
+    stale.metadata.ownerReferences![0]!.uid = "old-uid";
+    api.feeds.set("books-stale", stale);
+    let seen: Record<string, number> | undefined;
+    const code = await runShard({
+      env,
+      snapshot,
+      api,
+      logger,
+      createCrawler: fakeCrawler(2).create,
+      createExporter: fakeExporter({ resumeSeen: (r) => (seen = r) }),
+      signal: new AbortController().signal,
+    });
+    assert.equal(code, 0);
+    assert.deepEqual(seen, { [TEMPLATE]: 2 });
+    assert.ok(api.feeds.has(crawlFeedName("books", "s3://bucket/books/part-00003.jsonl")));
+  });
+
+  it("on SIGTERM stops the crawl, closes and reports the open batch, exit 0", async () => {
+    const api = new FakeApi();
+    const controller = new AbortController();
+    const crawler = fakeCrawler(1000, () => setTimeout(() => controller.abort(), 40));
+    const code = await runShard({
+      env,
+      snapshot,
+      api,
+      logger,
+      createCrawler: crawler.create,
+      createExporter: fakeExporter(),
+      signal: controller.signal,
+    });
+    assert.equal(code, 0);
+    assert.equal(crawler.stopped(), "shutdown");
+    const items = [...api.feeds.values()].reduce((n, f) => n + f.spec.items, 0);
+    const final = api.patches.at(-1) as { shardStats: Record<string, CrawlStats> };
+    assert.ok(items > 0 && items < 1000);
+    assert.equal(items, final.shardStats["0"]?.items, "every written item is in a reported file");
+  });
+
+  it("exits non-zero when a CrawlFeed cannot be created (forbidden)", async () => {
+    const api = new FakeApi();
+    api.failCreates = [new RunnerApiError(403, "Forbidden", "no")];
+    const code = await runShard({
+      env,
+      snapshot,
+      api,
+      logger,
+      createCrawler: fakeCrawler(2).create,
+      createExporter: fakeExporter(),
+      signal: new AbortController().signal,
+      reportRetry: fastRetry,
+    });
+    assert.equal(code, 1);
+    assert.equal(api.createCalls, 1, "a 403 is not retried");
+  });
+
+  it("exits non-zero when the exporter cannot store a batch", async () => {
+    const code = await runShard({
+      env,
+      snapshot,
+      api: new FakeApi(),
+      logger,
+      createCrawler: fakeCrawler(3).create,
+      createExporter: fakeExporter({ failClose: true }),
+      signal: new AbortController().signal,
+    });
+    assert.equal(code, 1);
+  });
+
+  it("with several shards patches only its own shardStats key", async () => {
+    const api = new FakeApi();
+    const code = await runShard({
+      env: { ...env, shard: 2, shardCount: 3 },
+      snapshot,
+      api,
+      logger,
+      createCrawler: fakeCrawler(1).create,
+      createExporter: fakeExporter(),
+      signal: new AbortController().signal,
+    });
+    assert.equal(code, 0);
+    for (const patch of api.patches) assert.deepEqual(Object.keys(patch), ["shardStats"]);
+    assert.deepEqual(Object.keys((api.patches.at(-1) as { shardStats: object }).shardStats), ["2"]);
+    assert.equal([...api.feeds.values()][0]?.metadata.labels?.["feedcrawl.io/shard"], "2");
+  });
+});
+
+describe("runner configuration", () => {
+  const dir = mkdtempSync(join(tmpdir(), "feedcrawl-run-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("reads the shard from the Indexed Job's environment", () => {
+    assert.deepEqual(readShardEnv({ JOB_COMPLETION_INDEX: "2", FEEDCRAWL_SHARD_COUNT: "4", FEEDCRAWL_SPEC: "/x.json" }), {
+      specPath: "/x.json",
+      shard: 2,
+      shardCount: 4,
+    });
+    assert.deepEqual(readShardEnv({}), { specPath: "/etc/feedcrawl/crawljob.json", shard: 0, shardCount: 1 });
+    assert.throws(() => readShardEnv({ JOB_COMPLETION_INDEX: "4", FEEDCRAWL_SHARD_COUNT: "4" }), /JOB_COMPLETION_INDEX 4/);
+    assert.throws(() => readShardEnv({ FEEDCRAWL_SHARD_COUNT: "0" }), /FEEDCRAWL_SHARD_COUNT must be an integer >= 1/);
+    assert.throws(() => readShardEnv({ JOB_COMPLETION_INDEX: "x" }), /JOB_COMPLETION_INDEX/);
+  });
+
+  it("loads the snapshot and names what is wrong with it", () => {
+    const good = join(dir, "good.json");
+    writeFileSync(good, JSON.stringify(snapshot));
+    assert.equal(loadSnapshot(good).metadata.uid, UID);
+    const bad = join(dir, "bad.json");
+    writeFileSync(bad, JSON.stringify({ ...snapshot, metadata: { name: "x", namespace: "y" } }));
+    assert.throws(() => loadSnapshot(bad), /metadata\.uid is missing/);
+    writeFileSync(bad, JSON.stringify({ ...snapshot, spec: { spider: snapshot.spec.spider } }));
+    assert.throws(() => loadSnapshot(bad), /spec\.feeds is empty/);
+    assert.throws(() => loadSnapshot(join(dir, "missing.json")), /FEEDCRAWL_SPEC .*missing\.json/);
+  });
+});

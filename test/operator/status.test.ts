@@ -1,0 +1,157 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { getCondition } from "../../operator/controller/conditions.ts";
+import { type BatchJob, computeStatus, sumShardStats, transitionEvents } from "../../operator/crawljob/status.ts";
+import { crawlFeed, crawlJob, crawlJobSpec } from "./fixtures.ts";
+
+const now = new Date("2026-11-25T10:10:00Z");
+
+function runnerJob(state: "running" | "complete" | "failed" | "suspended", succeeded = 0): BatchJob {
+  const conditions =
+    state === "complete"
+      ? [{ type: "Complete", status: "True" }]
+      : state === "failed"
+        ? [{ type: "Failed", status: "True", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" }]
+        : [];
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: { name: "books-runner", namespace: "crawl" },
+    spec: { completions: 2, parallelism: 2, suspend: state === "suspended" },
+    status: { active: state === "running" ? 2 : 0, succeeded, failed: state === "failed" ? 4 : 0, conditions },
+  };
+}
+
+const cond = (s: ReturnType<typeof computeStatus>, type: string) => {
+  const c = getCondition(s.conditions, type)!;
+  return `${c.status}/${c.reason}`;
+};
+
+test("a valid job without a runner yet is Pending with Succeeded=Unknown, and every condition is set", () => {
+  const s = computeStatus({ job: crawlJob(), now, validation: undefined, runnerJob: undefined, feeds: [] });
+  assert.equal(s.phase, "Pending");
+  assert.deepEqual(
+    s.conditions?.map((c) => c.type),
+    ["Validated", "RunnerReady", "CrawlComplete", "FeedsDelivered", "Succeeded"],
+  );
+  assert.equal(cond(s, "Succeeded"), "Unknown/Pending");
+  assert.equal(s.observedGeneration, 1);
+  assert.equal(s.completionTime, undefined);
+});
+
+test("an invalid job is Failed, Validated=False with the reason and the field in the message, no completionTime", () => {
+  const validation = { reason: "SecretNotFound" as const, errors: [], message: "spec.storage.s3.credentialsSecretRef.name: Secret crawl/x not found" };
+  const s = computeStatus({ job: crawlJob(), now, validation, runnerJob: undefined, feeds: [] });
+  assert.equal(s.phase, "Failed");
+  assert.equal(cond(s, "Validated"), "False/SecretNotFound");
+  assert.match(getCondition(s.conditions, "Validated")!.message, /spec\.storage\.s3\.credentialsSecretRef\.name/);
+  assert.equal(cond(s, "Succeeded"), "False/SecretNotFound");
+  assert.equal(s.completionTime, undefined, "an invalid spec can still be fixed: not finished");
+});
+
+test("suspended before start: Pending, RunnerReady=False/Suspended", () => {
+  const s = computeStatus({ job: crawlJob(crawlJobSpec({ suspend: true })), now, validation: undefined, runnerJob: undefined, feeds: [] });
+  assert.equal(s.phase, "Pending");
+  assert.equal(cond(s, "RunnerReady"), "False/Suspended");
+});
+
+test("running: Running, counts feeds and sums shard stats", () => {
+  const job = crawlJob();
+  job.status = { shardStats: { "0": { pages: 3, items: 5 }, "1": { pages: 4, items: 1, errors: 2 } } };
+  const feeds = [crawlFeed(job, 1, "Delivered"), crawlFeed(job, 2, "Pending")];
+  const s = computeStatus({ job, now, validation: undefined, runnerJob: runnerJob("running"), feeds });
+  assert.equal(s.phase, "Running");
+  assert.equal(s.stats?.pages, 7);
+  assert.equal(s.stats?.items, 6);
+  assert.equal(s.stats?.errors, 2);
+  assert.deepEqual(s.feedSummary, { closed: 2, delivered: 1, failed: 0, items: 20, bytes: 2000, display: "1/2" });
+  assert.deepEqual(s.recentFeeds, [feeds[1]!.metadata.name, feeds[0]!.metadata.name]);
+  assert.equal(cond(s, "RunnerReady"), "True/RunnerStarted");
+  assert.equal(cond(s, "Succeeded"), "Unknown/Crawling");
+  assert.ok(s.startTime);
+  assert.deepEqual(s.shardStats, job.status.shardStats, "the runners' field is kept");
+});
+
+test("runner finished, feeds still delivering: Ingesting; all delivered: Succeeded with completionTime", () => {
+  const job = crawlJob();
+  const ingesting = computeStatus({
+    job,
+    now,
+    validation: undefined,
+    runnerJob: runnerJob("complete", 2),
+    feeds: [crawlFeed(job, 1, "Delivered"), crawlFeed(job, 2, "Sending")],
+  });
+  assert.equal(ingesting.phase, "Ingesting");
+  assert.equal(cond(ingesting, "CrawlComplete"), "True/RunnerSucceeded");
+  assert.equal(cond(ingesting, "FeedsDelivered"), "Unknown/Delivering");
+  assert.equal(cond(ingesting, "Succeeded"), "Unknown/Ingesting");
+  job.status = ingesting;
+  const done = computeStatus({
+    job,
+    now: new Date("2026-11-25T10:11:00Z"),
+    validation: undefined,
+    runnerJob: runnerJob("complete", 2),
+    feeds: [crawlFeed(job, 1, "Delivered"), crawlFeed(job, 2, "Delivered")],
+  });
+  assert.equal(done.phase, "Succeeded");
+  assert.equal(cond(done, "Succeeded"), "True/CrawlSucceeded");
+  assert.equal(done.completionTime, "2026-11-25T10:11:00Z");
+  assert.equal(done.feedSummary?.display, "2/2");
+  // lastTransitionTime of an unchanged condition stays
+  assert.equal(
+    getCondition(done.conditions, "CrawlComplete")!.lastTransitionTime,
+    getCondition(ingesting.conditions, "CrawlComplete")!.lastTransitionTime,
+  );
+  const events = transitionEvents(ingesting, done).map((e) => e.reason);
+  assert.deepEqual(events, ["FeedsDelivered", "CrawlSucceeded"]);
+});
+
+test("a failed runner Job: Failed with the Job's reason", () => {
+  const s = computeStatus({ job: crawlJob(), now, validation: undefined, runnerJob: runnerJob("failed"), feeds: [] });
+  assert.equal(s.phase, "Failed");
+  assert.equal(cond(s, "CrawlComplete"), "False/BackoffLimitExceeded");
+  assert.equal(cond(s, "Succeeded"), "False/RunnerFailed");
+  assert.ok(s.completionTime);
+  assert.ok(transitionEvents(undefined, s).some((e) => e.type === "Warning" && e.reason === "RunnerFailed"));
+});
+
+test("a feed that failed delivery: Failed once no feed is still pending", () => {
+  const job = crawlJob();
+  const failedFeed = crawlFeed(job, 2, "Failed");
+  failedFeed.status!.delivery!.lastError = "HTTP 400 from backend.example";
+  const s = computeStatus({
+    job,
+    now,
+    validation: undefined,
+    runnerJob: runnerJob("complete", 2),
+    feeds: [crawlFeed(job, 1, "Delivered"), failedFeed],
+  });
+  assert.equal(s.phase, "Failed");
+  assert.equal(cond(s, "FeedsDelivered"), "False/DeliveryFailed");
+  assert.match(getCondition(s.conditions, "Succeeded")!.message, /HTTP 400/);
+});
+
+test("onCompletion: Succeeded only when the completion event is delivered", () => {
+  const spec = crawlJobSpec();
+  spec.ingest!.webhook!.mode = "onCompletion";
+  const job = crawlJob(spec);
+  const feeds = [crawlFeed(job, 1)];
+  const before = computeStatus({ job, now, validation: undefined, runnerJob: runnerJob("complete", 2), feeds });
+  assert.equal(before.phase, "Ingesting");
+  job.status = { ...before, completionDelivery: { state: "Delivered", attempts: 1 } };
+  const after = computeStatus({ job, now, validation: undefined, runnerJob: runnerJob("complete", 2), feeds });
+  assert.equal(after.phase, "Succeeded");
+  assert.deepEqual(after.completionDelivery, { state: "Delivered", attempts: 1 }, "the delivery's field is kept");
+});
+
+test("a suspended running Job: RunnerReady=False/Suspended", () => {
+  const s = computeStatus({ job: crawlJob(), now, validation: undefined, runnerJob: runnerJob("suspended"), feeds: [] });
+  assert.equal(cond(s, "RunnerReady"), "False/Suspended");
+  assert.equal(s.phase, "Pending");
+});
+
+test("sumShardStats: undefined without shards", () => {
+  assert.equal(sumShardStats(undefined), undefined);
+  assert.equal(sumShardStats({}), undefined);
+  assert.equal(sumShardStats({ "0": { bytes: 1 }, "3": { bytes: 2 } })?.bytes, 3);
+});

@@ -1,0 +1,41 @@
+// The S3-compatible server: versitygw with its posix backend (buckets are
+// folders under the work dir), path-style, region us-east-1.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { binaryPath } from "./binaries.ts";
+import { freePort } from "./ports.ts";
+import { httpOk } from "./probe.ts";
+import { ManagedProcess } from "./process.ts";
+
+export interface S3Server {
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  process: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+/** Test-only credentials: the server listens on loopback and holds throwaway data. */
+export const S3_TEST_CREDENTIALS = { accessKeyId: "feedcrawl-test", secretAccessKey: "feedcrawl-test-secret" };
+
+export async function startS3(options: { workDir: string }): Promise<S3Server> {
+  const bin = binaryPath("versitygw");
+  const port = await freePort();
+  const root = join(options.workDir, "s3-data");
+  mkdirSync(root, { recursive: true });
+  const proc = new ManagedProcess({
+    name: "versitygw",
+    command: bin,
+    args: ["--port", `127.0.0.1:${port}`, "--health", "/health", "--quiet", "posix", root],
+    env: {
+      ...process.env,
+      ROOT_ACCESS_KEY: S3_TEST_CREDENTIALS.accessKeyId,
+      ROOT_SECRET_KEY: S3_TEST_CREDENTIALS.secretAccessKey,
+    },
+    logFile: join(options.workDir, "logs", "versitygw.log"),
+  });
+  const endpoint = `http://127.0.0.1:${port}`;
+  await proc.startAndWait(() => httpOk(`${endpoint}/health`), 30_000, "healthy");
+  return { endpoint, region: "us-east-1", ...S3_TEST_CREDENTIALS, process: proc, stop: () => proc.stop() };
+}
