@@ -18,6 +18,7 @@ import { createCrawlFeedReconciler, type FeedDeliveryReconciler } from "./crawlf
 import { MANAGED_BY, MANAGED_BY_LABEL } from "./crawljob/children.ts";
 import { type CompletionDelivery, createCrawlJobReconciler } from "./crawljob/reconciler.ts";
 import type { BatchJob } from "./crawljob/status.ts";
+import { createFeedDeliveryReconciler } from "./delivery/index.ts";
 import { KubeClient, type KubeObject } from "./kube/client.ts";
 import { CRAWLFEEDS, CRAWLJOBS, JOBS } from "./kube/resources.ts";
 import { leaderStatus } from "./metrics.ts";
@@ -26,6 +27,7 @@ import { listen } from "./server.ts";
 export interface DeliveryParts {
   feeds: FeedDeliveryReconciler;
   completion?: CompletionDelivery;
+  close?: () => Promise<void>;
 }
 
 export interface ManagerOptions {
@@ -51,19 +53,10 @@ export interface ManagerOptions {
   onFatal?: (reason: string) => void;
 }
 
-/** Loads the delivery part (written separately) and adapts it to the controllers. */
-export async function loadDelivery(kc: KubeConfig, logger: Logger): Promise<DeliveryParts> {
-  const specifier = new URL("./delivery/index.ts", import.meta.url).href;
-  const mod = (await import(specifier)) as {
-    createFeedDeliveryReconciler: (deps: {
-      kc: KubeConfig;
-      logger: Logger;
-    }) => FeedDeliveryReconciler & Partial<CompletionDelivery>;
-    deliverCompletion?: CompletionDelivery["deliverCompletion"];
-  };
-  const feeds = mod.createFeedDeliveryReconciler({ kc, logger: logger.child({ component: "delivery" }) });
-  const deliverCompletion = feeds.deliverCompletion?.bind(feeds) ?? mod.deliverCompletion;
-  return { feeds, completion: deliverCompletion ? { deliverCompletion } : undefined };
+/** The delivery part (operator/delivery) adapted to the controllers. */
+export function loadDelivery(kc: KubeConfig, logger: Logger): DeliveryParts {
+  const delivery = createFeedDeliveryReconciler({ kc, logger: logger.child({ component: "delivery" }) });
+  return { feeds: delivery, completion: delivery, close: () => delivery.close() };
 }
 
 const ownerCrawlJob = (obj: KubeObject) =>
@@ -80,6 +73,7 @@ export class Manager {
   #controllers: Controller[] = [];
   #elector: LeaderElector | undefined;
   #servers: Server[] = [];
+  #delivery: DeliveryParts | undefined;
   #leading = false;
   #stopped = false;
   metricsPort: number | undefined;
@@ -116,7 +110,8 @@ export class Manager {
 
   async start(): Promise<void> {
     const o = this.#o;
-    const delivery = o.delivery ?? (await loadDelivery(o.kc, this.#log));
+    const delivery = o.delivery ?? loadDelivery(o.kc, this.#log);
+    this.#delivery = delivery;
     const events = new EventRecorder(this.client, {
       component: "feedcrawl-operator",
       host: this.identity,
@@ -224,6 +219,7 @@ export class Manager {
     await this.#elector?.stop();
     await Promise.all([this.#crawlJobs.stop(), this.#crawlFeeds.stop(), this.#runnerJobs.stop()]);
     await Promise.all(this.#servers.map((s) => new Promise((resolve) => s.close(resolve))));
+    await this.#delivery?.close?.();
     await this.client.close();
     this.#leading = false;
   }

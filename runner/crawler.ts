@@ -4,14 +4,13 @@
 // Retry-After, redirects re-checked hop by hop, the address guard, close
 // conditions, and a graceful stop that drains in-flight pages.
 import net from "node:net";
-import { loadBuffer } from "cheerio";
-import type { CheerioAPI } from "cheerio";
+import { type CheerioAPI, load } from "cheerio";
 import type { Logger } from "pino";
 import type { Agent } from "undici";
 import type { SpiderSpec } from "../crds/schema/spider.ts";
 import { DownloadError, type FetchResult, fetchOnce } from "./downloader.ts";
 import { type CompiledSpider, compileSpider, type ExtractReport, hostAllowed } from "./extract.ts";
-import { FingerprintSet, fingerprint, canonicalUrl } from "./fingerprint.ts";
+import { canonicalUrl, FingerprintSet, fingerprint } from "./fingerprint.ts";
 import { Frontier } from "./frontier.ts";
 import type { Item, ItemSink } from "./item.ts";
 import {
@@ -75,11 +74,29 @@ const isHtmlType = (ct: string) => ct.includes("text/html") || ct.includes("appl
 
 function looksLikeHtml(body: Buffer): boolean {
   const head = body.subarray(0, 512).toString("latin1").trimStart().toLowerCase();
-  return head.startsWith("<!doctype html") || head.startsWith("<html") || head.startsWith("<head") || head.startsWith("<body");
+  return (
+    head.startsWith("<!doctype html") ||
+    head.startsWith("<html") ||
+    head.startsWith("<head") ||
+    head.startsWith("<body")
+  );
 }
 
 function charsetOf(contentType: string): string | undefined {
   return /charset\s*=\s*"?([^";\s]+)/i.exec(contentType)?.[1];
+}
+
+/** The page's text: charset from Content-Type, else a <meta charset> in the first KiB, else UTF-8. */
+export function decodeBody(body: Buffer, contentType: string): string {
+  const label =
+    charsetOf(contentType) ??
+    /<meta[^>]+charset\s*=\s*["']?([\w.:-]+)/i.exec(body.subarray(0, 1024).toString("latin1"))?.[1] ??
+    "utf-8";
+  try {
+    return new TextDecoder(label).decode(body);
+  } catch {
+    return new TextDecoder("utf-8").decode(body);
+  }
 }
 
 function parseRetryAfter(value: unknown): number | undefined {
@@ -249,7 +266,8 @@ export class Crawler {
     if (this.#signal?.aborted) this.stop("shutdown");
     this.#signal?.addEventListener("abort", onAbort, { once: true });
     let timeout: NodeJS.Timeout | undefined;
-    if (this.#close.timeoutSeconds > 0) timeout = setTimeout(() => this.stop("closespider_timeout"), this.#close.timeoutSeconds * 1000);
+    if (this.#close.timeoutSeconds > 0)
+      timeout = setTimeout(() => this.stop("closespider_timeout"), this.#close.timeoutSeconds * 1000);
     this.#sweepTimer = setInterval(() => this.#sweepSlots(), 30_000);
     this.#sweepTimer.unref();
 
@@ -276,7 +294,10 @@ export class Crawler {
     await this.#agent.close().catch(() => {});
     this.stats.finish(reason);
     const stats = this.stats.snapshot();
-    this.#log.info({ reason, stats: stats.status, elapsedSeconds: stats.elapsedSeconds }, `Crawl of spider ${this.#spec.name} finished: ${reason}`);
+    this.#log.info(
+      { reason, stats: stats.status, elapsedSeconds: stats.elapsedSeconds },
+      `Crawl of spider ${this.#spec.name} finished: ${reason}`,
+    );
     return { reason, stats, ...(this.#sinkError ? { error: this.#sinkError } : {}) };
   }
 
@@ -322,13 +343,18 @@ export class Crawler {
     // are checked by the guarded agent on the addresses they resolve to.
     if (net.isIP(host) && !this.#addressAllowed(host)) {
       this.#drop("privateAddress", req.url);
-      this.#warnOnce(`addr:${host}`, { url: req.url, address: host }, `Request for ${req.url} refused: address ${host} is not allowed`);
+      this.#warnOnce(
+        `addr:${host}`,
+        { url: req.url, address: host },
+        `Request for ${req.url} refused: address ${host} is not allowed`,
+      );
       return false;
     }
     if (!req.dontFilter) {
       const fp = fingerprint(req.method, req.url, req.body);
       if (!this.#seen.add(fp)) {
-        if (req.redirectChain?.some((c) => canonicalUrl(c) === canonicalUrl(req.url))) this.#drop("redirectLoop", req.url);
+        if (req.redirectChain?.some((c) => canonicalUrl(c) === canonicalUrl(req.url)))
+          this.#drop("redirectLoop", req.url);
         else this.#drop("duplicate", req.url);
         return false;
       }
@@ -341,7 +367,8 @@ export class Crawler {
   /** Moves requests from the queues into download slots while global concurrency allows. */
   #pump(): void {
     while (!this.#stopReason && this.#slotQueued + this.#inFlight < this.#conc) {
-      if (this.#close.pageCount > 0 && this.stats.pages + this.#slotQueued + this.#inFlight >= this.#close.pageCount) break;
+      if (this.#close.pageCount > 0 && this.stats.pages + this.#slotQueued + this.#inFlight >= this.#close.pageCount)
+        break;
       const req = this.#lane.shift() ?? this.#frontier.shift();
       if (!req) break;
       const key = new URL(req.url).hostname;
@@ -406,7 +433,8 @@ export class Crawler {
   #sweepSlots(): void {
     const cutoff = Date.now() - 60_000;
     for (const [key, slot] of this.#slots) {
-      if (slot.active === 0 && slot.queue.length === 0 && !slot.timer && slot.idleSince < cutoff) this.#slots.delete(key);
+      if (slot.active === 0 && slot.queue.length === 0 && !slot.timer && slot.idleSince < cutoff)
+        this.#slots.delete(key);
     }
   }
 
@@ -432,7 +460,10 @@ export class Crawler {
     this.stats.retries++;
     const backoff = RETRY_BACKOFF_BASE_MS * 2 ** req.retries * (0.5 + Math.random());
     const wait = Math.min(retryAfterMs ?? backoff, MAX_RETRY_AFTER_MS);
-    this.#log.debug({ url: req.url, retry: req.retries + 1, waitMs: Math.round(wait), why }, `Retrying ${req.url} (${why})`);
+    this.#log.debug(
+      { url: req.url, retry: req.retries + 1, waitMs: Math.round(wait), why },
+      `Retrying ${req.url} (${why})`,
+    );
     this.#delayed++;
     const t = setTimeout(() => {
       this.#timers.delete(t);
@@ -481,9 +512,13 @@ export class Crawler {
 
     if (res.location !== undefined) return this.#redirect(req, res);
     if (this.#retryCodes.has(res.status)) {
-      const retryAfter = res.status === 429 || res.status === 503 ? parseRetryAfter(res.headers["retry-after"]) : undefined;
+      const retryAfter =
+        res.status === 429 || res.status === 503 ? parseRetryAfter(res.headers["retry-after"]) : undefined;
       if (this.#scheduleRetry(req, `HTTP ${res.status}`, retryAfter)) return;
-      this.#log.warn({ url: req.url, status: res.status, retries: req.retries }, `Gave up retrying ${req.url}: HTTP ${res.status}`);
+      this.#log.warn(
+        { url: req.url, status: res.status, retries: req.retries },
+        `Gave up retrying ${req.url}: HTTP ${res.status}`,
+      );
       this.#countError(`http${res.status}`);
     }
     this.stats.page(req.depth);
@@ -498,23 +533,32 @@ export class Crawler {
     if (!body || (!html && !this.#module)) return;
 
     let $: CheerioAPI | undefined;
+    let text: string | undefined;
     if (html) {
-      const charset = charsetOf(res.contentType);
-      $ = loadBuffer(body, charset ? { encoding: { transportLayerEncodingLabel: charset } } : {});
+      // parse5 (cheerio's default parser) builds the tree the way browsers do, so
+      // malformed pages give the same fields a browser would show.
+      text = decodeBody(body, res.contentType);
+      $ = load(text);
       const page = { url: req.url, status: res.status, depth: req.depth };
       for (const link of this.#compiled.links($, page)) this.#enqueue(newRequest(link, req.depth + 1));
       for (const item of this.#compiled.items($, page, this.#report)) await this.#emit(item);
     }
-    if (this.#module) await this.#runModule(req, res, body, $);
+    if (this.#module) await this.#runModule(req, res, body, $, text);
   }
 
   #downloadFailed(req: CrawlRequest, err: unknown): void {
-    const e = err instanceof DownloadError ? err : new DownloadError("other", req.url, (err as Error)?.message ?? String(err), err);
+    const e =
+      err instanceof DownloadError
+        ? err
+        : new DownloadError("other", req.url, (err as Error)?.message ?? String(err), err);
     if (e.retryable && this.#scheduleRetry(req, e.kind)) return;
     if (e.kind === "addressBlocked") {
       this.#warnOnce(`blocked:${new URL(req.url).host}`, { url: req.url, kind: e.kind }, e.message);
     } else {
-      this.#log.warn({ url: req.url, kind: e.kind, retries: req.retries }, `Download of ${req.url} failed: ${e.message}`);
+      this.#log.warn(
+        { url: req.url, kind: e.kind, retries: req.retries },
+        `Download of ${req.url} failed: ${e.message}`,
+      );
     }
     this.#countError(e.kind);
   }
@@ -528,14 +572,21 @@ export class Crawler {
     }
     if (req.redirects >= this.#redirectMax) {
       this.#drop("redirectMax", res.location);
-      this.#log.warn({ url: req.url, redirects: req.redirects }, `Redirect chain from ${req.url} passed redirectMaxTimes ${this.#redirectMax}`);
+      this.#log.warn(
+        { url: req.url, redirects: req.redirects },
+        `Redirect chain from ${req.url} passed redirectMaxTimes ${this.#redirectMax}`,
+      );
       return;
     }
     const chain = [...(req.redirectChain ?? []), req.url];
     const target = canonicalUrl(res.location);
     if (chain.some((c) => canonicalUrl(c) === target)) {
       this.#drop("redirectLoop", res.location);
-      this.#warnOnce(`loop:${target}`, { url: req.url, location: res.location }, `Redirect loop cut at ${req.url} -> ${res.location}`);
+      this.#warnOnce(
+        `loop:${target}`,
+        { url: req.url, location: res.location },
+        `Redirect loop cut at ${req.url} -> ${res.location}`,
+      );
       return;
     }
     // 301/302/303 turn a POST into a GET (as browsers and Scrapy do); 307/308 keep it.
@@ -605,23 +656,22 @@ export class Crawler {
     if (this.#close.itemCount > 0 && this.#itemsEmitted >= this.#close.itemCount) this.stop("closespider_itemcount");
   }
 
-  async #runModule(req: CrawlRequest, res: FetchResult, body: Buffer, $: CheerioAPI | undefined): Promise<void> {
+  async #runModule(
+    req: CrawlRequest,
+    res: FetchResult,
+    body: Buffer,
+    $: CheerioAPI | undefined,
+    decoded: string | undefined,
+  ): Promise<void> {
     const mod = this.#module as SpiderModule;
-    let text: string | undefined;
-    const charset = charsetOf(res.contentType) ?? "utf-8";
+    let text = decoded;
     const response: SpiderResponse = {
       url: req.url,
       status: res.status,
       headers: res.headers,
       body,
       get text() {
-        if (text === undefined) {
-          try {
-            text = new TextDecoder(charset).decode(body);
-          } catch {
-            text = body.toString("utf8");
-          }
-        }
+        text ??= decodeBody(body, res.contentType);
         return text;
       },
       $,
@@ -634,7 +684,10 @@ export class Crawler {
     const ctx: SpiderContext = {
       spider: this.#spec,
       logger: this.#log.child({ module: this.#spec.module }),
-      follow: (url: string, options: Omit<FollowRequest, "url"> = {}) => ({ ...options, url: new URL(url, req.url).href }),
+      follow: (url: string, options: Omit<FollowRequest, "url"> = {}) => ({
+        ...options,
+        url: new URL(url, req.url).href,
+      }),
       item: (type: string, fields: Record<string, unknown>) => ({ type, fields }),
     };
     try {
@@ -658,7 +711,11 @@ export class Crawler {
             }),
           );
         } else {
-          this.#warnOnce("module:output", { url: req.url }, `spider.module parse() yielded something that is neither an item nor a request on ${req.url}`);
+          this.#warnOnce(
+            "module:output",
+            { url: req.url },
+            `spider.module parse() yielded something that is neither an item nor a request on ${req.url}`,
+          );
         }
       }
     } catch (err) {

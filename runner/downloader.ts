@@ -1,7 +1,7 @@
 // One HTTP exchange with undici: no automatic redirects (the crawler re-checks
 // every hop), a deadline for the whole exchange, and a size limit enforced on
 // the *decoded* body so compression bombs stop at the limit.
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 import { type Dispatcher, request } from "undici";
@@ -65,7 +65,8 @@ export interface FetchResult {
   latencyMs: number;
 }
 
-export const ACCEPT_ENCODING = typeof zlib.createZstdDecompress === "function" ? "gzip, deflate, br, zstd" : "gzip, deflate, br";
+export const ACCEPT_ENCODING =
+  typeof zlib.createZstdDecompress === "function" ? "gzip, deflate, br, zstd" : "gzip, deflate, br";
 
 function decoderFor(encoding: string, url: string): NodeJS.ReadWriteStream | null {
   switch (encoding) {
@@ -89,17 +90,26 @@ function decoderFor(encoding: string, url: string): NodeJS.ReadWriteStream | nul
 function classify(err: unknown, url: string, timeoutMs: number): DownloadError {
   if (err instanceof DownloadError) return err;
   const e = err as { name?: string; code?: string; message?: string; cause?: unknown };
-  const blocked = err instanceof AddressBlockedError ? err : e?.cause instanceof AddressBlockedError ? e.cause : undefined;
+  const blocked =
+    err instanceof AddressBlockedError ? err : e?.cause instanceof AddressBlockedError ? e.cause : undefined;
   if (blocked) return new DownloadError("addressBlocked", url, `Refused to connect: ${blocked.message}`, blocked);
   const code = e?.code ?? "";
   const msg = e?.message ?? String(err);
   if (e?.name === "TimeoutError" || e?.name === "AbortError" || code.includes("TIMEOUT") || code === "ETIMEDOUT") {
     return new DownloadError("timeout", url, `Download timed out after ${timeoutMs} ms`, err);
   }
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "EAI_FAIL") return new DownloadError("dns", url, `DNS lookup failed: ${msg}`, err);
-  if (code.startsWith("ERR_TLS") || code.startsWith("ERR_SSL") || code.includes("CERT")) return new DownloadError("tls", url, `TLS error: ${msg}`, err);
-  if (code.startsWith("Z_") || code === "ERR_ZLIB_INITIALIZATION_FAILED") return new DownloadError("decoding", url, `Could not decode the body: ${msg}`, err);
-  if (code.startsWith("E") || code.startsWith("UND_ERR")) return new DownloadError("connection", url, `Connection failed: ${msg}`, err);
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "EAI_FAIL")
+    return new DownloadError("dns", url, `DNS lookup failed: ${msg}`, err);
+  if (code.startsWith("ERR_TLS") || code.startsWith("ERR_SSL") || code.includes("CERT"))
+    return new DownloadError("tls", url, `TLS error: ${msg}`, err);
+  if (
+    (e as { fromDecoder?: boolean }).fromDecoder ||
+    code.startsWith("Z_") ||
+    code === "ERR_ZLIB_INITIALIZATION_FAILED"
+  )
+    return new DownloadError("decoding", url, `Could not decode the body: ${msg}`, err);
+  if (code.startsWith("E") || code.startsWith("UND_ERR"))
+    return new DownloadError("connection", url, `Connection failed: ${msg}`, err);
   return new DownloadError("other", url, msg, err);
 }
 
@@ -150,7 +160,11 @@ export async function fetchOnce(url: string, opts: FetchOptions): Promise<FetchR
     .filter((s) => s && s !== "identity");
   if (!opts.truncate && encodings.length === 0 && Number.isFinite(declared) && declared > opts.maxBytes) {
     res.body.destroy();
-    const err = new DownloadError("responseTooLarge", url, `Response of ${declared} bytes is larger than maxResponseBytes ${opts.maxBytes}`);
+    const err = new DownloadError(
+      "responseTooLarge",
+      url,
+      `Response of ${declared} bytes is larger than maxResponseBytes ${opts.maxBytes}`,
+    );
     err.decodedBytes = 0;
     throw err;
   }
@@ -160,11 +174,17 @@ export async function fetchOnce(url: string, opts: FetchOptions): Promise<FetchR
   let truncated = false;
   const chunks: Buffer[] = [];
   try {
-    if (encodings.length > 5) throw new DownloadError("decoding", url, `Too many content-encodings (${encodings.length})`);
+    if (encodings.length > 5)
+      throw new DownloadError("decoding", url, `Too many content-encodings (${encodings.length})`);
     const decoders = encodings
       .reverse()
       .map((e) => decoderFor(e, url))
       .filter((d): d is NodeJS.ReadWriteStream => d !== null);
+    // Mark decoder errors so they are classified as "decoding", not a network failure.
+    for (const d of decoders)
+      d.on("error", (err: Error) => {
+        (err as { fromDecoder?: boolean }).fromDecoder = true;
+      });
     const countWire = async function* (source: AsyncIterable<Buffer>) {
       for await (const chunk of source) {
         wireBytes += chunk.length;

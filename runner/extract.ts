@@ -123,7 +123,8 @@ function convert(raw: string, type: FieldRule["type"]): Conversion {
       const cleaned = raw.replace(/[,\s_]/g, "");
       const n = cleaned === "" ? Number.NaN : Number(cleaned);
       if (!Number.isFinite(n)) return { ok: false, detail: `'${raw.slice(0, 80)}' is not a number` };
-      if (type === "integer" && !Number.isInteger(n)) return { ok: false, detail: `'${raw.slice(0, 80)}' is not an integer` };
+      if (type === "integer" && !Number.isInteger(n))
+        return { ok: false, detail: `'${raw.slice(0, 80)}' is not an integer` };
       return { ok: true, value: n };
     }
     case "boolean": {
@@ -225,7 +226,13 @@ export function compileSpider(spec: SpiderSpec): CompiledSpider {
       if (f.regex) {
         const m = f.regex.exec(raw);
         if (!m) {
-          report.fieldProblem(ruleName, f.name, "regexNoMatch", page.url, `/${f.regex.source}/ did not match '${raw.slice(0, 80)}'`);
+          report.fieldProblem(
+            ruleName,
+            f.name,
+            "regexNoMatch",
+            page.url,
+            `/${f.regex.source}/ did not match '${raw.slice(0, 80)}'`,
+          );
           continue;
         }
         raw = m[1] ?? m[0];

@@ -9,12 +9,10 @@ import { createHash } from "node:crypto";
 export function canonicalUrl(url: string): string {
   const u = new URL(url);
   u.hash = "";
-  if (u.search) {
-    const params = new URLSearchParams(u.search);
-    params.sort();
-    const s = params.toString();
-    u.search = s ? `?${s}` : "";
-  }
+  const params = new URLSearchParams(u.search);
+  params.sort();
+  const s = params.toString();
+  u.search = s ? `?${s}` : ""; // also drops a bare "?"
   return u.href;
 }
 
@@ -22,7 +20,9 @@ export function canonicalUrl(url: string): string {
 export type Fingerprint = readonly [number, number];
 
 export function fingerprint(method: string, url: string, body = ""): Fingerprint {
-  const h = createHash("sha1").update(`${method.toUpperCase()}\n${canonicalUrl(url)}\n${body}`).digest();
+  const h = createHash("sha1")
+    .update(`${method.toUpperCase()}\n${canonicalUrl(url)}\n${body}`)
+    .digest();
   return [h.readUInt32BE(0), h.readUInt32BE(4)];
 }
 

@@ -50,9 +50,8 @@ export type ParseOutput = Item | FollowRequest;
 export type ParseResult =
   | Iterable<ParseOutput>
   | AsyncIterable<ParseOutput>
-  | Promise<Iterable<ParseOutput> | undefined | void>
-  | undefined
-  | void;
+  | Promise<Iterable<ParseOutput> | undefined>
+  | undefined;
 
 export interface SpiderModule {
   parse(response: SpiderResponse, ctx: SpiderContext): ParseResult;
@@ -61,7 +60,9 @@ export interface SpiderModule {
 /** Loads the module (a path, relative to `baseDir`, or a package name). */
 export async function loadSpiderModule(spec: string, baseDir = process.cwd()): Promise<SpiderModule> {
   const target =
-    spec.startsWith(".") || isAbsolute(spec) || /\.[cm]?[jt]s$/.test(spec) ? pathToFileURL(resolve(baseDir, spec)).href : spec;
+    spec.startsWith(".") || isAbsolute(spec) || /\.[cm]?[jt]s$/.test(spec)
+      ? pathToFileURL(resolve(baseDir, spec)).href
+      : spec;
   let mod: Partial<SpiderModule> & { default?: Partial<SpiderModule> };
   try {
     mod = (await import(target)) as typeof mod;
@@ -69,12 +70,17 @@ export async function loadSpiderModule(spec: string, baseDir = process.cwd()): P
     throw new Error(`Cannot load spider.module '${spec}': ${(err as Error).message}`);
   }
   const parse = mod.parse ?? mod.default?.parse;
-  if (typeof parse !== "function") throw new Error(`spider.module '${spec}' does not export a parse(response, ctx) function`);
+  if (typeof parse !== "function")
+    throw new Error(`spider.module '${spec}' does not export a parse(response, ctx) function`);
   return { parse };
 }
 
 /** Runs parse() and iterates whatever shape it returned. */
-export async function* runParse(mod: SpiderModule, response: SpiderResponse, ctx: SpiderContext): AsyncGenerator<ParseOutput> {
+export async function* runParse(
+  mod: SpiderModule,
+  response: SpiderResponse,
+  ctx: SpiderContext,
+): AsyncGenerator<ParseOutput> {
   let out = mod.parse(response, ctx);
   if (out && typeof (out as Promise<unknown>).then === "function") out = (await out) as ParseResult;
   if (!out) return;
@@ -86,7 +92,12 @@ export async function* runParse(mod: SpiderModule, response: SpiderResponse, ctx
 }
 
 export function isItem(o: unknown): o is Item {
-  return typeof o === "object" && o !== null && typeof (o as Item).type === "string" && typeof (o as Item).fields === "object";
+  return (
+    typeof o === "object" &&
+    o !== null &&
+    typeof (o as Item).type === "string" &&
+    typeof (o as Item).fields === "object"
+  );
 }
 
 export function isFollowRequest(o: unknown): o is FollowRequest {

@@ -71,7 +71,10 @@ export class StatsReporter {
       this.patches++;
       return true;
     } catch (err) {
-      logger.warn({ err: (err as Error).message }, `Could not patch the stats of CrawlJob ${job.namespace}/${job.name}`);
+      logger.warn(
+        { err: (err as Error).message },
+        `Could not patch the stats of CrawlJob ${job.namespace}/${job.name}`,
+      );
       return false;
     }
   }

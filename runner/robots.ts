@@ -10,7 +10,10 @@ import { DownloadError, fetchOnce } from "./downloader.ts";
 const robotsParser = robotsParserModule as unknown as typeof robotsParserModule.default;
 type Robot = ReturnType<typeof robotsParser>;
 
-export type RobotsVerdict = { kind: "rules"; robot: Robot } | { kind: "allowAll" } | { kind: "disallowAll"; why: string };
+export type RobotsVerdict =
+  | { kind: "rules"; robot: Robot }
+  | { kind: "allowAll" }
+  | { kind: "disallowAll"; why: string };
 
 export interface RobotsOptions {
   dispatcher: Dispatcher;
@@ -79,7 +82,10 @@ export class RobotsCache {
         continue;
       }
       if (res.status >= 200 && res.status < 300) {
-        return { kind: "rules", robot: robotsParser(`${origin}/robots.txt`, (res.body ?? Buffer.alloc(0)).toString("utf8")) };
+        return {
+          kind: "rules",
+          robot: robotsParser(`${origin}/robots.txt`, (res.body ?? Buffer.alloc(0)).toString("utf8")),
+        };
       }
       if (res.status >= 400 && res.status < 500) return { kind: "allowAll" };
       return { kind: "disallowAll", why: `robots.txt answered ${res.status}` };

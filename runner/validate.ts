@@ -11,9 +11,9 @@ import { parse as parseYaml } from "yaml";
 import type { FieldError } from "../crds/schema/common.ts";
 import { CrawlJobSpec } from "../crds/schema/crawljob.ts";
 import type { SpiderSpec } from "../crds/schema/spider.ts";
+import { hostAllowed } from "./extract.ts";
 import { normalizeScrapyFeedKeys } from "./feeds/scrapy-keys.ts";
 import { validateFeeds } from "./feeds/validate.ts";
-import { hostAllowed } from "./extract.ts";
 import { parseCidrs } from "./net/address-guard.ts";
 
 const checkSpec = Compile(CrawlJobSpec);
@@ -23,7 +23,11 @@ export function pointerToPath(base: string, pointer: string): string {
   let out = base;
   for (const raw of pointer.split("/").slice(1)) {
     const part = raw.replaceAll("~1", "/").replaceAll("~0", "~");
-    out += /^\d+$/.test(part) ? `[${part}]` : /^[A-Za-z_$][\w$-]*$/.test(part) ? `.${part}` : `[${JSON.stringify(part)}]`;
+    out += /^\d+$/.test(part)
+      ? `[${part}]`
+      : /^[A-Za-z_$][\w$-]*$/.test(part)
+        ? `.${part}`
+        : `[${JSON.stringify(part)}]`;
   }
   return out;
 }
@@ -55,7 +59,10 @@ function schemaErrors(spec: unknown): FieldError[] {
     if (e.keyword === "boolean") continue; // repeated as additionalProperties on the parent
     if (e.keyword === "additionalProperties") {
       for (const name of (params.additionalProperties as string[] | undefined) ?? [])
-        add(pointerToPath("spec", `${e.instancePath}/${name.replaceAll("~", "~0").replaceAll("/", "~1")}`), "unknown field");
+        add(
+          pointerToPath("spec", `${e.instancePath}/${name.replaceAll("~", "~0").replaceAll("/", "~1")}`),
+          "unknown field",
+        );
       continue;
     }
     if (e.keyword === "required") {
@@ -104,7 +111,9 @@ function spiderErrors(spider: unknown): FieldError[] {
   const errors: FieldError[] = [];
   if (!isObj(spider)) return errors;
   const p = "spec.spider";
-  const err = (path: string, message: string) => errors.push({ path, message });
+  const err = (path: string, message: string): void => {
+    errors.push({ path, message });
+  };
   const sel = (path: string, s: unknown) => {
     if (!isStr(s) || !s) return;
     const e = selectorError(s);
@@ -124,26 +133,33 @@ function spiderErrors(spider: unknown): FieldError[] {
     });
   }
   if (Array.isArray(spider.startUrls)) {
-    spider.startUrls.forEach((u, i) => {
-      if (!isStr(u)) return;
+    for (const [i, u] of spider.startUrls.entries()) {
+      if (!isStr(u)) continue;
       let url: URL;
       try {
         url = new URL(u);
       } catch {
-        return err(`${p}.startUrls[${i}]`, `not a valid URL: ${JSON.stringify(u)}`);
+        err(`${p}.startUrls[${i}]`, `not a valid URL: ${JSON.stringify(u)}`);
+        continue;
       }
-      if (url.protocol !== "http:" && url.protocol !== "https:")
-        return err(`${p}.startUrls[${i}]`, `must be an http or https URL, got ${url.protocol.replace(/:$/, "")}`);
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        err(`${p}.startUrls[${i}]`, `must be an http or https URL, got ${url.protocol.replace(/:$/, "")}`);
+        continue;
+      }
       if (domains.length && !hostAllowed(url.hostname.replace(/^\[|\]$/g, ""), domains))
-        err(`${p}.startUrls[${i}]`, `host ${url.hostname} is not in allowedDomains: the crawl would drop it as offsite`);
-    });
+        err(
+          `${p}.startUrls[${i}]`,
+          `host ${url.hostname} is not in allowedDomains: the crawl would drop it as offsite`,
+        );
+    }
   }
   if (Array.isArray(spider.follow)) {
     spider.follow.forEach((f, i) => {
       if (!isObj(f)) return;
       sel(`${p}.follow[${i}].selector`, f.selector);
       for (const k of ["allow", "deny"] as const)
-        if (Array.isArray(f[k])) (f[k] as unknown[]).forEach((r, j) => re(`${p}.follow[${i}].${k}[${j}]`, r));
+        if (Array.isArray(f[k]))
+          for (const [j, r] of (f[k] as unknown[]).entries()) re(`${p}.follow[${i}].${k}[${j}]`, r);
     });
   }
   if (Array.isArray(spider.extract)) {
@@ -152,7 +168,8 @@ function spiderErrors(spider: unknown): FieldError[] {
       if (!isObj(x)) return;
       const base = `${p}.extract[${i}]`;
       if (isStr(x.name)) {
-        if (names.has(x.name)) err(`${base}.name`, `duplicate extract rule name '${x.name}' (also extract[${names.get(x.name)}])`);
+        if (names.has(x.name))
+          err(`${base}.name`, `duplicate extract rule name '${x.name}' (also extract[${names.get(x.name)}])`);
         else names.set(x.name, i);
       }
       sel(`${base}.itemSelector`, x.itemSelector);
@@ -165,7 +182,8 @@ function spiderErrors(spider: unknown): FieldError[] {
         re(`${fp}.regex`, f.regex);
         if (f.absolute === true && !isStr(f.attr) && f.meta === undefined)
           err(`${fp}.absolute`, "absolute: true needs attr (the attribute that holds the URL, e.g. href or src)");
-        if (f.text === true && isStr(f.attr)) err(`${fp}.text`, "text: true and attr are contradictory: a field takes either the text or an attribute");
+        if (f.text === true && isStr(f.attr))
+          err(`${fp}.text`, "text: true and attr are contradictory: a field takes either the text or an attribute");
         if (f.meta !== undefined) {
           for (const k of ["selector", "attr", "text", "all"] as const)
             if (f[k] !== undefined) err(`${fp}.${k}`, `meta takes the value from the response: ${k} does not apply`);
@@ -197,7 +215,10 @@ function spiderErrors(spider: unknown): FieldError[] {
       const max = typeof at.maxDelayMs === "number" ? at.maxDelayMs : 60000;
       if (start > max) err(`${sp}.autoThrottle.startDelayMs`, `startDelayMs ${start} is more than maxDelayMs ${max}`);
       if (typeof s.downloadDelayMs === "number" && s.downloadDelayMs > max)
-        err(`${sp}.downloadDelayMs`, `downloadDelayMs ${s.downloadDelayMs} is AutoThrottle's minimum and more than maxDelayMs ${max}`);
+        err(
+          `${sp}.downloadDelayMs`,
+          `downloadDelayMs ${s.downloadDelayMs} is AutoThrottle's minimum and more than maxDelayMs ${max}`,
+        );
     }
     if (Array.isArray(s.retryHttpCodes))
       s.retryHttpCodes.forEach((c, i) => {
@@ -232,7 +253,8 @@ export function validateCrawlJobSpec(spec: unknown): FieldError[] {
   if (!isObj(spec)) return [{ path: "spec", message: "must be an object with at least spider" }];
   const errors = schemaErrors(spec);
   errors.push(...spiderErrors(spec.spider));
-  const parallelism = isObj(spec.runner) && typeof spec.runner.parallelism === "number" ? spec.runner.parallelism : undefined;
+  const parallelism =
+    isObj(spec.runner) && typeof spec.runner.parallelism === "number" ? spec.runner.parallelism : undefined;
   errors.push(
     ...validateFeeds(
       spec.feeds as Parameters<typeof validateFeeds>[0],

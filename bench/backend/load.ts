@@ -5,9 +5,9 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { Agent, Pool } from "undici";
-import { createCatalogue } from "../../test/fixtures/catalogue.ts";
 import { createFeedExporter } from "../../runner/feeds/exporter.ts";
 import type { Item } from "../../runner/item.ts";
+import { createCatalogue } from "../../test/fixtures/catalogue.ts";
 import { BENCH_DIR, type BenchContext } from "../lib/context.ts";
 import { meterPostgresCpu } from "../lib/pg-cpu.ts";
 import { createDatabase } from "../lib/postgres.ts";
@@ -128,7 +128,8 @@ async function viaFeeds(ctx: BenchContext, s3: BenchS3, n: number, batch: number
     const meter = meterPostgresCpu(db.name);
     const cpu = process.cpuUsage();
     const started = performance.now();
-    const deliveries: Promise<{ ms: number }>[] = [];
+    // Settled results: a failed delivery is reported after the export, never an unhandled rejection.
+    const deliveries: Promise<{ ms: number } | { error: Error }>[] = [];
     const exporter = await createFeedExporter({
       feeds: {
         [`s3://${bucket}/%(name)s/%(time)s/part-%(batch_id)05d.jsonl.gz`]: {
@@ -139,17 +140,20 @@ async function viaFeeds(ctx: BenchContext, s3: BenchS3, n: number, batch: number
       },
       storage: { s3: { endpoint: s3.endpoint, region: s3.region, forcePathStyle: true } },
       params: { name: "books", job: "bench", shard: 0 },
-      logger: ctx.logger.child({ part: "backend", batch }),
+      logger: ctx.logger.child({ part: "backend", batch }, { level: "warn" }),
       s3: { credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } },
       spool: { dir: join(ctx.workDir, "spool", String(batch)) },
       // The operator delivers asynchronously: the runner never waits for the backend.
       onFeedClosed: async (feed) => {
-        deliveries.push(deliverFeed(backend.url, secret, feed, agent));
+        deliveries.push(deliverFeed(backend.url, secret, feed, agent).catch((error: Error) => ({ error })));
       },
     });
     for (let i = 1; i <= n; i++) await exporter.write(item(i));
     await exporter.close("finished");
-    const delivered = await Promise.all(deliveries);
+    const settled = await Promise.all(deliveries);
+    const failed = settled.find((d): d is { error: Error } => "error" in d);
+    if (failed) throw failed.error;
+    const delivered = settled as { ms: number }[];
     const seconds = (performance.now() - started) / 1000;
     const senderCpu = process.cpuUsage(cpu);
     const stats = await backend.stats();
@@ -211,7 +215,9 @@ export function loadMarkdown(n: number, rows: LoadRow[]): string {
   lines.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const r of rows) {
     const fewer =
-      base && r !== base && r.backend.requests > 0 ? `${fmt(base.backend.requests / r.backend.requests, 0)}× fewer` : "—";
+      base && r !== base && r.backend.requests > 0
+        ? `${fmt(base.backend.requests / r.backend.requests, 0)}× fewer`
+        : "—";
     lines.push(
       `| ${r.delivery} | ${r.batch === null ? "—" : fmt(r.batch, 0)} | ${r.files || "—"} | ${fmt(r.backend.requests, 0)} | ` +
         `${fmt(r.backend.connections, 0)} | ${fmt(r.backend.cpuSeconds)} | ${fmt(r.postgresCpuSeconds)} | ${fmt(r.senderCpuSeconds)} | ` +

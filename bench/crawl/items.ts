@@ -1,8 +1,8 @@
 // Counts a tool's jsonlines output and checks it against the fixture's truth,
 // so a fast crawler that drops or garbles items cannot win.
 import { createReadStream } from "node:fs";
-import { isDeepStrictEqual } from "node:util";
 import { createInterface } from "node:readline";
+import { isDeepStrictEqual } from "node:util";
 import type { Catalogue } from "../../test/fixtures/catalogue.ts";
 
 export interface ItemCheck {

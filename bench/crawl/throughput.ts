@@ -61,17 +61,17 @@ async function crawlOnce(
   tool: CrawlTool,
   concurrency: number,
   run: number,
-  extraEnv: NodeJS.ProcessEnv = {},
+  nodeArgs: string[] = [],
 ): Promise<CrawlRun> {
   const scratch = join(ctx.workDir, "crawl", `${tool.name}-c${concurrency}-r${run}`);
   await mkdir(scratch, { recursive: true });
   const outFile = join(scratch, "items.jsonl");
   const startUrl = `${site.nginx.url}/`;
-  const cmd = await tool.command({ startUrl, concurrency, outFile, scratch });
+  const cmd = await tool.command({ startUrl, concurrency, outFile, scratch, nodeArgs });
   const before = await site.nginx.requestCount();
   const measured = await runMeasured(cmd.command, cmd.args, {
     cwd: cmd.cwd,
-    env: { ...cmd.env, ...extraEnv },
+    env: cmd.env,
     logFile: join(ctx.rawDir, `crawl-${tool.name}-c${concurrency}-r${run}.log`),
     timeoutMs: 15 * 60_000,
   });
@@ -135,21 +135,21 @@ export async function runThroughput(ctx: BenchContext): Promise<ThroughputResult
         for (const tool of order) runs.push(await crawlOnce(ctx, site, tool, concurrency, run));
       }
     }
-    // Where feedcrawl is slower than a peer, profile one more feedcrawl run to say why.
+    // Where feedcrawl is slower than a peer (or with --profile), profile one more feedcrawl run to say why.
     for (const concurrency of concurrencies) {
       const ours = summarize(runs, "feedcrawl", concurrency, site.items);
       const faster = CRAWL_TOOLS.filter((t) => t.name !== "feedcrawl")
         .map((t) => summarize(runs, t.name, concurrency, site.items))
         .filter((s) => s.pagesPerSecond > ours.pagesPerSecond);
-      if (faster.length && !profile) {
+      const wanted = faster.length > 0 || (ctx.profile && concurrency === concurrencies.at(-1));
+      if (wanted && !profile) {
         const dir = join(ctx.rawDir, `cpuprofile-c${concurrency}`);
         await mkdir(dir, { recursive: true });
         const feedcrawlTool = CRAWL_TOOLS.find((t) => t.name === "feedcrawl")!;
-        await crawlOnce(ctx, site, feedcrawlTool, concurrency, 0, {
-          BENCH_FEEDCRAWL_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${dir}`,
-        });
+        await crawlOnce(ctx, site, feedcrawlTool, concurrency, 0, ["--cpu-prof", `--cpu-prof-dir=${dir}`]);
         const summary = await summarizeProfileDir(dir);
         if (summary) profile = { ...summary, concurrency, peer: faster.map((f) => f.tool).join(", ") };
+        ctx.logger.info({ file: summary?.file, concurrency }, "Profiled a feedcrawl crawl");
       }
     }
   } finally {
@@ -222,8 +222,10 @@ export function throughputMarkdown(r: ThroughputResult, runsPerTool: number): st
   if (r.profile) {
     lines.push("");
     lines.push(
-      `feedcrawl was slower than ${r.profile.peer} at concurrency ${r.profile.concurrency}; a profiled feedcrawl run ` +
-        `(\`node --cpu-prof\`, ${fmt(r.profile.totalMs / 1000)} s profiled) spent its time here (self time):`,
+      (r.profile.peer
+        ? `feedcrawl was slower than ${r.profile.peer} at concurrency ${r.profile.concurrency}; a profiled feedcrawl run `
+        : `Where a feedcrawl crawl at concurrency ${r.profile.concurrency} spends its CPU: a profiled run `) +
+        `(\`node --cpu-prof\`, ${fmt(r.profile.totalMs / 1000)} s profiled, main thread, self time; not counted in the medians):`,
     );
     lines.push("");
     lines.push("| area | self ms | share |");

@@ -13,10 +13,19 @@ export interface CrawlCommand {
   env: NodeJS.ProcessEnv;
 }
 
+export interface CommandOptions {
+  startUrl: string;
+  concurrency: number;
+  outFile: string;
+  scratch: string;
+  /** Extra Node flags for feedcrawl (e.g. --cpu-prof); ignored by the peers. */
+  nodeArgs?: string[];
+}
+
 export interface CrawlTool {
   name: "feedcrawl" | "scrapy" | "crawlee";
   /** The command that crawls `startUrl` at `concurrency`, writing items to `outFile`. */
-  command(opts: { startUrl: string; concurrency: number; outFile: string; scratch: string }): Promise<CrawlCommand>;
+  command(opts: CommandOptions): Promise<CrawlCommand>;
 }
 
 /** The local-crawl manifest every feedcrawl run uses: examples/books-local.yaml with the bench settings. */
@@ -50,12 +59,12 @@ export async function feedcrawlManifest(opts: { startUrl: string; concurrency: n
 
 export const feedcrawl: CrawlTool = {
   name: "feedcrawl",
-  async command({ startUrl, concurrency, outFile, scratch }) {
+  async command({ startUrl, concurrency, outFile, scratch, nodeArgs = [] }) {
     const manifest = join(scratch, `feedcrawl-c${concurrency}.yaml`);
     await writeFile(manifest, stringify(await feedcrawlManifest({ startUrl, concurrency, outFile })));
     return {
       command: NODE,
-      args: [...(process.env.BENCH_FEEDCRAWL_NODE_ARGS?.split(" ").filter(Boolean) ?? []), "bin/feedcrawl.ts", "crawl", manifest],
+      args: [...nodeArgs, "bin/feedcrawl.ts", "crawl", manifest],
       cwd: REPO_ROOT,
       env: { ...process.env, NO_COLOR: "1" },
     };

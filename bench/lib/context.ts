@@ -2,7 +2,7 @@
 // project's Node 24, and whether this is a --quick run.
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { pino } from "pino";
+import type { pino } from "pino";
 
 export const REPO_ROOT = resolve(import.meta.dirname, "..", "..");
 export const BENCH_DIR = join(REPO_ROOT, "bench");
@@ -13,6 +13,8 @@ export const DEBIAN_PYTHON = "/usr/bin/python3";
 
 export interface BenchContext {
   quick: boolean;
+  /** Profile one feedcrawl crawl even when it is not slower than a peer. */
+  profile: boolean;
   /** Runs per tool and setting (interleaved). */
   runs: number;
   /** Scratch space: the static site, feeds, S3 data, nginx. Removed at the end. */

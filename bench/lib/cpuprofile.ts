@@ -52,7 +52,9 @@ export async function summarizeProfileDir(dir: string, top = 12): Promise<Profil
     if (!hits) continue;
     const { functionName, url, lineNumber } = node.callFrame;
     const name = functionName || "(anonymous)";
-    const where = url ? `${url.replace(/^file:\/\/.*?\/(node_modules|runner|operator|bin)\//, "$1/")}:${lineNumber + 1}` : "";
+    const where = url
+      ? `${url.replace(/^file:\/\/.*?\/(node_modules|runner|operator|bin)\//, "$1/")}:${lineNumber + 1}`
+      : "";
     const key = `${name}@${where}`;
     const entry = fn.get(key) ?? { name, where, hits: 0 };
     entry.hits += hits;

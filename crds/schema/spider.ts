@@ -29,7 +29,8 @@ export const FieldRule = Type.Object(
     absolute: Type.Optional(Type.Boolean()),
     meta: Type.Optional(
       StringEnum(["url", "status", "depth"] as const, {
-        description: "Take the value from the response (its final URL, HTTP status or crawl depth) instead of the page.",
+        description:
+          "Take the value from the response (its final URL, HTTP status or crawl depth) instead of the page.",
       }),
     ),
     default: Type.Optional(Type.Union([Type.String({ maxLength: 4096 }), Type.Number(), Type.Boolean()])),

@@ -146,6 +146,14 @@ export function computeStatus(o: Observed): CrawlJobStatus {
         message: `Job ${runnerJob.metadata.name} is suspended`,
       });
       set({ type: "CrawlComplete", status: "Unknown", reason: "Suspended", message: progress });
+    } else if (!js.active && !js.succeeded && !js.failed) {
+      set({
+        type: "RunnerReady",
+        status: "False",
+        reason: "WaitingForPods",
+        message: `Job ${runnerJob.metadata.name} has no running pod yet`,
+      });
+      set({ type: "CrawlComplete", status: "Unknown", reason: "NotStarted", message: progress });
     } else {
       set({
         type: "RunnerReady",
@@ -261,6 +269,9 @@ export function computeStatus(o: Observed): CrawlJobStatus {
       phase = "Ingesting";
     } else if (jobSuspended) {
       set({ type: "Succeeded", status: "Unknown", reason: "Suspended", message: "The runner is suspended" });
+      phase = "Pending";
+    } else if (getCondition(conditions, "RunnerReady")?.reason === "WaitingForPods") {
+      set({ type: "Succeeded", status: "Unknown", reason: "Pending", message: "Waiting for the runner pods" });
       phase = "Pending";
     } else {
       set({ type: "Succeeded", status: "Unknown", reason: "Crawling", message: "The runner is crawling" });

@@ -7,7 +7,8 @@ export class HostLimiter {
   readonly #hosts = new Map<string, { active: number; waiting: Array<() => void> }>();
 
   constructor(limit: number) {
-    if (!Number.isInteger(limit) || limit < 1) throw new Error(`per-host concurrency must be a positive integer, got ${limit}`);
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new Error(`per-host concurrency must be a positive integer, got ${limit}`);
     this.#limit = limit;
   }
 

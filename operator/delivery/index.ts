@@ -157,7 +157,9 @@ export function createFeedDeliveryReconciler(deps: FeedDeliveryDeps): FeedDelive
           state: "Pending",
           attempts,
           lastError: err.message,
-          nextAttemptAt: new Date(now().getTime() + backoffDelayMs(Math.max(attempts, 1), backoff, random)).toISOString(),
+          nextAttemptAt: new Date(
+            now().getTime() + backoffDelayMs(Math.max(attempts, 1), backoff, random),
+          ).toISOString(),
         };
         if (current?.lastResponseCode !== undefined) waiting.lastResponseCode = current.lastResponseCode;
         log.warn({ reason: err.message }, `Deferred the webhook of ${target.describe}: signing secret unavailable`);
@@ -170,31 +172,41 @@ export function createFeedDeliveryReconciler(deps: FeedDeliveryDeps): FeedDelive
         return { requeueAfterMs: Date.parse(waiting.nextAttemptAt!) - now().getTime() };
       }
 
-      const claimed = await target.write(object, decision.claim);
-      if (!claimed.ok) {
-        if (claimed.reason === "gone") return {};
+      // Claim and POST inside the backend's host slot: feeds queued behind a
+      // slow backend stay Pending (and unclaimed) until a slot is free.
+      const claimedObject = object;
+      const attempt = await sender.withHostSlot(webhook.url, async () => {
+        const claimed = await target.write(claimedObject, decision.claim);
+        if (!claimed.ok) return claimed;
+        if (decision.resumed) {
+          log.info(
+            { attempts: decision.claim.attempts },
+            `Resending the webhook of ${target.describe} after an interrupted attempt`,
+          );
+        }
+        const sentAt = now();
+        const headers = signer
+          ? signatureHeaders(signer, target.webhookId, sentAt, target.body)
+          : { "webhook-id": target.webhookId, "webhook-timestamp": String(Math.floor(sentAt.getTime() / 1000)) };
+        const outcome = await sender.post({
+          url: webhook.url,
+          body: target.body,
+          headers,
+          timeoutMs: (webhook.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
+          dispatcher: dispatcherFor(webhook.allowPrivateNetworks === true),
+        });
+        return { ok: true as const, object: claimed.object, outcome };
+      });
+      if (!attempt.ok) {
+        if (attempt.reason === "gone") return {};
         // Someone else wrote in between: look again at what they wrote.
         const fresh = await target.read();
         if (!fresh) return {};
         object = fresh;
         continue;
       }
-      object = claimed.object;
-      if (decision.resumed) {
-        log.info({ attempts: decision.claim.attempts }, `Resending the webhook of ${target.describe} after an interrupted attempt`);
-      }
-
-      const sentAt = now();
-      const headers = signer
-        ? signatureHeaders(signer, target.webhookId, sentAt, target.body)
-        : { "webhook-id": target.webhookId, "webhook-timestamp": String(Math.floor(sentAt.getTime() / 1000)) };
-      const outcome = await sender.send({
-        url: webhook.url,
-        body: target.body,
-        headers,
-        timeoutMs: (webhook.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
-        dispatcher: dispatcherFor(webhook.allowPrivateNetworks === true),
-      });
+      object = attempt.object;
+      const outcome = attempt.outcome;
       const result = afterAttempt(decision.claim, outcome, now(), policy, random);
       countOutcome(outcome, result, target);
 
@@ -218,7 +230,10 @@ export function createFeedDeliveryReconciler(deps: FeedDeliveryDeps): FeedDelive
         return {};
       }
       const delayMs = Math.max(Date.parse(result.nextAttemptAt!) - now().getTime(), 0);
-      log.info({ ...fields, error: result.lastError, retryInMs: delayMs }, `Will retry the webhook of ${target.describe}`);
+      log.info(
+        { ...fields, error: result.lastError, retryInMs: delayMs },
+        `Will retry the webhook of ${target.describe}`,
+      );
       return { requeueAfterMs: delayMs };
     }
     return { requeueAfterMs: CONFLICT_REQUEUE_MS };
@@ -282,9 +297,10 @@ export function createFeedDeliveryReconciler(deps: FeedDeliveryDeps): FeedDelive
     const label = feed.metadata.labels?.[CRAWLJOB_LABEL];
     if (!label) return `CrawlFeed has no ${CRAWLJOB_LABEL} label`;
     if (!job) return `CrawlJob ${feed.metadata.namespace}/${label} (from the ${CRAWLJOB_LABEL} label) does not exist`;
-    if (label !== job.metadata.name) return `label ${CRAWLJOB_LABEL}=${label} does not name CrawlJob ${job.metadata.name}`;
+    if (label !== job.metadata.name)
+      return `label ${CRAWLJOB_LABEL}=${label} does not name CrawlJob ${job.metadata.name}`;
     const owner = feed.metadata.ownerReferences?.find((ref) => ref.controller);
-    if (!owner || owner.kind !== "CrawlJob" || owner.uid !== job.metadata.uid) {
+    if (owner?.kind !== "CrawlJob" || owner.uid !== job.metadata.uid) {
       return `CrawlFeed is not controlled by CrawlJob ${job.metadata.name} (uid ${job.metadata.uid})`;
     }
     const shard = feed.metadata.labels?.[SHARD_LABEL];
@@ -382,7 +398,9 @@ export function createFeedDeliveryReconciler(deps: FeedDeliveryDeps): FeedDelive
     try {
       const job = await api.getJob(namespace, name);
       if (!job || job.metadata.uid !== cached.metadata.uid) return {};
-      const own = feeds.filter((f) => f.metadata.ownerReferences?.some((ref) => ref.controller && ref.uid === job.metadata.uid));
+      const own = feeds.filter((f) =>
+        f.metadata.ownerReferences?.some((ref) => ref.controller && ref.uid === job.metadata.uid),
+      );
       const event = crawlCompletedEvent(
         jobRef(job),
         job.status?.manifest,

@@ -84,7 +84,12 @@ export function crawlCompletedEvent(
   feeds: readonly CrawlFeedSpec[],
 ): CrawlCompletedEvent {
   const sorted = [...feeds].sort((a, b) => a.shard - b.shard || a.batchId - b.batchId || a.uri.localeCompare(b.uri));
-  const event: CrawlCompletedEvent = { type: "crawl.completed", id: completionWebhookId(job.uid), crawlJob: job, feeds: [] };
+  const event: CrawlCompletedEvent = {
+    type: "crawl.completed",
+    id: completionWebhookId(job.uid),
+    crawlJob: job,
+    feeds: [],
+  };
   if (manifest) event.manifest = manifest;
   event.feeds = sorted.map(feedPayload);
   return event;

@@ -2,7 +2,7 @@
 // Redirects are not followed (Standard Webhooks: a 3xx is a failure; update
 // the URL instead), the whole exchange has one deadline, and only the first
 // bytes of an error body are kept for status.lastError.
-import { type Dispatcher, errors as undiciErrors, request } from "undici";
+import { type Dispatcher, request, errors as undiciErrors } from "undici";
 import { parseRetryAfter } from "./backoff.ts";
 import { HostLimiter } from "./host-limiter.ts";
 import type { AttemptOutcome } from "./state.ts";
@@ -43,7 +43,12 @@ export function classifyResponse(code: number, retryAfterMs: number | undefined,
   if (code === 408 || code === 429 || code >= 500) {
     return retryAfterMs === undefined ? { kind: "retry", code, error } : { kind: "retry", code, error, retryAfterMs };
   }
-  if (code >= 300 && code < 400) return { kind: "reject", code, error: `${error} (redirects are not followed: point the webhook URL at the final address)` };
+  if (code >= 300 && code < 400)
+    return {
+      kind: "reject",
+      code,
+      error: `${error} (redirects are not followed: point the webhook URL at the final address)`,
+    };
   return { kind: "reject", code, error };
 }
 
@@ -95,18 +100,23 @@ export class WebhookSender {
   }
 
   /** POSTs once (waiting for a per-host slot first) and classifies the result; never throws. */
-  async send(req: WebhookRequest): Promise<AttemptOutcome> {
+  send(req: WebhookRequest): Promise<AttemptOutcome> {
+    return this.withHostSlot(req.url, () => this.post(req));
+  }
+
+  /**
+   * Runs `task` holding one of the URL's host:port slots. The delivery claims
+   * a feed (writes Sending) inside the slot, so feeds queued behind a slow
+   * backend stay Pending instead of all showing Sending.
+   */
+  withHostSlot<T>(url: string, task: () => Promise<T>): Promise<T> {
     let host: string;
     try {
-      const u = new URL(req.url);
-      if (u.protocol !== "http:" && u.protocol !== "https:") {
-        return { kind: "reject", error: `${describeUrl(req.url)} is not an http(s) URL` };
-      }
-      host = u.host;
+      host = new URL(url).host;
     } catch {
-      return { kind: "reject", error: "the webhook URL is not a valid URL" };
+      host = "<invalid URL>";
     }
-    return this.#limiter.run(host, () => this.#post(req));
+    return this.#limiter.run(host, task);
   }
 
   /** Host slots in use (for tests). */
@@ -114,7 +124,20 @@ export class WebhookSender {
     return this.#limiter.active(host);
   }
 
-  async #post(req: WebhookRequest): Promise<AttemptOutcome> {
+  /** POSTs once, without a host slot; never throws. */
+  async post(req: WebhookRequest): Promise<AttemptOutcome> {
+    try {
+      const u = new URL(req.url);
+      if (u.protocol !== "http:" && u.protocol !== "https:") {
+        return { kind: "reject", error: `${describeUrl(req.url)} is not an http(s) URL` };
+      }
+    } catch {
+      return { kind: "reject", error: "the webhook URL is not a valid URL" };
+    }
+    return this.#request(req);
+  }
+
+  async #request(req: WebhookRequest): Promise<AttemptOutcome> {
     try {
       const res = await request(req.url, {
         method: "POST",

@@ -97,7 +97,10 @@ export function afterAttempt(
       return withCode({ state: "Failed", attempts, lastError: outcome.error.slice(0, 4096) }, outcome.code);
     case "retry": {
       if (attempts >= policy.maxAttempts) {
-        return withCode({ state: "Failed", attempts, lastError: gaveUp({ ...sending, lastError: outcome.error }) }, outcome.code);
+        return withCode(
+          { state: "Failed", attempts, lastError: gaveUp({ ...sending, lastError: outcome.error }) },
+          outcome.code,
+        );
       }
       const delayMs = outcome.retryAfterMs ?? backoffDelayMs(attempts, policy.backoff, random);
       return withCode(

@@ -83,7 +83,8 @@ export function loadSnapshot(path: string): SpecSnapshot {
   const s = parsed as Partial<SpecSnapshot> | null;
   const missing = (field: string) => new RunConfigError(`FEEDCRAWL_SPEC ${path}: ${field} is missing`);
   if (!s || typeof s !== "object") throw new RunConfigError(`FEEDCRAWL_SPEC ${path}: not a JSON object`);
-  if (s.kind !== "CrawlJob") throw new RunConfigError(`FEEDCRAWL_SPEC ${path}: kind is ${JSON.stringify(s.kind)}, not CrawlJob`);
+  if (s.kind !== "CrawlJob")
+    throw new RunConfigError(`FEEDCRAWL_SPEC ${path}: kind is ${JSON.stringify(s.kind)}, not CrawlJob`);
   for (const field of ["name", "namespace", "uid"] as const) {
     if (typeof s.metadata?.[field] !== "string" || !s.metadata[field]) throw missing(`metadata.${field}`);
   }
@@ -155,11 +156,17 @@ export async function runShard(opts: RunShardOptions): Promise<number> {
   try {
     resumeAfter = await feeds.resumeAfter();
   } catch (err) {
-    logger.error({ err: (err as Error).message }, `Could not list the CrawlFeeds of CrawlJob ${job.namespace}/${job.name}`);
+    logger.error(
+      { err: (err as Error).message },
+      `Could not list the CrawlFeeds of CrawlJob ${job.namespace}/${job.name}`,
+    );
     return EXIT_FAILED;
   }
   if (Object.keys(resumeAfter).length > 0) {
-    logger.info({ resumeAfter }, `Resuming the batch numbering of CrawlJob ${job.namespace}/${job.name} shard ${env.shard}`);
+    logger.info(
+      { resumeAfter },
+      `Resuming the batch numbering of CrawlJob ${job.namespace}/${job.name} shard ${env.shard}`,
+    );
   }
 
   let exporter: ExporterLike;
@@ -202,7 +209,9 @@ export async function runShard(opts: RunShardOptions): Promise<number> {
     signal,
   });
   const stop = () => {
-    logger.info(`Stopping the crawl of CrawlJob ${job.namespace}/${job.name}: finishing in-flight pages and closing feeds`);
+    logger.info(
+      `Stopping the crawl of CrawlJob ${job.namespace}/${job.name}: finishing in-flight pages and closing feeds`,
+    );
     crawler.stop("shutdown");
   };
   signal.addEventListener("abort", stop, { once: true });
@@ -243,15 +252,22 @@ export async function runShard(opts: RunShardOptions): Promise<number> {
   const problems: string[] = [];
   if (runError && runError !== closeError) problems.push(`the crawl failed: ${(runError as Error).message}`);
   if (closeError) problems.push(`closing the feeds failed: ${(closeError as Error).message}`);
-  for (const failed of exporter.failedFeeds ?? []) problems.push(`the batch ${failed.uri} was not stored: ${failed.error}`);
+  for (const failed of exporter.failedFeeds ?? [])
+    problems.push(`the batch ${failed.uri} was not stored: ${failed.error}`);
   for (const [uri, why] of feeds.failed) problems.push(`the CrawlFeed of ${uri} was not reported: ${why}`);
   for (const feed of exporter.closedFeeds) {
-    if (!feeds.reported.has(feed.uri) && !feeds.failed.has(feed.uri)) problems.push(`the CrawlFeed of ${feed.uri} was not reported`);
+    if (!feeds.reported.has(feed.uri) && !feeds.failed.has(feed.uri))
+      problems.push(`the CrawlFeed of ${feed.uri} was not reported`);
   }
   if (!statsReported) {
     logger.warn(`Could not write the final stats of CrawlJob ${job.namespace}/${job.name}; the feeds are reported`);
   }
-  const summary = { reason, feeds: exporter.closedFeeds.length, reported: feeds.reported.size, stats: crawler.stats.toStatus() };
+  const summary = {
+    reason,
+    feeds: exporter.closedFeeds.length,
+    reported: feeds.reported.size,
+    stats: crawler.stats.toStatus(),
+  };
   if (problems.length > 0) {
     logger.error({ ...summary, problems }, `Runner of CrawlJob ${job.namespace}/${job.name} shard ${env.shard} failed`);
     return EXIT_FAILED;

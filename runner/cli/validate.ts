@@ -8,7 +8,11 @@ const usage = "usage: feedcrawl validate FILE.yaml\n";
 export async function main(argv: string[]): Promise<number> {
   let positionals: string[];
   try {
-    ({ positionals } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: "boolean", short: "h" } } }));
+    ({ positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { help: { type: "boolean", short: "h" } },
+    }));
   } catch (err) {
     process.stderr.write(`feedcrawl validate: ${(err as Error).message}\n${usage}`);
     return 2;

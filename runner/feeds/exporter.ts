@@ -52,6 +52,11 @@ export interface FeedExporter extends ItemSink {
   readonly manifestUri?: string;
   /** Items each feed dropped because they could not be serialised. */
   readonly itemsDropped: Readonly<Record<string, number>>;
+  /**
+   * Tears down without storing: open batches are discarded, uploads stopped. For a
+   * process that must exit after a failure; `close` is the normal end.
+   */
+  abort(): Promise<void>;
 }
 
 const DEFAULT_SPOOL_BYTES = 1024 * 1024 * 1024;
@@ -242,6 +247,12 @@ export async function createFeedExporter(opts: FeedExporterOptions): Promise<Fee
     close(reason: string) {
       closing ??= closeAll(reason);
       return closing;
+    },
+    async abort() {
+      closing ??= Promise.reject(new Error("Feed exporter aborted"));
+      closing.catch(() => {});
+      for (const storage of [s3, file, stdout]) storage?.abort?.();
+      await Promise.allSettled(slots.map((s) => s.abandon()));
     },
   };
 }

@@ -195,6 +195,14 @@ export class FeedSlot {
     });
   }
 
+  /** Throws the open batch away (teardown after a failure): nothing more is stored from it. */
+  async abandon(): Promise<void> {
+    const batch = this.batch;
+    this.batch = undefined;
+    clearTimeout(this.timer);
+    await batch?.abandon();
+  }
+
   /** Ends the open batch and starts storing it in the background (bounded by MAX_STORING). */
   private async closeBatch(): Promise<void> {
     const batch = this.batch;
@@ -226,7 +234,11 @@ export class FeedSlot {
     while (this.storing.size >= MAX_STORING) await Promise.race(this.storing);
   }
 
-  private async store(batch: Batch, summary: { bytes: number; sha256: string }, previous: Promise<void>): Promise<void> {
+  private async store(
+    batch: Batch,
+    summary: { bytes: number; sha256: string },
+    previous: Promise<void>,
+  ): Promise<void> {
     let uri: string;
     try {
       uri = await batch.sink.finish({

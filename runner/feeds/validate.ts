@@ -175,7 +175,11 @@ export function validateFeeds(
       const where = (() => {
         try {
           const loc = parseFeedLocation(sample);
-          return loc.kind === "s3" ? `s3:${loc.bucket}/${loc.key}` : loc.kind === "file" ? `file:${loc.path}` : "stdout";
+          return loc.kind === "s3"
+            ? `s3:${loc.bucket}/${loc.key}`
+            : loc.kind === "file"
+              ? `file:${loc.path}`
+              : "stdout";
         } catch {
           return sample;
         }

@@ -55,7 +55,9 @@ type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number];
 export function parseCidrs(cidrs: readonly string[]): Cidr[] {
   return cidrs.map((c) => {
     try {
-      return c.includes("/") ? ipaddr.parseCIDR(c) : ([ipaddr.parse(c), ipaddr.parse(c).kind() === "ipv4" ? 32 : 128] as Cidr);
+      return c.includes("/")
+        ? ipaddr.parseCIDR(c)
+        : ([ipaddr.parse(c), ipaddr.parse(c).kind() === "ipv4" ? 32 : 128] as Cidr);
     } catch {
       throw new Error(`Invalid CIDR '${c}' in allowPrivateNetworks`);
     }
@@ -128,7 +130,11 @@ export function guardedLookup(setting: PrivateNetworkSetting) {
       if (bad) return (callback as LookupAll)(new AddressBlockedError(hostname, bad.address) as never, []);
       if (options.all) return (callback as LookupAll)(null, addresses);
       const first = addresses[0];
-      if (!first) return (callback as LookupAll)(Object.assign(new Error(`No address for ${hostname}`), { code: "ENOTFOUND" }), []);
+      if (!first)
+        return (callback as LookupAll)(
+          Object.assign(new Error(`No address for ${hostname}`), { code: "ENOTFOUND" }),
+          [],
+        );
       (callback as LookupOne)(null, first.address, first.family);
     });
   };

@@ -47,7 +47,11 @@ function wrap(err: unknown, what: string): Error {
       }
     }
     const b = body as { reason?: string; message?: string } | undefined;
-    return new RunnerApiError(err.code, b?.reason, `${what}: API ${err.code}${b?.reason ? ` ${b.reason}` : ""}${b?.message ? `: ${b.message}` : ""}`);
+    return new RunnerApiError(
+      err.code,
+      b?.reason,
+      `${what}: API ${err.code}${b?.reason ? ` ${b.reason}` : ""}${b?.message ? `: ${b.message}` : ""}`,
+    );
   }
   const e = err as { code?: string; message?: string };
   return new RunnerApiError(0, e?.code, `${what}: ${e?.message ?? String(err)}`);
@@ -71,7 +75,13 @@ export function createRunnerApi(kc: KubeConfig): RunnerApi {
     },
     async getFeed(namespace, name) {
       try {
-        return (await api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: "crawlfeeds", name })) as CrawlFeed;
+        return (await api.getNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace,
+          plural: "crawlfeeds",
+          name,
+        })) as CrawlFeed;
       } catch (err) {
         if (err instanceof ApiException && err.code === 404) return undefined;
         throw wrap(err, `Reading CrawlFeed ${namespace}/${name}`);

@@ -127,7 +127,10 @@ export class CrawlFeedReporter {
       await this.#withRetry(`Creating CrawlFeed ${name}`, async () => {
         try {
           await this.#api.createFeed(object);
-          this.#logger.info({ crawlfeed: name, uri: ev.uri, batchId: ev.batchId, items: ev.items }, `Created CrawlFeed ${name}`);
+          this.#logger.info(
+            { crawlfeed: name, uri: ev.uri, batchId: ev.batchId, items: ev.items },
+            `Created CrawlFeed ${name}`,
+          );
         } catch (err) {
           if ((err as { statusCode?: number }).statusCode !== 409) throw err;
           await this.#checkExisting(name, object, ev);
@@ -151,7 +154,10 @@ export class CrawlFeedReporter {
       throw new Error(`CrawlFeed ${name} already exists for another URI (${existing.spec.uri}): sha256 name collision`);
     }
     if (existing && existing.spec.sha256 !== ev.sha256) {
-      this.#logger.warn({ crawlfeed: name, uri: ev.uri }, `CrawlFeed ${name} already exists with another sha256; kept the existing record`);
+      this.#logger.warn(
+        { crawlfeed: name, uri: ev.uri },
+        `CrawlFeed ${name} already exists with another sha256; kept the existing record`,
+      );
     } else {
       this.#logger.info({ crawlfeed: name, uri: ev.uri }, `CrawlFeed ${name} already existed: reported before`);
     }

@@ -15,9 +15,10 @@ export const OPERATOR_RULES: PolicyRule[] = [
   { apiGroups: ["feedcrawl.io"], resources: ["crawlfeeds/status"], verbs: ["get", "update", "patch"] },
   {
     apiGroups: [""],
-    resources: ["configmaps", "serviceaccounts"],
-    verbs: ["create", "get", "list", "watch", "patch", "delete"],
+    resources: ["configmaps"],
+    verbs: ["create", "get", "list", "watch", "patch", "update", "delete"],
   },
+  { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["create", "get", "list", "watch", "patch", "delete"] },
   {
     apiGroups: ["rbac.authorization.k8s.io"],
     resources: ["roles", "rolebindings"],
@@ -29,9 +30,12 @@ export const OPERATOR_RULES: PolicyRule[] = [
   { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
 ];
 
-export const LEADER_ELECTION_RULES: PolicyRule[] = [
-  { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
-];
+export function leaderElectionRules(leaseName: string): PolicyRule[] {
+  return [
+    { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
+    { apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: [leaseName], verbs: ["get", "update"] },
+  ];
+}
 
 /** What the operator grants each runner (the runner pod contract); it must hold all of it itself. */
 export function perJobRunnerRules(job: string): PolicyRule[] {

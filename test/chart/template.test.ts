@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parse } from "yaml";
 import { chartDir, find, helm, only, render, renderError } from "./helm.ts";
-import { allows, LEADER_ELECTION_RULES, OPERATOR_RULES, type PolicyRule, perJobRunnerRules } from "./rbac-rules.ts";
+import { allows, leaderElectionRules, OPERATOR_RULES, type PolicyRule, perJobRunnerRules } from "./rbac-rules.ts";
 
 interface Container {
   name: string;
@@ -104,6 +104,7 @@ describe("chart: operator Deployment", () => {
       "--metrics-addr=:8080",
       "--health-addr=:8081",
       "--runner-image=ghcr.io/feedcrawl/feedcrawl:0.1.0",
+      "--log-level=info",
     ]);
     assert.deepEqual(c.livenessProbe.httpGet, { path: "/healthz", port: "health" });
     assert.deepEqual(c.readinessProbe.httpGet, { path: "/readyz", port: "health" });
@@ -124,11 +125,12 @@ describe("chart: operator Deployment", () => {
     const objects = await render({ replicas: 2 });
     const { deployment, c } = operatorContainer(objects);
     assert.ok(c.args.includes("--leader-elect"));
+    assert.ok(c.args.includes("--leader-election-id=fc-feedcrawl"), "one Lease per release");
     assert.equal(deployment.spec.strategy, undefined, "rolling updates are safe with leader election");
     const role = only(objects, "Role", "fc-feedcrawl-leader-election", "feedcrawl-system") as unknown as {
       rules: PolicyRule[];
     };
-    assert.deepEqual(role.rules, LEADER_ELECTION_RULES);
+    assert.deepEqual(role.rules, leaderElectionRules("fc-feedcrawl"));
     const binding = only(objects, "RoleBinding", "fc-feedcrawl-leader-election", "feedcrawl-system") as unknown as {
       subjects: unknown[];
     };
@@ -319,7 +321,7 @@ describe("chart: values.schema.json rejects bad values with the schema's message
     ["running as root", { "podSecurityContext.runAsNonRoot": false }, /runAsNonRoot/],
     ["dropping fewer capabilities", { "securityContext.capabilities.drop": ["NET_RAW"] }, /capabilities.*drop/is],
     ["a bad namespace name", { watchNamespaces: ["Team_A"] }, /watchNamespaces/],
-    ["an unknown log level", { logLevel: "verbose" }, /logLevel/],
+    ["an unknown log level", { logLevel: "fatal" }, /logLevel/],
     ["a bad image digest", { "image.digest": "latest" }, /image.*digest/is],
     ["a bad pull policy", { "image.pullPolicy": "Sometimes" }, /pullPolicy/],
     ["a port out of range", { "metrics.port": 70000 }, /metrics.*port/is],

@@ -5,6 +5,8 @@
 //   KUBECONFIG                        admin kubeconfig of the test apiserver
 //   FEEDCRAWL_TEST_WORKER_NAMESPACE   the namespace to deliver
 //   FEEDCRAWL_TEST_WORKER_BASE_MS     backoff base (default 200)
+//   FEEDCRAWL_TEST_WORKER_PAUSED=1    load everything, then wait for a line on stdin
+//                                     (a standby "next operator" that takes over at once)
 import { setTimeout as sleep } from "node:timers/promises";
 import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
@@ -30,10 +32,14 @@ process.on("SIGTERM", () => {
   stopping = true;
 });
 
+if (process.env.FEEDCRAWL_TEST_WORKER_PAUSED === "1") {
+  await new Promise<void>((resolve) => process.stdin.once("data", () => resolve()));
+}
 logger.info(`Delivery worker for namespace ${namespace} started`);
 while (!stopping) {
   try {
-    const feeds = ((await api.listNamespacedCustomObject({ ...G, plural: "crawlfeeds" })) as { items: CrawlFeed[] }).items;
+    const feeds = ((await api.listNamespacedCustomObject({ ...G, plural: "crawlfeeds" })) as { items: CrawlFeed[] })
+      .items;
     const jobs = ((await api.listNamespacedCustomObject({ ...G, plural: "crawljobs" })) as { items: CrawlJob[] }).items;
     await Promise.all(
       feeds.map(async (feed) => {

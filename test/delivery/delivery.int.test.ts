@@ -88,7 +88,10 @@ describe("webhook delivery on the real apiserver", () => {
     }
     const got = receiver.received.slice(before);
     assert.equal(got.length, 3);
-    assert.ok(got.every((r) => r.verified), "every signature verifies with standardwebhooks");
+    assert.ok(
+      got.every((r) => r.verified),
+      "every signature verifies with standardwebhooks",
+    );
     assert.deepEqual(new Set(got.map((r) => r.id)), new Set(uris.map((u) => feedWebhookId(job.metadata.uid!, u))));
     const body = got.find((r) => r.id === feedWebhookId(job.metadata.uid!, uris[0]!))?.body as Record<string, unknown>;
     assert.deepEqual(body.crawlJob, { namespace, name: job.metadata.name, uid: job.metadata.uid });
@@ -104,7 +107,8 @@ describe("webhook delivery on the real apiserver", () => {
     const feed = await createFeedAsRunner(kc, job, feedEvent("s3://crawl-data/books/part-00010.jsonl"));
     const id = feedWebhookId(job.metadata.uid!, feed.spec.uri);
     let calls = 0;
-    receiver.respond = (r) => (r.id === id && ++calls <= 2 ? { status: 503, headers: { "retry-after": "1" } } : { status: 200 });
+    receiver.respond = (r) =>
+      r.id === id && ++calls <= 2 ? { status: 503, headers: { "retry-after": "1" } } : { status: 200 };
     const seen: string[] = [];
     const watcher = setInterval(async () => {
       const f = await getFeed(kc, namespace, feed.metadata.name!).catch(() => undefined);
@@ -124,7 +128,10 @@ describe("webhook delivery on the real apiserver", () => {
     assert.equal(attempts.length, 3);
     // Retry-After: 1 → each retry came at least ~1 s (whole seconds in the header) after the previous answer.
     for (let i = 1; i < attempts.length; i++) {
-      assert.ok(attempts[i]!.at - attempts[i - 1]!.at >= 900, `retry ${i} came after ${attempts[i]!.at - attempts[i - 1]!.at} ms`);
+      assert.ok(
+        attempts[i]!.at - attempts[i - 1]!.at >= 900,
+        `retry ${i} came after ${attempts[i]!.at - attempts[i - 1]!.at} ms`,
+      );
     }
     assert.ok(seen.length >= 1, "nextAttemptAt was persisted in status while waiting");
     const retryCount = (await webhookDeliveries.get()).values.find((v) => v.labels.outcome === "retry")?.value ?? 0;
@@ -301,7 +308,8 @@ describe("webhook delivery on the real apiserver", () => {
 
     let calls = 0;
     const id = completionWebhookId(completion.metadata.uid!);
-    receiver.respond = (r) => (r.id === id && ++calls === 1 ? { status: 429, headers: { "retry-after": "1" } } : { status: 200 });
+    receiver.respond = (r) =>
+      r.id === id && ++calls === 1 ? { status: 429, headers: { "retry-after": "1" } } : { status: 200 };
     let result = await reconciler.deliverCompletion(await getJob(kc, namespace, completion.metadata.name!), feeds);
     assert.ok(result.requeueAfterMs !== undefined);
     await sleep(result.requeueAfterMs);

@@ -6,7 +6,7 @@
 // webhook-id, and the persisted nextAttemptAt is honoured after a restart.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { openSync, closeSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { KubeConfig } from "@kubernetes/client-node";
@@ -33,14 +33,23 @@ const root = resolve(import.meta.dirname, "..", "..");
 class Worker {
   readonly child: ChildProcess;
   readonly exited: Promise<void>;
-  constructor(namespace: string, logName: string) {
+  /** `paused`: loads and waits for `go()` (process start-up is seconds on a busy machine). */
+  constructor(namespace: string, logName: string, paused = false) {
     const log = openSync(join(platform().workDir, `${logName}.log`), "a");
     this.child = spawn(process.execPath, [join(root, "test/delivery/delivery-worker.ts")], {
-      env: { ...process.env, KUBECONFIG: platform().kubeconfig, FEEDCRAWL_TEST_WORKER_NAMESPACE: namespace },
-      stdio: ["ignore", log, log],
+      env: {
+        ...process.env,
+        KUBECONFIG: platform().kubeconfig,
+        FEEDCRAWL_TEST_WORKER_NAMESPACE: namespace,
+        FEEDCRAWL_TEST_WORKER_PAUSED: paused ? "1" : "0",
+      },
+      stdio: ["pipe", log, log],
     });
     closeSync(log);
     this.exited = new Promise((done) => this.child.once("exit", () => done()));
+  }
+  go(): void {
+    this.child.stdin?.write("go\n");
   }
   async kill(): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
@@ -89,13 +98,14 @@ describe("delivery faults (operator SIGKILLed, backend outage)", () => {
     cleanups.push(() => receiver.close());
     const job = await createCrawlJob(kc, ns.name, "books", { url: await url(receiver) });
     const feeds: CrawlFeed[] = [];
-    for (const n of [1, 2, 3]) feeds.push(await createFeedAsRunner(kc, job, feedEvent(`s3://crawl-data/books/part-0000${n}.jsonl`)));
+    for (const n of [1, 2, 3])
+      feeds.push(await createFeedAsRunner(kc, job, feedEvent(`s3://crawl-data/books/part-0000${n}.jsonl`)));
     const ids = new Set(feeds.map((f) => feedWebhookId(job.metadata.uid!, f.spec.uri)));
     return { namespace: ns.name, receiver, job, feeds, ids };
   }
 
-  function startWorker(namespace: string, logName: string): Worker {
-    const worker = new Worker(namespace, logName);
+  function startWorker(namespace: string, logName: string, paused = false): Worker {
+    const worker = new Worker(namespace, logName, paused);
     cleanups.push(() => worker.kill());
     return worker;
   }
@@ -106,11 +116,16 @@ describe("delivery faults (operator SIGKILLed, backend outage)", () => {
       "every CrawlFeed Delivered",
       async () => {
         const list = await listFeeds(kc, namespace);
-        return list.length === ids.size && list.every((f) => f.status?.delivery?.state === "Delivered") ? list : undefined;
+        return list.length === ids.size && list.every((f) => f.status?.delivery?.state === "Delivered")
+          ? list
+          : undefined;
       },
       45_000,
     );
-    assert.ok(receiver.received.every((r) => r.verified), "every request carried a valid signature");
+    assert.ok(
+      receiver.received.every((r) => r.verified),
+      "every request carried a valid signature",
+    );
     assert.deepEqual(receiver.distinctIds(), ids, "distinct webhook-ids = the CrawlFeeds, no stranger");
     return feeds;
   }
@@ -132,6 +147,7 @@ describe("delivery faults (operator SIGKILLed, backend outage)", () => {
       toxicity: 1,
       attributes: { latency: 60_000 },
     });
+    const next = startWorker(namespace, "fault-sending-2", true);
     const first = startWorker(namespace, "fault-sending-1");
     await eventually(
       "a CrawlFeed in Sending",
@@ -144,9 +160,11 @@ describe("delivery faults (operator SIGKILLed, backend outage)", () => {
     assert.ok(states(afterKill).includes("Sending"), "the killed operator left Sending behind");
 
     await toxiproxy("DELETE", `/proxies/${proxyName}/toxics/hold`);
-    startWorker(namespace, "fault-sending-2");
+    next.go();
     const feeds = await assertAllDeliveredOnce(namespace, receiver, ids);
-    const resumed = feeds.filter((f) => afterKill.find((a) => a.metadata.name === f.metadata.name)?.status?.delivery?.state === "Sending");
+    const resumed = feeds.filter(
+      (f) => afterKill.find((a) => a.metadata.name === f.metadata.name)?.status?.delivery?.state === "Sending",
+    );
     for (const feed of resumed) assert.ok(feed.status!.delivery!.attempts >= 2, "the interrupted attempt counted");
   });
 
@@ -163,13 +181,17 @@ describe("delivery faults (operator SIGKILLed, backend outage)", () => {
       }
       return { status: 202 };
     };
+    const next = startWorker(namespace, "fault-received-2", true);
     worker = startWorker(namespace, "fault-received-1");
-    await eventually("the operator killed on receipt", () => killedFor.size === 1 && worker!.child.exitCode === null && worker!.child.signalCode !== null);
+    await eventually(
+      "the operator killed on receipt",
+      () => killedFor.size === 1 && worker!.child.exitCode === null && worker!.child.signalCode !== null,
+    );
     const killedId = [...killedFor][0]!;
     const sending = (await listFeeds(kc, namespace)).filter((f) => f.status?.delivery?.state === "Sending");
     assert.ok(sending.length >= 1, "the killed operator left its claim in Sending");
 
-    worker = startWorker(namespace, "fault-received-2");
+    next.go();
     await assertAllDeliveredOnce(namespace, receiver, ids);
     const perId = new Map<string, number>();
     for (const r of receiver.received) perId.set(r.id, (perId.get(r.id) ?? 0) + 1);
@@ -184,16 +206,18 @@ describe("delivery faults (operator SIGKILLed, backend outage)", () => {
       answered.set(r.id, n);
       return n <= 2 ? { status: 503, headers: { "retry-after": "2" } } : { status: 200 };
     };
+    const next = startWorker(namespace, "fault-outage-2", true);
     const first = startWorker(namespace, "fault-outage-1");
     const waiting = await eventually("every CrawlFeed waiting for its retry", async () => {
       const list = await listFeeds(kc, namespace);
-      return list.length === 3 && list.every((f) => f.status?.delivery?.state === "Pending" && f.status.delivery.nextAttemptAt)
+      return list.length === 3 &&
+        list.every((f) => f.status?.delivery?.state === "Pending" && f.status.delivery.nextAttemptAt)
         ? list
         : undefined;
     });
     await first.kill();
     const firstCount = receiver.received.length;
-    startWorker(namespace, "fault-outage-2");
+    next.go();
     const feeds = await assertAllDeliveredOnce(namespace, receiver, ids);
     // Two 503s and a 200 (one more if the kill landed on an attempt in flight).
     for (const feed of feeds) assert.ok(feed.status!.delivery!.attempts >= 3);

@@ -20,8 +20,16 @@ let crdsInstalled: Promise<void> | undefined;
 /** Applies crds/*.yaml (server-side, idempotent) and waits until they are served. */
 export function installCrds(): Promise<void> {
   crdsInstalled ??= (async () => {
-    const files = ["crds/feedcrawl.io_crawljobs.yaml", "crds/feedcrawl.io_crawlfeeds.yaml"].map((f) => resolve(root, f));
-    await kubectl(["apply", "--server-side", "--force-conflicts", "--field-manager=feedcrawl-tests", ...files.flatMap((f) => ["-f", f])]);
+    const files = ["crds/feedcrawl.io_crawljobs.yaml", "crds/feedcrawl.io_crawlfeeds.yaml"].map((f) =>
+      resolve(root, f),
+    );
+    await kubectl([
+      "apply",
+      "--server-side",
+      "--force-conflicts",
+      "--field-manager=feedcrawl-tests",
+      ...files.flatMap((f) => ["-f", f]),
+    ]);
     await kubectl([
       "wait",
       "--for=condition=Established",
@@ -60,7 +68,9 @@ export async function createCrawlJob(
     spec: {
       spider: { name: "books", startUrls: ["https://books.example/"] },
       feeds: { "s3://crawl-data/%(name)s/part-%(batch_id)05d.jsonl": { format: "jsonlines", batchItemCount: 100 } },
-      ingest: { webhook: { signingSecretRef: { name: "ingest-webhook" }, allowPrivateNetworks: true, ...webhook } as Webhook },
+      ingest: {
+        webhook: { signingSecretRef: { name: "ingest-webhook" }, allowPrivateNetworks: true, ...webhook } as Webhook,
+      },
     },
   };
   return (await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
@@ -132,12 +142,21 @@ export async function setFeedStatus(kc: KubeConfig, feed: CrawlFeed, status: Cra
 }
 
 export async function annotateFeed(kc: KubeConfig, feed: CrawlFeed, key: string, value: string): Promise<void> {
-  await kubectl(["annotate", "-n", feed.metadata.namespace!, `crawlfeed/${feed.metadata.name}`, `${key}=${value}`, "--overwrite"]);
+  await kubectl([
+    "annotate",
+    "-n",
+    feed.metadata.namespace!,
+    `crawlfeed/${feed.metadata.name}`,
+    `${key}=${value}`,
+    "--overwrite",
+  ]);
   void kc;
 }
 
 export async function eventsFor(kc: KubeConfig, namespace: string, name: string) {
-  const list = await kc.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
+  const list = await kc
+    .makeApiClient(CoreV1Api)
+    .listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` });
   return list.items;
 }
 
@@ -157,11 +176,15 @@ export async function driveFeed(
   for (;;) {
     const feed = await getFeed(kc, namespace, name);
     const state = feed.status?.delivery?.state;
-    if ((state === "Delivered" || state === "Failed") && !feed.metadata.annotations?.["feedcrawl.io/redeliver"]) return feed;
+    if ((state === "Delivered" || state === "Failed") && !feed.metadata.annotations?.["feedcrawl.io/redeliver"])
+      return feed;
     const jobName = feed.metadata.labels?.["feedcrawl.io/crawljob"];
     const job = jobName ? await getJob(kc, namespace, jobName).catch(() => undefined) : undefined;
     const result = await reconciler.reconcile(feed, job);
-    if (Date.now() > deadline) throw new Error(`CrawlFeed ${namespace}/${name} did not settle in ${timeoutMs} ms: ${JSON.stringify(feed.status)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `CrawlFeed ${namespace}/${name} did not settle in ${timeoutMs} ms: ${JSON.stringify(feed.status)}`,
+      );
     if (result.requeueAfterMs !== undefined) await sleep(Math.min(result.requeueAfterMs, 5_000));
   }
 }

@@ -10,7 +10,6 @@ import { after, describe, it } from "node:test";
 import { pino } from "pino";
 import type { CrawlFeed, FeedClosed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlStats } from "../../crds/schema/crawljob.ts";
-import type { Item, ItemSink } from "../../runner/item.ts";
 import {
   type CreateCrawler,
   type CreateExporter,
@@ -20,7 +19,8 @@ import {
   runShard,
   type SpecSnapshot,
 } from "../../runner/cli/run.ts";
-import { RunnerApiError, type RunnerApi } from "../../runner/report/api.ts";
+import type { Item, ItemSink } from "../../runner/item.ts";
+import { type RunnerApi, RunnerApiError } from "../../runner/report/api.ts";
 import { crawlFeedName } from "../../runner/report/crawlfeeds.ts";
 
 const logger = pino({ level: "silent" });
@@ -54,7 +54,9 @@ class FakeApi implements RunnerApi {
   }
   async listFeeds(_ns: string, selector: string) {
     const wanted = Object.fromEntries(selector.split(",").map((kv) => kv.split("=")));
-    return [...this.feeds.values()].filter((f) => Object.entries(wanted).every(([k, v]) => f.metadata.labels?.[k] === v));
+    return [...this.feeds.values()].filter((f) =>
+      Object.entries(wanted).every(([k, v]) => f.metadata.labels?.[k] === v),
+    );
   }
   async patchJobStatus(_ns: string, _name: string, status: Record<string, unknown>) {
     this.patches.push(structuredClone(status));
@@ -62,7 +64,9 @@ class FakeApi implements RunnerApi {
 }
 
 /** Batches of `batchItemCount` items; calls onFeedClosed (awaited) after "storing" each. */
-function fakeExporter(opts: { failClose?: boolean; resumeSeen?: (r: Record<string, number>) => void } = {}): CreateExporter {
+function fakeExporter(
+  opts: { failClose?: boolean; resumeSeen?: (r: Record<string, number>) => void } = {},
+): CreateExporter {
   return async ({ onFeedClosed, resumeAfter, params }) => {
     opts.resumeSeen?.(resumeAfter);
     let batch = resumeAfter[TEMPLATE] ?? 0;
@@ -102,10 +106,21 @@ function fakeExporter(opts: { failClose?: boolean; resumeSeen?: (r: Record<strin
 }
 
 /** Writes `items` items (one per tick) unless stopped; closes the sink like the real engine. */
-function fakeCrawler(items: number, onStart?: () => void): { create: CreateCrawler; stopped: () => string | undefined } {
+function fakeCrawler(
+  items: number,
+  onStart?: () => void,
+): { create: CreateCrawler; stopped: () => string | undefined } {
   let stoppedWith: string | undefined;
   const create: CreateCrawler = ({ sink }: { sink: ItemSink }) => {
-    const counters: CrawlStats = { requests: 0, responses: 0, pages: 0, items: 0, itemsDropped: 0, errors: 0, bytes: 0 };
+    const counters: CrawlStats = {
+      requests: 0,
+      responses: 0,
+      pages: 0,
+      items: 0,
+      itemsDropped: 0,
+      errors: 0,
+      bytes: 0,
+    };
     return {
       stats: { toStatus: () => ({ ...counters }) },
       stop(reason: string) {
@@ -151,7 +166,14 @@ describe("runShard", () => {
     assert.match(first.metadata.name!, /^books-[0-9a-f]{10}$/);
     assert.deepEqual(first.metadata.labels, { "feedcrawl.io/crawljob": "books", "feedcrawl.io/shard": "0" });
     assert.deepEqual(first.metadata.ownerReferences, [
-      { apiVersion: "feedcrawl.io/v1alpha1", kind: "CrawlJob", name: "books", uid: UID, controller: true, blockOwnerDeletion: true },
+      {
+        apiVersion: "feedcrawl.io/v1alpha1",
+        kind: "CrawlJob",
+        name: "books",
+        uid: UID,
+        controller: true,
+        blockOwnerDeletion: true,
+      },
     ]);
     assert.equal(first.spec.items, 2);
     const last = api.patches.at(-1) as { shardStats: Record<string, CrawlStats>; stats: CrawlStats };
@@ -161,7 +183,10 @@ describe("runShard", () => {
 
   it("retries transient API errors and takes AlreadyExists as success", async () => {
     const api = new FakeApi();
-    api.failCreates = [new RunnerApiError(503, "ServiceUnavailable", "busy"), new RunnerApiError(0, "ECONNRESET", "reset")];
+    api.failCreates = [
+      new RunnerApiError(503, "ServiceUnavailable", "busy"),
+      new RunnerApiError(0, "ECONNRESET", "reset"),
+    ];
     // A previous pod already reported batch 1 under the same name.
     const code = await runShard({
       env,
@@ -193,7 +218,15 @@ describe("runShard", () => {
 
   it("resumes batch numbering from this shard's existing CrawlFeeds of this job only", async () => {
     const api = new FakeApi();
-    await runShard({ env, snapshot, api, logger, createCrawler: fakeCrawler(4).create, createExporter: fakeExporter(), signal: new AbortController().signal });
+    await runShard({
+      env,
+      snapshot,
+      api,
+      logger,
+      createCrawler: fakeCrawler(4).create,
+      createExporter: fakeExporter(),
+      signal: new AbortController().signal,
+    });
     // A CrawlFeed of another shard and one of an older job with the same name must not count.
     const other = structuredClone([...api.feeds.values()][0]!);
     other.metadata.name = "books-other";
@@ -294,13 +327,19 @@ describe("runner configuration", () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it("reads the shard from the Indexed Job's environment", () => {
-    assert.deepEqual(readShardEnv({ JOB_COMPLETION_INDEX: "2", FEEDCRAWL_SHARD_COUNT: "4", FEEDCRAWL_SPEC: "/x.json" }), {
-      specPath: "/x.json",
-      shard: 2,
-      shardCount: 4,
-    });
+    assert.deepEqual(
+      readShardEnv({ JOB_COMPLETION_INDEX: "2", FEEDCRAWL_SHARD_COUNT: "4", FEEDCRAWL_SPEC: "/x.json" }),
+      {
+        specPath: "/x.json",
+        shard: 2,
+        shardCount: 4,
+      },
+    );
     assert.deepEqual(readShardEnv({}), { specPath: "/etc/feedcrawl/crawljob.json", shard: 0, shardCount: 1 });
-    assert.throws(() => readShardEnv({ JOB_COMPLETION_INDEX: "4", FEEDCRAWL_SHARD_COUNT: "4" }), /JOB_COMPLETION_INDEX 4/);
+    assert.throws(
+      () => readShardEnv({ JOB_COMPLETION_INDEX: "4", FEEDCRAWL_SHARD_COUNT: "4" }),
+      /JOB_COMPLETION_INDEX 4/,
+    );
     assert.throws(() => readShardEnv({ FEEDCRAWL_SHARD_COUNT: "0" }), /FEEDCRAWL_SHARD_COUNT must be an integer >= 1/);
     assert.throws(() => readShardEnv({ JOB_COMPLETION_INDEX: "x" }), /JOB_COMPLETION_INDEX/);
   });
@@ -315,5 +354,64 @@ describe("runner configuration", () => {
     writeFileSync(bad, JSON.stringify({ ...snapshot, spec: { spider: snapshot.spec.spider } }));
     assert.throws(() => loadSnapshot(bad), /spec\.feeds is empty/);
     assert.throws(() => loadSnapshot(join(dir, "missing.json")), /FEEDCRAWL_SPEC .*missing\.json/);
+  });
+});
+
+describe("runShard with the real crawl engine and feed exporter", () => {
+  it("crawls the fixture site into file feeds and reports each file once", async () => {
+    const { Crawler } = await import("../../runner/crawler.ts");
+    const { createFeedExporter } = await import("../../runner/feeds/exporter.ts");
+    const { createCatalogue } = await import("../fixtures/catalogue.ts");
+    const site = await createCatalogue({ products: 25, perPage: 10 }).listen({ traps: false, altHost: null });
+    const dir = mkdtempSync(join(tmpdir(), "feedcrawl-run-real-"));
+    try {
+      const template = `file://${dir}/%(name)s-%(batch_id)03d.jsonl`;
+      const real: SpecSnapshot = {
+        ...snapshot,
+        spec: {
+          spider: {
+            name: "books",
+            startUrls: [`${site.url}/`],
+            follow: [{ selector: "ul.pager li.next a" }, { selector: "article.product_pod h3 a", allow: ["/catalogue/"] }],
+            extract: [
+              {
+                name: "product",
+                itemSelector: "article.product_page",
+                urlPattern: "/catalogue/[^/]+_[0-9]+/index\\.html$",
+                fields: { title: { selector: "h1", text: true, required: true } },
+              },
+            ],
+            settings: { robotsTxtObey: false, allowPrivateNetworks: ["127.0.0.0/8"] },
+          },
+          feeds: { [template]: { format: "jsonlines", batchItemCount: 10 } },
+        },
+      };
+      const api = new FakeApi();
+      const code = await runShard({
+        env,
+        snapshot: real,
+        api,
+        logger,
+        createCrawler: (o) => new Crawler(o),
+        createExporter: (o) => createFeedExporter({ ...o, spool: { dir: join(dir, ".spool") } }),
+        signal: new AbortController().signal,
+      });
+      assert.equal(code, 0);
+      const feeds = [...api.feeds.values()];
+      assert.deepEqual(
+        feeds.map((f) => f.spec.batchId).sort(),
+        [1, 2, 3],
+      );
+      assert.equal(
+        feeds.reduce((n, f) => n + f.spec.items, 0),
+        25,
+      );
+      assert.ok(feeds.every((f) => f.spec.feed === template && /^[0-9a-f]{64}$/.test(f.spec.sha256)));
+      const last = api.patches.at(-1) as { shardStats: Record<string, CrawlStats> };
+      assert.equal(last.shardStats["0"]?.items, 25);
+    } finally {
+      await site.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

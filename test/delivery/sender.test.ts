@@ -6,10 +6,10 @@ import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { Agent } from "undici";
-import { createGuardedAgent } from "../../runner/net/address-guard.ts";
 import { crawlCompletedEvent, feedClosedEvent, feedWebhookId, s3Location } from "../../operator/delivery/payload.ts";
 import { classifyResponse, describeUrl, WebhookSender } from "../../operator/delivery/sender.ts";
 import { signatureHeaders, webhookSigner } from "../../operator/delivery/signing.ts";
+import { createGuardedAgent } from "../../runner/net/address-guard.ts";
 import { startReceiver } from "./receiver.ts";
 
 const SECRET = `whsec_${randomBytes(32).toString("base64")}`;
@@ -98,13 +98,23 @@ describe("classifyResponse", () => {
     assert.equal(classifyResponse(200, undefined, "").kind, "delivered");
     assert.equal(classifyResponse(204, undefined, "").kind, "delivered");
     assert.equal(classifyResponse(409, undefined, "").kind, "conflict");
-    for (const code of [408, 429, 500, 502, 503, 504]) assert.equal(classifyResponse(code, undefined, "").kind, "retry");
-    for (const code of [301, 302, 400, 401, 403, 404, 410, 422]) assert.equal(classifyResponse(code, undefined, "").kind, "reject");
-    assert.deepEqual(classifyResponse(503, 5000, "busy"), { kind: "retry", code: 503, error: "HTTP 503: busy", retryAfterMs: 5000 });
+    for (const code of [408, 429, 500, 502, 503, 504])
+      assert.equal(classifyResponse(code, undefined, "").kind, "retry");
+    for (const code of [301, 302, 400, 401, 403, 404, 410, 422])
+      assert.equal(classifyResponse(code, undefined, "").kind, "reject");
+    assert.deepEqual(classifyResponse(503, 5000, "busy"), {
+      kind: "retry",
+      code: 503,
+      error: "HTTP 503: busy",
+      retryAfterMs: 5000,
+    });
   });
 
   it("describeUrl drops credentials and query", () => {
-    assert.equal(describeUrl("https://user:pw@backend.example:8443/ingest?token=abc"), "https://backend.example:8443/ingest");
+    assert.equal(
+      describeUrl("https://user:pw@backend.example:8443/ingest?token=abc"),
+      "https://backend.example:8443/ingest",
+    );
   });
 });
 
@@ -134,7 +144,12 @@ describe("WebhookSender", () => {
 
   it("503 with Retry-After is a retry at that time, with the body's start in the error", async () => {
     receiver.respond = () => ({ status: 503, headers: { "retry-after": "3" }, body: "down for maintenance" });
-    assert.deepEqual(await post(), { kind: "retry", code: 503, error: "HTTP 503: down for maintenance", retryAfterMs: 3000 });
+    assert.deepEqual(await post(), {
+      kind: "retry",
+      code: 503,
+      error: "HTTP 503: down for maintenance",
+      retryAfterMs: 3000,
+    });
   });
 
   it("a redirect is not followed and fails", async () => {
@@ -174,7 +189,10 @@ describe("WebhookSender", () => {
 
   it("never runs more than perHostConcurrency POSTs to one host", async () => {
     // Its own receiver: an earlier test's held answer must not count here.
-    const slow = await startReceiver(SECRET, () => new Promise((resolve) => setTimeout(() => resolve({ status: 202 }), 100)));
+    const slow = await startReceiver(
+      SECRET,
+      () => new Promise((resolve) => setTimeout(() => resolve({ status: 202 }), 100)),
+    );
     try {
       const outcomes = await Promise.all(Array.from({ length: 8 }, () => post("{}", 5000, open, slow.url)));
       assert.ok(outcomes.every((o) => o.kind === "delivered"));

@@ -1,7 +1,12 @@
 // The delivery state machine and its timing, as pure functions.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { backoffDelayMs, DEFAULT_BACKOFF, MAX_RETRY_AFTER_MS, parseRetryAfter } from "../../operator/delivery/backoff.ts";
+import {
+  backoffDelayMs,
+  DEFAULT_BACKOFF,
+  MAX_RETRY_AFTER_MS,
+  parseRetryAfter,
+} from "../../operator/delivery/backoff.ts";
 import { afterAttempt, decide, redeliver } from "../../operator/delivery/state.ts";
 
 const now = new Date("2026-11-25T12:00:00Z");
@@ -9,7 +14,11 @@ const policy = { maxAttempts: 3, backoff: DEFAULT_BACKOFF };
 
 describe("decide", () => {
   it("claims a new feed as Sending, attempt 1", () => {
-    assert.deepEqual(decide(undefined, now, 3), { action: "send", claim: { state: "Sending", attempts: 1 }, resumed: false });
+    assert.deepEqual(decide(undefined, now, 3), {
+      action: "send",
+      claim: { state: "Sending", attempts: 1 },
+      resumed: false,
+    });
   });
 
   it("waits for a Pending feed whose nextAttemptAt is in the future", () => {
@@ -19,7 +28,13 @@ describe("decide", () => {
 
   it("sends a due Pending feed with attempts+1, keeping the last error for kubectl", () => {
     const d = decide(
-      { state: "Pending", attempts: 1, nextAttemptAt: "2026-11-25T11:59:00Z", lastError: "HTTP 503", lastResponseCode: 503 },
+      {
+        state: "Pending",
+        attempts: 1,
+        nextAttemptAt: "2026-11-25T11:59:00Z",
+        lastError: "HTTP 503",
+        lastResponseCode: 503,
+      },
       now,
       3,
     );
@@ -46,7 +61,11 @@ describe("decide", () => {
 
   it("fails a Pending feed that has no attempts left (maxAttempts lowered)", () => {
     const d = decide({ state: "Pending", attempts: 3, lastError: "HTTP 500" }, now, 3);
-    assert.ok(d.action === "fail" && d.status.state === "Failed" && /Gave up after 3 attempts: HTTP 500/.test(d.status.lastError!));
+    assert.ok(
+      d.action === "fail" &&
+        d.status.state === "Failed" &&
+        /Gave up after 3 attempts: HTTP 500/.test(d.status.lastError!),
+    );
   });
 
   it("leaves Delivered and Failed alone", () => {
@@ -76,7 +95,13 @@ describe("afterAttempt", () => {
   });
 
   it("Retry-After wins over the backoff", () => {
-    const s = afterAttempt(sending, { kind: "retry", code: 429, error: "HTTP 429", retryAfterMs: 7_000 }, now, policy, () => 0.99);
+    const s = afterAttempt(
+      sending,
+      { kind: "retry", code: 429, error: "HTTP 429", retryAfterMs: 7_000 },
+      now,
+      policy,
+      () => 0.99,
+    );
     assert.equal(s.nextAttemptAt, new Date(now.getTime() + 7_000).toISOString());
   });
 
@@ -103,10 +128,22 @@ describe("afterAttempt", () => {
 describe("backoff", () => {
   it("full jitter below a doubling ceiling, with a floor and a cap", () => {
     const p = { baseMs: 1000, capMs: 8000, minMs: 100 };
-    assert.equal(backoffDelayMs(1, p, () => 0.999999), 999);
-    assert.equal(backoffDelayMs(3, p, () => 0.5), 2000);
-    assert.equal(backoffDelayMs(10, p, () => 0.5), 4000);
-    assert.equal(backoffDelayMs(2, p, () => 0), 100);
+    assert.equal(
+      backoffDelayMs(1, p, () => 0.999999),
+      999,
+    );
+    assert.equal(
+      backoffDelayMs(3, p, () => 0.5),
+      2000,
+    );
+    assert.equal(
+      backoffDelayMs(10, p, () => 0.5),
+      4000,
+    );
+    assert.equal(
+      backoffDelayMs(2, p, () => 0),
+      100,
+    );
     for (let attempt = 1; attempt < 60; attempt++) {
       const d = backoffDelayMs(attempt, p);
       assert.ok(d >= 100 && d <= 8000, `attempt ${attempt}: ${d}`);

@@ -70,9 +70,17 @@ test("item-count batches: ids from 1, counts per file, union equals input, gzip 
     assert.equal(records.length, ev.items);
     ids.push(...records.map((r) => r.id as number));
   }
-  assert.deepEqual(ids, Array.from({ length: 25 }, (_, i) => i));
+  assert.deepEqual(
+    ids,
+    Array.from({ length: 25 }, (_, i) => i),
+  );
   const folder = path.join(base, "books", "2026-11-25T10-00-00");
-  assert.deepEqual((await readdir(folder)).sort(), ["_manifest.json", "part-001.json.gz", "part-002.json.gz", "part-003.json.gz"]);
+  assert.deepEqual((await readdir(folder)).sort(), [
+    "_manifest.json",
+    "part-001.json.gz",
+    "part-002.json.gz",
+    "part-003.json.gz",
+  ]);
   assert.equal(exp.manifestUri, `file://${folder}/_manifest.json`);
   const manifest = JSON.parse(await readFile(path.join(folder, "_manifest.json"), "utf8"));
   assert.deepEqual(manifest.files, events);
@@ -204,7 +212,13 @@ test("routing by item type and field conditions; unserialisable items dropped an
   const { exp, events } = await exporter(
     {
       [products]: { format: "csv", itemTypes: ["product"], batchItemCount: 100, fields: ["id", "title", "tags"] },
-      [cheap]: { format: "jsonlines", itemFilter: [{ field: "price", exists: true }, { field: "id", matches: "^1" }] },
+      [cheap]: {
+        format: "jsonlines",
+        itemFilter: [
+          { field: "price", exists: true },
+          { field: "id", matches: "^1" },
+        ],
+      },
       "stdout:": { format: "jsonlines", itemTypes: ["review"] },
     },
     { stdout: out },
@@ -246,6 +260,8 @@ test("bad feeds and unwritable folders fail before any item, naming the feed", a
   await writeFile(blocker, "a file, not a folder");
   await assert.rejects(
     exporter({ [path.join(blocker, "sub", "x.jsonl")]: { format: "jsonlines" } }),
-    (err: Error) => err.message.includes(JSON.stringify(path.join(blocker, "sub", "x.jsonl"))) && /cannot create files/.test(err.message),
+    (err: Error) =>
+      err.message.includes(JSON.stringify(path.join(blocker, "sub", "x.jsonl"))) &&
+      /cannot create files/.test(err.message),
   );
 });

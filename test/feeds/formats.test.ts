@@ -12,7 +12,7 @@ function encode(format: Parameters<typeof createEncoder>[0], items: Record<strin
 }
 
 const items = [
-  { title: "A \"quoted\", title", price: 12.5, tags: ["x", "y"], meta: { a: 1 } },
+  { title: 'A "quoted", title', price: 12.5, tags: ["x", "y"], meta: { a: 1 } },
   { title: "Line\nbreak <b>&</b>", price: null, extra: true },
 ];
 
@@ -64,8 +64,16 @@ test("xml: Scrapy's item/value layout, escaped text", () => {
   assert.ok(text.includes("<title>Line\nbreak &lt;b&gt;&amp;&lt;/b&gt;\uFFFD</title>"));
   assert.ok(text.trimEnd().endsWith("</items>"));
   assert.equal(encode("xml", []), '<?xml version="1.0" encoding="utf-8"?>\n<items>\n</items>\n');
-  const custom = encode("xml", [{ a: 1 }], { ...utf8, xmlRootElement: "products", xmlItemElement: "product", indent: 2 });
-  assert.equal(custom, '<?xml version="1.0" encoding="utf-8"?>\n<products>\n  <product>\n    <a>1</a>\n  </product>\n</products>\n');
+  const custom = encode("xml", [{ a: 1 }], {
+    ...utf8,
+    xmlRootElement: "products",
+    xmlItemElement: "product",
+    indent: 2,
+  });
+  assert.equal(
+    custom,
+    '<?xml version="1.0" encoding="utf-8"?>\n<products>\n  <product>\n    <a>1</a>\n  </product>\n</products>\n',
+  );
 });
 
 test("items that cannot be serialised throw UnserializableItemError", () => {

@@ -46,3 +46,17 @@ export function parseFeed(text: string, format: string): Record<string, unknown>
   if (format === "csv") return parseCsv(text, { columns: true }) as Record<string, unknown>[];
   throw new Error(`no parser for ${format}`);
 }
+
+/** A logger whose JSON lines are kept for assertions. */
+export function capturingLogger() {
+  const lines: { level: number; msg: string; [k: string]: unknown }[] = [];
+  const logger = pino(
+    { level: "debug" },
+    {
+      write(line: string) {
+        lines.push(JSON.parse(line));
+      },
+    },
+  );
+  return { logger, lines };
+}

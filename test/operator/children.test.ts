@@ -1,14 +1,10 @@
 // The runner pod contract, checked on the objects the operator builds.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import {
-  runnerJob,
-  runnerRole,
-  runnerRoleBinding,
-  specConfigMap,
-} from "../../operator/crawljob/children.ts";
+import { runnerJob, runnerRole, runnerRoleBinding, specConfigMap } from "../../operator/crawljob/children.ts";
 import { crawlJob, crawlJobSpec } from "./fixtures.ts";
 
+// biome-ignore lint/suspicious/noExplicitAny: manifests read back from the API are untyped JSON
 type Any = Record<string, any>;
 
 test("the snapshot ConfigMap holds crawljob.json = {apiVersion, kind, metadata{name,namespace,uid,generation}, spec}", () => {
@@ -24,7 +20,14 @@ test("the snapshot ConfigMap holds crawljob.json = {apiVersion, kind, metadata{n
     spec: job.spec,
   });
   assert.deepEqual(cm.metadata.ownerReferences, [
-    { apiVersion: "feedcrawl.io/v1alpha1", kind: "CrawlJob", name: "books", uid: job.metadata.uid, controller: true, blockOwnerDeletion: true },
+    {
+      apiVersion: "feedcrawl.io/v1alpha1",
+      kind: "CrawlJob",
+      name: "books",
+      uid: job.metadata.uid,
+      controller: true,
+      blockOwnerDeletion: true,
+    },
   ]);
 });
 
@@ -79,7 +82,9 @@ test("the runner Job: Indexed, shards, image, command, env, mounts, restricted s
 });
 
 test("spec.runner.image wins over the operator's image; no deadline when 0; suspend follows the spec", () => {
-  const j = runnerJob(crawlJob(crawlJobSpec({ runner: { image: "custom:1" }, suspend: true })), { defaultImage: "op:1" }) as Any;
+  const j = runnerJob(crawlJob(crawlJobSpec({ runner: { image: "custom:1" }, suspend: true })), {
+    defaultImage: "op:1",
+  }) as Any;
   assert.equal(j.spec.template.spec.containers[0].image, "custom:1");
   assert.equal("activeDeadlineSeconds" in j.spec, false);
   assert.equal(j.spec.suspend, true);

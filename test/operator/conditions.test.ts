@@ -11,8 +11,16 @@ test("a new condition gets lastTransitionTime now (seconds precision)", () => {
 });
 
 test("lastTransitionTime changes only when the status changes; reason/message/generation update in place", () => {
-  let list = setCondition([], { type: "Succeeded", status: "Unknown", reason: "Crawling", message: "a", observedGeneration: 1 }, t0);
-  list = setCondition(list, { type: "Succeeded", status: "Unknown", reason: "Ingesting", message: "b", observedGeneration: 2 }, t1);
+  let list = setCondition(
+    [],
+    { type: "Succeeded", status: "Unknown", reason: "Crawling", message: "a", observedGeneration: 1 },
+    t0,
+  );
+  list = setCondition(
+    list,
+    { type: "Succeeded", status: "Unknown", reason: "Ingesting", message: "b", observedGeneration: 2 },
+    t1,
+  );
   const c = getCondition(list, "Succeeded")!;
   assert.equal(c.lastTransitionTime, "2026-11-25T10:00:00Z");
   assert.equal(c.reason, "Ingesting");
@@ -27,5 +35,8 @@ test("other conditions are kept, the input list is not mutated", () => {
   const before = setCondition([], { type: "Validated", status: "True", reason: "Valid", message: "" }, t0);
   const after = setCondition(before, { type: "Succeeded", status: "Unknown", reason: "Pending", message: "" }, t1);
   assert.equal(before.length, 1);
-  assert.deepEqual(after.map((c) => c.type), ["Validated", "Succeeded"]);
+  assert.deepEqual(
+    after.map((c) => c.type),
+    ["Validated", "Succeeded"],
+  );
 });

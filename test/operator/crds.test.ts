@@ -10,15 +10,15 @@ type Node = Record<string, unknown>;
 
 function walk(node: Node, path: string, visit: (node: Node, path: string) => void) {
   visit(node, path);
-  for (const [name, child] of Object.entries((node.properties as Record<string, Node>) ?? {})) walk(child, `${path}.${name}`, visit);
+  for (const [name, child] of Object.entries((node.properties as Record<string, Node>) ?? {}))
+    walk(child, `${path}.${name}`, visit);
   if (node.items) walk(node.items as Node, `${path}[]`, visit);
   if (node.additionalProperties && typeof node.additionalProperties === "object") {
     walk(node.additionalProperties as Node, `${path}{}`, visit);
   }
 }
 
-const schemaOf = (crd: Node) =>
-  ((crd.spec as Node).versions as Node[])[0]!.schema as { openAPIV3Schema: Node };
+const schemaOf = (crd: Node) => ((crd.spec as Node).versions as Node[])[0]!.schema as { openAPIV3Schema: Node };
 
 test("the committed CRD YAML matches the schema (run `node crds/generate.ts` when this fails)", () => {
   assert.deepEqual(staleFiles(), []);
@@ -123,10 +123,13 @@ test("toStructural: records → additionalProperties, unions of constants → en
   });
   assert.deepEqual(toStructural({ anyOf: [{ const: "a" }, { const: "b" }] }), { type: "string", enum: ["a", "b"] });
   assert.deepEqual(toStructural({ const: 3 }), { type: "number", enum: [3] });
-  assert.deepEqual(toStructural({ type: "object", properties: { a: { type: "string", maxLength: 1 } }, additionalProperties: false }), {
-    type: "object",
-    properties: { a: { type: "string", maxLength: 1 } },
-  });
+  assert.deepEqual(
+    toStructural({ type: "object", properties: { a: { type: "string", maxLength: 1 } }, additionalProperties: false }),
+    {
+      type: "object",
+      properties: { a: { type: "string", maxLength: 1 } },
+    },
+  );
   const mixed = toStructural({ anyOf: [{ type: "boolean" }, { type: "array", items: { type: "string" } }] });
   assert.equal(mixed["x-kubernetes-preserve-unknown-fields"], true);
   assert.equal(mixed.type, undefined);

@@ -11,7 +11,10 @@ export function crawlJobSpec(overrides: Partial<CrawlJobSpec> = {}): CrawlJobSpe
     },
     feeds: { "s3://crawl-data/%(name)s/part-%(batch_id)05d.jsonl": { format: "jsonlines", batchItemCount: 10 } },
     ingest: {
-      webhook: { url: "https://backend.example/bulk-ingest", signingSecretRef: { name: "ingest-webhook", key: "secret" } },
+      webhook: {
+        url: "https://backend.example/bulk-ingest",
+        signingSecretRef: { name: "ingest-webhook", key: "secret" },
+      },
     },
     ...overrides,
   };

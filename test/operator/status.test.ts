@@ -11,7 +11,14 @@ function runnerJob(state: "running" | "complete" | "failed" | "suspended", succe
     state === "complete"
       ? [{ type: "Complete", status: "True" }]
       : state === "failed"
-        ? [{ type: "Failed", status: "True", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" }]
+        ? [
+            {
+              type: "Failed",
+              status: "True",
+              reason: "BackoffLimitExceeded",
+              message: "Job has reached the specified backoff limit",
+            },
+          ]
         : [];
   return {
     apiVersion: "batch/v1",
@@ -40,7 +47,11 @@ test("a valid job without a runner yet is Pending with Succeeded=Unknown, and ev
 });
 
 test("an invalid job is Failed, Validated=False with the reason and the field in the message, no completionTime", () => {
-  const validation = { reason: "SecretNotFound" as const, errors: [], message: "spec.storage.s3.credentialsSecretRef.name: Secret crawl/x not found" };
+  const validation = {
+    reason: "SecretNotFound" as const,
+    errors: [],
+    message: "spec.storage.s3.credentialsSecretRef.name: Secret crawl/x not found",
+  };
   const s = computeStatus({ job: crawlJob(), now, validation, runnerJob: undefined, feeds: [] });
   assert.equal(s.phase, "Failed");
   assert.equal(cond(s, "Validated"), "False/SecretNotFound");
@@ -50,7 +61,13 @@ test("an invalid job is Failed, Validated=False with the reason and the field in
 });
 
 test("suspended before start: Pending, RunnerReady=False/Suspended", () => {
-  const s = computeStatus({ job: crawlJob(crawlJobSpec({ suspend: true })), now, validation: undefined, runnerJob: undefined, feeds: [] });
+  const s = computeStatus({
+    job: crawlJob(crawlJobSpec({ suspend: true })),
+    now,
+    validation: undefined,
+    runnerJob: undefined,
+    feeds: [],
+  });
   assert.equal(s.phase, "Pending");
   assert.equal(cond(s, "RunnerReady"), "False/Suspended");
 });
@@ -145,7 +162,13 @@ test("onCompletion: Succeeded only when the completion event is delivered", () =
 });
 
 test("a suspended running Job: RunnerReady=False/Suspended", () => {
-  const s = computeStatus({ job: crawlJob(), now, validation: undefined, runnerJob: runnerJob("suspended"), feeds: [] });
+  const s = computeStatus({
+    job: crawlJob(),
+    now,
+    validation: undefined,
+    runnerJob: runnerJob("suspended"),
+    feeds: [],
+  });
   assert.equal(cond(s, "RunnerReady"), "False/Suspended");
   assert.equal(s.phase, "Pending");
 });

@@ -40,7 +40,10 @@ test("missing Secrets and keys are named by field path, without values", async (
 
   const webhookKey = crawlJobSpec();
   webhookKey.ingest!.webhook!.signingSecretRef = { name: "ingest-webhook", key: "other" };
-  assert.match((await validateCrawlJob("crawl", webhookKey, lookup))!.message, /spec\.ingest\.webhook\.signingSecretRef: .*'other'/);
+  assert.match(
+    (await validateCrawlJob("crawl", webhookKey, lookup))!.message,
+    /spec\.ingest\.webhook\.signingSecretRef: .*'other'/,
+  );
 });
 
 test("the spec validator's errors come first and carry field paths", async () => {

@@ -37,10 +37,7 @@ test("a key being processed is never handed out again until done; a re-add meanw
 
 test("rate-limited retries back off exponentially per key and forget resets", () => {
   const q = new WorkQueue("t3", { baseDelayMs: 5, maxDelayMs: 1000, qps: 1e9, burst: 1e9 });
-  assert.deepEqual(
-    [q.when("k"), q.when("k"), q.when("k"), q.when("k")],
-    [5, 10, 20, 40],
-  );
+  assert.deepEqual([q.when("k"), q.when("k"), q.when("k"), q.when("k")], [5, 10, 20, 40]);
   assert.equal(q.when("other"), 5, "per key");
   for (let i = 0; i < 20; i++) q.when("k");
   assert.equal(q.when("k"), 1000, "capped");

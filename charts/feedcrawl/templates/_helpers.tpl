@@ -99,9 +99,14 @@ test/chart/template.test.ts asserts these rules exactly.
 - apiGroups: ["feedcrawl.io"]
   resources: ["crawlfeeds/status"]
   verbs: ["get", "update", "patch"]
-# The children it owns per CrawlJob: the spec snapshot (ConfigMap) and the runner's identity (ServiceAccount).
+# The spec snapshot it owns per CrawlJob, mounted into the runner pods
+# (replaced with a resourceVersion precondition while no runner exists: update).
 - apiGroups: [""]
-  resources: ["configmaps", "serviceaccounts"]
+  resources: ["configmaps"]
+  verbs: ["create", "get", "list", "watch", "patch", "update", "delete"]
+# The runner's identity per CrawlJob.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
   verbs: ["create", "get", "list", "watch", "patch", "delete"]
 # The runner's per-job Role and RoleBinding.
 - apiGroups: ["rbac.authorization.k8s.io"]

@@ -161,8 +161,13 @@ export class PostgresStore implements IngestStore {
     return total;
   }
 
-  async countItems(): Promise<number> {
-    const result = await this.#pool.query("SELECT count(*)::bigint AS n FROM items");
+  async countItems(webhookIdPrefix?: string): Promise<number> {
+    const result =
+      webhookIdPrefix === undefined
+        ? await this.#pool.query("SELECT count(*)::bigint AS n FROM items")
+        : await this.#pool.query("SELECT count(*)::bigint AS n FROM items WHERE starts_with(webhook_id, $1)", [
+            webhookIdPrefix,
+          ]);
     return Number(result.rows[0].n);
   }
 

@@ -86,8 +86,14 @@ export class SqliteStore implements IngestStore {
     }
   }
 
-  async countItems(): Promise<number> {
-    const row = this.#db.prepare("SELECT count(*) AS n FROM items").get() as { n: number };
+  async countItems(webhookIdPrefix?: string): Promise<number> {
+    const row = (
+      webhookIdPrefix === undefined
+        ? this.#db.prepare("SELECT count(*) AS n FROM items").get()
+        : this.#db
+            .prepare("SELECT count(*) AS n FROM items WHERE substr(webhook_id, 1, length(?)) = ?")
+            .get(webhookIdPrefix, webhookIdPrefix)
+    ) as { n: number };
     return Number(row.n);
   }
 

@@ -24,8 +24,8 @@ export interface IngestStore {
    * back everything on any error: a half-loaded file is never visible.
    */
   ingest(webhookId: string, event: WebhookEvent, feeds: FeedToLoad[]): Promise<IngestResult>;
-  /** Rows in the items table (for the demo's summary and for health checks). */
-  countItems(): Promise<number>;
+  /** Rows in the items table, or only those of webhook-ids starting with `webhookIdPrefix` (a CrawlJob's uid). */
+  countItems(webhookIdPrefix?: string): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -10,6 +10,7 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   type S3ClientConfig,
@@ -81,6 +82,20 @@ export function createS3Storage(opts: S3StorageOptions): FeedStorage {
   const retryMs = (opts.spec?.retrySeconds ?? 300) * 1000;
   const backoff = opts.backoff ?? { initialMs: 1000, maxMs: 30_000 };
   const endpoint = opts.spec?.endpoint ?? "AWS S3";
+  /** Stops every upload loop: the exporter is being torn down. */
+  const aborters = new Set<() => void>();
+
+  /** Runs `op` until it succeeds, with backoff, until `deadline` (epoch ms). */
+  async function retrying<T>(deadline: number, signal: AbortSignal | undefined, op: () => Promise<T>): Promise<T> {
+    for (let failures = 1; ; failures++) {
+      try {
+        return await op();
+      } catch (err) {
+        if (Date.now() >= deadline || signal?.aborted) throw err;
+        await sleep(Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(failures - 1, 20)), signal);
+      }
+    }
+  }
 
   /** Aborts every multipart upload left on this key (a failed attempt whose abort did not get through). */
   async function sweep(bucket: string, key: string) {
@@ -101,14 +116,22 @@ export function createS3Storage(opts: S3StorageOptions): FeedStorage {
       const prefix = slash < 0 ? "" : rest.slice(slash + 1);
       try {
         await client.send(new HeadBucketCommand({ Bucket: bucket }));
-      } catch (err) {
-        const status = (err as S3ServiceException).$metadata?.httpStatusCode;
+      } catch (headError) {
+        // HEAD answers carry no error code; a listing says why (NoSuchBucket, InvalidAccessKeyId, …).
+        const err = await client.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 1 })).then(
+          () => headError,
+          (e) => e,
+        );
+        const e = err as S3ServiceException;
+        const status = e.$metadata?.httpStatusCode;
         const why =
-          status === 404
+          e.name === "NoSuchBucket"
             ? "does not exist"
-            : status === 403
-              ? "is not accessible (access denied)"
-              : `is not reachable (${describe(err)})`;
+            : status === 403 || status === 401 || (status === 404 && e.name !== "NotFound")
+              ? `is not accessible with these credentials (${describe(err)})`
+              : status === 404
+                ? "does not exist"
+                : `is not reachable (${describe(err)})`;
         throw new Error(`bucket "${bucket}" at ${endpoint} ${why}`);
       }
       // A write check that leaves nothing behind: start a multipart upload and abort it.
@@ -126,9 +149,9 @@ export function createS3Storage(opts: S3StorageOptions): FeedStorage {
       try {
         await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
         return true;
-      } catch (err) {
-        if ((err as S3ServiceException).$metadata?.httpStatusCode === 404) return false;
-        throw err;
+      } catch {
+        // 404, no read permission, or S3 unreachable: the create-only completion still guards the name.
+        return false;
       }
     },
 
@@ -138,6 +161,11 @@ export function createS3Storage(opts: S3StorageOptions): FeedStorage {
       const file = await opts.spool.create(key);
       const log = opts.logger.child({ uri: target.uri });
       const stop = new AbortController();
+      const abortThis = () => {
+        stop.abort();
+        current?.abort();
+      };
+      aborters.add(abortThis);
       let deadline = Number.POSITIVE_INFINITY;
       let onConflict: (() => string | undefined) | undefined;
       let current: Upload | undefined;
@@ -202,7 +230,7 @@ export function createS3Storage(opts: S3StorageOptions): FeedStorage {
           }
         }
       })();
-      uploaded.catch(() => {}); // observed in finish(); never an unhandled rejection
+      uploaded.catch(() => {}).finally(() => aborters.delete(abortThis)); // observed in finish()
 
       return {
         write: (chunk) => file.append(chunk),
@@ -213,9 +241,18 @@ export function createS3Storage(opts: S3StorageOptions): FeedStorage {
           await file.finish();
           try {
             await uploaded;
-            const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-            if (head.ContentLength !== finishOpts.bytes) {
-              throw new Error(`${uri} holds ${head.ContentLength} bytes after upload, expected ${finishOpts.bytes}`);
+            // Belt and braces against a multipart upload that completed without a part (aws-sdk-js-v3#2311),
+            // retried like the upload. A write-only credential may not HEAD: the completed upload then suffices.
+            const length = await retrying(deadline, stop.signal, async () => {
+              try {
+                return (await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ContentLength;
+              } catch (err) {
+                if ((err as S3ServiceException).$metadata?.httpStatusCode === 403) return finishOpts.bytes;
+                throw err;
+              }
+            });
+            if (length !== finishOpts.bytes) {
+              throw new Error(`${uri} holds ${length} bytes after upload, expected ${finishOpts.bytes}`);
             }
           } catch (err) {
             file.release(); // the file stays on disk for recovery; its space goes back to the spool
@@ -236,19 +273,18 @@ export function createS3Storage(opts: S3StorageOptions): FeedStorage {
       };
     },
 
+    abort() {
+      for (const stopUpload of aborters) stopUpload();
+    },
+
     async putSmall(uri, body, contentType) {
       const { bucket, key } = s3Location(uri);
-      let failures = 0;
-      const deadline = Date.now() + retryMs;
-      for (;;) {
-        try {
-          await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }));
-          return;
-        } catch (err) {
-          failures++;
-          if (Date.now() >= deadline) throw new Error(`upload of ${uri} failed: ${describe(err)}`);
-          await sleep(Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(failures - 1, 20)));
-        }
+      try {
+        await retrying(Date.now() + retryMs, undefined, () =>
+          client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType })),
+        );
+      } catch (err) {
+        throw new Error(`upload of ${uri} failed: ${describe(err)}`);
       }
     },
   };

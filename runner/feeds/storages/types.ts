@@ -34,6 +34,8 @@ export interface FeedStorage {
   open(target: StoreTarget): Promise<BatchSink>;
   /** Whether an object exists at the URI (batch ids already taken are skipped at open). */
   exists(uri: string): Promise<boolean>;
+  /** Stops every upload in progress (teardown after a failure; nothing is reported). */
+  abort?(): void;
   /** Stores a small document (the manifest), replacing any earlier one. */
   putSmall(uri: string, body: string, contentType: string): Promise<void>;
 }

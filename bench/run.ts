@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+// feedcrawl's benchmarks, side by side with Scrapy and Crawlee, and the
+// backend load that feed files + webhooks remove. One command runs
+// everything and writes bench/results/<date>.md (+ .svg chart, + .json data).
+//
+//   node bench/run.ts [--quick] [--only crawl,backend,scale] [--runs N] [--profile]
+//
+// See docs/benchmarks.md.
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { pino } from "pino";
+import { type LoadResult, loadMarkdown, runBackendLoad } from "./backend/load.ts";
+import { runThroughput, type ThroughputResult, throughputMarkdown } from "./crawl/throughput.ts";
+import { renderChart } from "./lib/chart.ts";
+import { BENCH_DIR, type BenchContext, ensureDir } from "./lib/context.ts";
+import { describeMachine, type Machine, machineMarkdown } from "./lib/machine.ts";
+import { ensurePeers } from "./lib/setup.ts";
+import { runScale, type ScaleResult, scaleMarkdown } from "./scale/exports.ts";
+
+/** Why part 3's operator rows are not in the table (they need a running operator on the local control plane). */
+const OPERATOR_NOTE = "Not measured in this run: see docs/benchmarks.md.";
+
+const SECTIONS = ["crawl", "backend", "scale"] as const;
+type Section = (typeof SECTIONS)[number];
+
+interface Results {
+  quick: boolean;
+  runs: number;
+  machine: Machine;
+  loadAtEnd: number[];
+  throughput?: Omit<ThroughputResult, "markdown">;
+  load?: Omit<LoadResult, "markdown">;
+  scale?: Omit<ScaleResult, "markdown">;
+}
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    runs: { type: "string" },
+    profile: { type: "boolean", default: false },
+  },
+});
+const quick = values.quick ?? false;
+const only = (values.only?.split(",").map((s) => s.trim()) ?? [...SECTIONS]) as Section[];
+for (const s of only) {
+  if (!SECTIONS.includes(s)) throw new Error(`--only: unknown section "${s}" (one of ${SECTIONS.join(", ")})`);
+}
+const runs = values.runs ? Number(values.runs) : 3;
+if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer, got "${values.runs}"`);
+
+const logger = pino({ name: "bench" });
+const stamp = new Date().toISOString().slice(0, 10);
+const stem = quick ? `${stamp}-quick` : stamp;
+const resultsDir = await ensureDir(join(BENCH_DIR, "results"));
+const rawDir = await ensureDir(
+  join(resultsDir, "raw", `${stem}-${new Date().toISOString().slice(11, 19).replace(/:/g, "")}`),
+);
+const workDir = await mkdtemp(join(os.tmpdir(), "feedcrawl-bench-"));
+const ctx: BenchContext = { quick, runs, profile: values.profile ?? false, workDir, rawDir, logger };
+
+await ensurePeers(logger);
+const jsonFile = join(resultsDir, `${stem}.json`);
+// A partial run (--only) replaces its sections in the day's results and keeps the others.
+const previous: Partial<Results> =
+  only.length < SECTIONS.length && existsSync(jsonFile) ? JSON.parse(await readFile(jsonFile, "utf8")) : {};
+const results: Results = {
+  ...previous,
+  quick,
+  runs,
+  machine: await describeMachine(),
+  loadAtEnd: [],
+};
+logger.info({ machine: results.machine, only, quick, runs }, "Bench starting");
+
+const strip = <T extends { markdown: string }>(r: T): Omit<T, "markdown"> => {
+  const { markdown: _, ...rest } = r;
+  return rest;
+};
+try {
+  if (only.includes("crawl")) results.throughput = strip(await runThroughput(ctx));
+  if (only.includes("backend")) results.load = strip(await runBackendLoad(ctx));
+  if (only.includes("scale")) results.scale = strip(await runScale(ctx));
+} finally {
+  await rm(workDir, { recursive: true, force: true });
+}
+results.loadAtEnd = os.loadavg();
+
+await writeFile(jsonFile, `${JSON.stringify(results, null, 2)}\n`);
+const svgName = `${stem}.svg`;
+await writeFile(join(resultsDir, svgName), renderChart(chartInput(results)));
+await writeFile(join(resultsDir, `${stem}.md`), render(results, svgName));
+logger.info({ results: join(resultsDir, `${stem}.md`) }, "Bench results written");
+
+function chartInput(r: Results) {
+  const t = r.throughput;
+  const rows = r.load?.rows ?? [];
+  return {
+    title: `feedcrawl bench ${stem} (${r.machine.cores} cores)`,
+    items: r.load?.items ?? 0,
+    throughput: (t?.summaries ?? []).map((s) => ({
+      concurrency: s.concurrency,
+      tool: s.tool,
+      pagesPerSecond: s.pagesPerSecond,
+      valid:
+        s.ok && new Set(t!.summaries.filter((x) => x.concurrency === s.concurrency).flatMap((x) => x.items)).size === 1,
+    })),
+    requests: rows.map((x) => ({
+      label: x.batch === null ? "per-item POST" : `batch ${x.batch / 1000}k`,
+      requests: x.backend.requests,
+    })),
+  };
+}
+
+function render(r: Results, svg: string): string {
+  const out: string[] = [];
+  out.push(
+    `# feedcrawl benchmarks — ${stem}${r.quick ? " (quick run: smaller sizes, not the published numbers)" : ""}`,
+  );
+  out.push("");
+  out.push(
+    "Produced by `npm run bench` (`node bench/run.ts" +
+      (r.quick ? " --quick" : "") +
+      "`) on the machine below; how and why in [docs/benchmarks.md](../../docs/benchmarks.md).",
+  );
+  out.push("");
+  out.push(`![throughput and backend requests](${svg})`);
+  out.push("");
+  out.push("## Machine");
+  out.push("");
+  out.push(machineMarkdown(r.machine, r.loadAtEnd));
+  out.push("");
+  out.push("## 1. Crawl throughput: feedcrawl vs Scrapy vs Crawlee");
+  out.push("");
+  out.push(r.throughput ? throughputMarkdown({ ...r.throughput, markdown: "" }, r.runs) : "Not run.");
+  out.push("");
+  out.push("## 2. Backend load: one POST per item vs feed files + one webhook per file");
+  out.push("");
+  out.push(r.load ? loadMarkdown(r.load.items, r.load.rows) : "Not run.");
+  out.push("");
+  out.push("## 3. Scale of cost");
+  out.push("");
+  out.push("### Runner exports of growing size");
+  out.push("");
+  out.push(r.scale ? scaleMarkdown(r.scale.rows) : "Not run.");
+  out.push("");
+  out.push("### Operator at 1,000 CrawlJobs, feed close → webhook 2xx through the operator");
+  out.push("");
+  out.push(OPERATOR_NOTE);
+  out.push("");
+  return out.join("\n");
+}

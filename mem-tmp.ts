@@ -1,0 +1,10 @@
+import { pino } from "pino";
+import { Crawler } from "./runner/crawler.ts";
+import { booksSpider } from "./test/runner/helpers.ts";
+const spider = booksSpider("http://127.0.0.1:8181");
+let n = 0;
+const c = new Crawler({ spider, sink: { async write() { n++; }, async close() {} }, logger: pino({ level: "warn" }) });
+const t = setInterval(() => { const m = process.memoryUsage(); console.log(c.stats.pages, "rss", (m.rss>>20), "heap", (m.heapUsed>>20), "/", (m.heapTotal>>20), "ext", (m.external>>20), "ab", (m.arrayBuffers>>20)); }, 3000);
+const r = await c.run();
+clearInterval(t);
+console.log(r.stats.elapsedSeconds, n);

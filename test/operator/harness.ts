@@ -1,0 +1,112 @@
+// Helpers for the operator's integration tests: install the generated CRDs,
+// run the operator in-process (or as a `feedcrawl operator` child process),
+// create Secrets and CrawlJobs, read status.
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, mkdtempSync, openSync } from "node:fs";
+import { join } from "node:path";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { pino } from "pino";
+import type { CrawlJob } from "../../crds/schema/crawljob.ts";
+import { getCondition } from "../../operator/controller/conditions.ts";
+import type { KubeClient, KubeObject } from "../../operator/kube/client.ts";
+import { CRAWLJOBS, SECRETS } from "../../operator/kube/resources.ts";
+import { Manager, type ManagerOptions } from "../../operator/manager.ts";
+import { kubectl } from "../platform/fixtures.ts";
+import { REPO_ROOT } from "./kubelet.ts";
+
+export const CRD_FILES = [
+  join(REPO_ROOT, "crds/feedcrawl.io_crawljobs.yaml"),
+  join(REPO_ROOT, "crds/feedcrawl.io_crawlfeeds.yaml"),
+];
+
+/** Applies the generated CRDs (idempotent: server-side apply) and waits until they are served. */
+export async function installCrds(kubeconfig?: string): Promise<void> {
+  const files = CRD_FILES.flatMap((f) => ["-f", f]);
+  await kubectl(["apply", "--server-side", "--force-conflicts", "--field-manager=feedcrawl-tests", ...files], {
+    kubeconfig,
+  });
+  await kubectl(["wait", "--for=condition=Established", "--timeout=60s", ...files], { kubeconfig });
+}
+
+export function tempDir(prefix: string): string {
+  const parent = process.env.FEEDCRAWL_TEST_WORKDIR || "/tmp";
+  return mkdtempSync(join(parent, `${prefix}-`));
+}
+
+export interface RunningOperator {
+  manager: Manager;
+  logPath: string;
+  stop(): Promise<void>;
+}
+
+/** The operator in this process (its logs go to a file the test can read). */
+export async function startOperator(
+  kc: KubeConfig,
+  options: Partial<ManagerOptions> & { namespaces: string[]; workDir: string },
+): Promise<RunningOperator> {
+  const logPath = join(options.workDir, `operator-${process.pid}-${Date.now()}.log`);
+  const stream = createWriteStream(logPath);
+  const logger = pino({ level: "debug", base: { component: "operator" } }, stream);
+  const manager = new Manager({ kc, logger, runnerImage: "feedcrawl:test", resyncMs: 30_000, ...options });
+  await manager.start();
+  return {
+    manager,
+    logPath,
+    async stop() {
+      await manager.stop();
+      await new Promise((resolve) => stream.end(resolve));
+    },
+  };
+}
+
+/** `feedcrawl operator …` as a child process, logs to a file. */
+export function spawnOperator(kubeconfig: string, args: string[], logPath: string): ChildProcess {
+  const log = openSync(logPath, "a");
+  return spawn(process.execPath, [join(REPO_ROOT, "bin/feedcrawl.ts"), "operator", ...args], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, KUBECONFIG: kubeconfig, FEEDCRAWL_IMAGE: "feedcrawl:test" },
+    stdio: ["ignore", log, log],
+  });
+}
+
+export async function createSecret(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  data: Record<string, string>,
+): Promise<void> {
+  await client.create(SECRETS, {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name, namespace },
+    stringData: data,
+  } as KubeObject);
+}
+
+export function crawlJobObject(namespace: string, name: string, spec: unknown): KubeObject {
+  return { apiVersion: "feedcrawl.io/v1alpha1", kind: "CrawlJob", metadata: { name, namespace }, spec } as KubeObject;
+}
+
+/** Creates a CrawlJob as `kubectl apply` would (unknown fields are errors). */
+export function createCrawlJob(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  spec: unknown,
+): Promise<CrawlJob & KubeObject> {
+  return client.create(CRAWLJOBS, crawlJobObject(namespace, name, spec), { fieldValidation: "Strict" }) as Promise<
+    CrawlJob & KubeObject
+  >;
+}
+
+export async function readCrawlJob(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+): Promise<CrawlJob & KubeObject> {
+  return client.get<CrawlJob & KubeObject>(CRAWLJOBS, namespace, name);
+}
+
+export function condition(job: CrawlJob, type: string) {
+  return getCondition(job.status?.conditions, type);
+}

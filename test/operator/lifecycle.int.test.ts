@@ -1,0 +1,323 @@
+// A CrawlJob's life on the real API server with the operator in-process and
+// real webhook delivery to a signature-verifying receiver. There is no
+// kubelet and no Job controller: the test plays them (test/operator/kubelet.ts)
+// from the Job read back from the API, with a token minted for the per-job
+// ServiceAccount. Here the "pod" runs only the runner's reporting part
+// (CrawlFeeds + status patches with that token); the end-to-end test with the
+// real `feedcrawl run` is test/operator/runner.int.test.ts.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { after, before, describe, test } from "node:test";
+import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
+import { KubeApiError, KubeClient, type KubeObject } from "../../operator/kube/client.ts";
+import {
+  CONFIGMAPS,
+  CRAWLFEEDS,
+  CRAWLJOBS,
+  EVENTS,
+  JOBS,
+  ROLEBINDINGS,
+  ROLES,
+  SERVICEACCOUNTS,
+} from "../../operator/kube/resources.ts";
+import { adminKubeConfig } from "../platform/env.ts";
+import { createNamespace, type Disposable, eventually, kubectl } from "../platform/fixtures.ts";
+import {
+  condition,
+  createCrawlJob,
+  createSecret,
+  installCrds,
+  type RunningOperator,
+  readCrawlJob,
+  startOperator,
+  tempDir,
+} from "./harness.ts";
+import { type PreparedPod, playJob, reportingExecutor, tokenKubeConfig } from "./kubelet.ts";
+import { type Receiver, startReceiver } from "./receiver.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: manifests read back from the API
+type Any = Record<string, any>;
+
+describe("CrawlJob lifecycle (kubelet and Job controller played by the test)", () => {
+  const kc = adminKubeConfig();
+  const client = new KubeClient(kc);
+  const workDir = tempDir("op-life");
+  let ns: Disposable;
+  let operator: RunningOperator;
+  let receiver: Receiver;
+  let pods: PreparedPod[] = [];
+
+  const spec = (overrides: Partial<CrawlJobSpec> = {}): CrawlJobSpec => ({
+    spider: {
+      name: "books",
+      startUrls: ["https://books.example/"],
+      extract: [{ name: "product", itemSelector: "article", fields: { title: { selector: "h1", text: true } } }],
+    },
+    feeds: {
+      "s3://crawl-data/%(name)s/%(shard)d/part-%(batch_id)05d.jsonl": { format: "jsonlines", batchItemCount: 10 },
+    },
+    ingest: {
+      webhook: {
+        url: receiver.url,
+        signingSecretRef: { name: "ingest-webhook" },
+        allowPrivateNetworks: true,
+        maxAttempts: 3,
+      },
+    },
+    ...overrides,
+  });
+
+  before(async () => {
+    await installCrds();
+    ns = await createNamespace("op-life");
+    receiver = await startReceiver();
+    await createSecret(client, ns.name, "ingest-webhook", { secret: receiver.secret });
+    operator = await startOperator(kc, { namespaces: [ns.name], workDir });
+  });
+
+  after(async () => {
+    await operator?.stop();
+    await receiver?.close();
+    await ns?.cleanup();
+    await client.close();
+  });
+
+  test("Pending → Running → Succeeded, every feed delivered and signed, status summed", async () => {
+    const phases: string[] = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const job = await client.getOrUndefined<Any & KubeObject>(CRAWLJOBS, ns.name, "books");
+        const phase = job?.status?.phase;
+        if (phase && phases.at(-1) !== phase) phases.push(phase);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+
+    await createCrawlJob(client, ns.name, "books", spec({ runner: { parallelism: 2 } }));
+    const job = await eventually("the runner Job", () =>
+      client.getOrUndefined<Any & KubeObject>(JOBS, ns.name, "books-runner"),
+    );
+    await eventually("phase Pending", () => phases.includes("Pending"));
+
+    // The children, as the contract says.
+    const cm = await client.get<Any & KubeObject>(CONFIGMAPS, ns.name, "books-spec");
+    const snapshot = JSON.parse(cm.data["crawljob.json"]);
+    const crawlJob = await readCrawlJob(client, ns.name, "books");
+    assert.deepEqual(snapshot.metadata, {
+      name: "books",
+      namespace: ns.name,
+      uid: crawlJob.metadata.uid,
+      generation: 1,
+    });
+    assert.equal(snapshot.spec.runner.parallelism, 2);
+    for (const rt of [SERVICEACCOUNTS, ROLES, ROLEBINDINGS]) {
+      const obj = await client.get(rt, ns.name, "books-runner");
+      assert.equal(obj.metadata.ownerReferences?.[0]?.uid, crawlJob.metadata.uid, rt.kind);
+      assert.equal(obj.metadata.ownerReferences?.[0]?.controller, true);
+    }
+    assert.equal(job.spec.completionMode, "Indexed");
+    assert.equal(job.spec.completions, 2);
+
+    const played = await playJob({
+      admin: kc,
+      namespace: ns.name,
+      jobName: "books-runner",
+      workDir,
+      execute: async (pod) => {
+        // The pod sees exactly the template's env and the mounted snapshot.
+        assert.equal(pod.env.FEEDCRAWL_SHARD_COUNT, "2");
+        assert.equal(readFileSync(pod.env.FEEDCRAWL_SPEC!, "utf8"), cm.data["crawljob.json"]);
+        assert.deepEqual(pod.command, ["feedcrawl"]);
+        assert.deepEqual(pod.args, ["run"]);
+        assert.equal(pod.serviceAccountName, "books-runner");
+        await eventually("phase Running", () => phases.includes("Running"));
+        return reportingExecutor({ feedsPerShard: 2 })(pod);
+      },
+    });
+    pods = played.pods;
+    assert.equal(played.succeeded, 2);
+
+    const done = await eventually(
+      "Succeeded=True",
+      async () => {
+        const j = await readCrawlJob(client, ns.name, "books");
+        return condition(j, "Succeeded")?.status === "True" ? j : undefined;
+      },
+      60_000,
+    );
+    polling = false;
+    await poller;
+
+    assert.deepEqual(
+      phases.filter((p) => p !== "Ingesting"),
+      ["Pending", "Running", "Succeeded"],
+    );
+    assert.equal(done.status?.feedSummary?.display, "4/4");
+    assert.deepEqual(
+      {
+        closed: done.status?.feedSummary?.closed,
+        delivered: done.status?.feedSummary?.delivered,
+        items: done.status?.feedSummary?.items,
+      },
+      { closed: 4, delivered: 4, items: 40 },
+    );
+    assert.equal(done.status?.stats?.pages, 22, "shard stats summed");
+    assert.equal(done.status?.stats?.items, 40);
+    assert.equal(done.status?.observedGeneration, 1);
+    assert.ok(done.status?.startTime && done.status?.completionTime);
+    for (const type of ["Validated", "RunnerReady", "CrawlComplete", "FeedsDelivered", "Succeeded"]) {
+      assert.equal(condition(done, type)?.status, "True", type);
+    }
+
+    // Webhooks: every signature verified, one distinct webhook-id per CrawlFeed.
+    const feeds = await client.list(CRAWLFEEDS, { namespace: ns.name, labelSelector: "feedcrawl.io/crawljob=books" });
+    assert.equal(feeds.items.length, 4);
+    assert.equal(receiver.badSignatures, 0);
+    assert.equal(receiver.distinctIds().size, feeds.items.length);
+    for (const feed of feeds.items as Any[]) assert.equal(feed.status.delivery.state, "Delivered");
+
+    const events = await client.list(EVENTS, { namespace: ns.name, fieldSelector: "involvedObject.name=books" });
+    const reasons = events.items.map((e) => (e as Any).reason);
+    for (const reason of ["RunnerCreated", "CrawlCompleted", "FeedsDelivered", "CrawlSucceeded"]) {
+      assert.ok(reasons.includes(reason), `${reason} in ${reasons}`);
+    }
+  });
+
+  test("kubectl tells the story: get crawl, get cfeed -l, describe crawl, wait --for=condition=Succeeded", async () => {
+    const waited = await kubectl(["wait", "-n", ns.name, "--for=condition=Succeeded", "crawl/books", "--timeout=5s"]);
+    assert.match(waited, /crawljob\.feedcrawl\.io\/books condition met/);
+    const get = await kubectl(["get", "crawl", "-n", ns.name]);
+    assert.match(get, /NAME\s+PHASE\s+PAGES\s+ITEMS\s+FEEDS\s+AGE/);
+    assert.match(get, /books\s+Succeeded\s+22\s+40\s+4\/4\s+/);
+    const feeds = await kubectl(["get", "cfeed", "-n", ns.name, "-l", "feedcrawl.io/crawljob=books"]);
+    assert.match(feeds, /NAME\s+JOB\s+ITEMS\s+STATE\s+AGE/);
+    assert.equal(feeds.match(/books\s+10\s+Delivered/g)?.length, 4);
+    const describe = await kubectl(["describe", "crawl", "-n", ns.name, "books"]);
+    assert.match(describe, /Phase:\s+Succeeded/);
+    assert.match(describe, /CrawlSucceeded/);
+    const category = await kubectl(["get", "feedcrawl", "-n", ns.name]);
+    assert.match(category, /crawljob\.feedcrawl\.io\/books/);
+    if (process.env.FEEDCRAWL_DOC_OUTPUT) {
+      const { writeFileSync } = await import("node:fs");
+      writeFileSync(process.env.FEEDCRAWL_DOC_OUTPUT, [waited, get, feeds, describe].join("\n---\n"));
+    }
+  });
+
+  test("the runner's token may read its own CrawlJob and is forbidden on another one", async () => {
+    assert.ok(pods.length > 0);
+    await createCrawlJob(client, ns.name, "other", spec({ suspend: true }));
+    const podClient = new KubeClient(tokenKubeConfig(kc, pods[0]!.token));
+    try {
+      const own = await podClient.get(CRAWLJOBS, ns.name, "books");
+      assert.equal(own.metadata.name, "books");
+      const forbidden = async (what: string, call: () => Promise<unknown>) => {
+        const err = await call().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        assert.ok(err instanceof KubeApiError && err.code === 403, `${what}: ${err}`);
+      };
+      await forbidden("get other", () => podClient.get(CRAWLJOBS, ns.name, "other"));
+      await forbidden("patch other status", () =>
+        podClient.patch(
+          CRAWLJOBS,
+          ns.name,
+          "other",
+          { status: { shardStats: { "0": { pages: 1 } } } },
+          { subresource: "status" },
+        ),
+      );
+      await forbidden("update own spec", () =>
+        podClient.patch(CRAWLJOBS, ns.name, "books", { spec: { suspend: true } }),
+      );
+      await forbidden("list CrawlJobs", () => podClient.list(CRAWLJOBS, { namespace: ns.name }));
+      await forbidden("delete a CrawlFeed", async () => {
+        const feeds = await podClient.list(CRAWLFEEDS, { namespace: ns.name });
+        await podClient.delete(CRAWLFEEDS, ns.name, feeds.items[0]!.metadata.name!);
+      });
+      await forbidden("read Secrets", () =>
+        podClient.list(
+          { group: "", version: "v1", plural: "secrets", kind: "Secret", namespaced: true },
+          { namespace: ns.name },
+        ),
+      );
+    } finally {
+      await podClient.close();
+    }
+  });
+
+  test("editing a running job's spec does not change the running crawl; the generation is observed", async () => {
+    await createCrawlJob(client, ns.name, "edit", spec());
+    await eventually("the runner Job", () => client.getOrUndefined(JOBS, ns.name, "edit-runner"));
+    await client.patch(CRAWLJOBS, ns.name, "edit", { spec: { spider: { startUrls: ["https://elsewhere.example/"] } } });
+    const observed = await eventually("observedGeneration 2", async () => {
+      const j = await readCrawlJob(client, ns.name, "edit");
+      return j.status?.observedGeneration === 2 ? j : undefined;
+    });
+    assert.equal(observed.status?.runner?.generation, 1);
+    const cm = await client.get<Any & KubeObject>(CONFIGMAPS, ns.name, "edit-spec");
+    const snapshot = JSON.parse(cm.data["crawljob.json"]);
+    assert.equal(snapshot.metadata.generation, 1);
+    assert.deepEqual(snapshot.spec.spider.startUrls, ["https://books.example/"]);
+  });
+
+  test("suspend: no runner while suspended; resuming starts it; suspending again suspends the Job", async () => {
+    await createCrawlJob(client, ns.name, "pause", spec({ suspend: true }));
+    const pending = await eventually("RunnerReady=False/Suspended", async () => {
+      const j = await readCrawlJob(client, ns.name, "pause");
+      return condition(j, "RunnerReady")?.reason === "Suspended" ? j : undefined;
+    });
+    assert.equal(pending.status?.phase, "Pending");
+    assert.equal(await client.getOrUndefined(JOBS, ns.name, "pause-runner"), undefined);
+    await client.patch(CRAWLJOBS, ns.name, "pause", { spec: { suspend: false } });
+    const runner = await eventually("the runner Job", () =>
+      client.getOrUndefined<Any & KubeObject>(JOBS, ns.name, "pause-runner"),
+    );
+    assert.equal(runner.spec.suspend, false);
+    await client.patch(CRAWLJOBS, ns.name, "pause", { spec: { suspend: true } });
+    await eventually(
+      "Job suspended",
+      async () => (await client.get<Any & KubeObject>(JOBS, ns.name, "pause-runner")).spec.suspend === true,
+    );
+  });
+
+  test("a runner that exhausts its backoffLimit fails the CrawlJob with the Job's reason", async () => {
+    await createCrawlJob(client, ns.name, "failing", spec({ runner: { backoffLimit: 1 } }));
+    await eventually("the runner Job", () => client.getOrUndefined(JOBS, ns.name, "failing-runner"));
+    const played = await playJob({
+      admin: kc,
+      namespace: ns.name,
+      jobName: "failing-runner",
+      workDir,
+      execute: async () => 1,
+    });
+    assert.equal(played.failed, 2);
+    const failed = await eventually("Succeeded=False", async () => {
+      const j = await readCrawlJob(client, ns.name, "failing");
+      return condition(j, "Succeeded")?.status === "False" ? j : undefined;
+    });
+    assert.equal(failed.status?.phase, "Failed");
+    assert.equal(condition(failed, "CrawlComplete")?.reason, "BackoffLimitExceeded");
+    assert.equal(condition(failed, "Succeeded")?.reason, "RunnerFailed");
+  });
+
+  test("ttlSecondsAfterFinished deletes the finished CrawlJob", async () => {
+    const noWebhook = spec({ ttlSecondsAfterFinished: 1 });
+    delete noWebhook.ingest;
+    await createCrawlJob(client, ns.name, "short", noWebhook);
+    await eventually("the runner Job", () => client.getOrUndefined(JOBS, ns.name, "short-runner"));
+    await playJob({
+      admin: kc,
+      namespace: ns.name,
+      jobName: "short-runner",
+      workDir,
+      execute: reportingExecutor({ feedsPerShard: 1 }),
+    });
+    await eventually(
+      "the CrawlJob deleted",
+      async () => (await client.getOrUndefined(CRAWLJOBS, ns.name, "short")) === undefined,
+      30_000,
+    );
+  });
+});

@@ -1,0 +1,136 @@
+// `feedcrawl crawl` end to end: a real process crawling the fixture catalogue
+// into the default JSON-lines feed through the feed exporter; invalid manifests
+// exit 2 before any request; SIGINT stops gracefully with the feed closed.
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { stringify } from "yaml";
+import { type CatalogueServer, createCatalogue } from "../fixtures/catalogue.ts";
+import { booksSpider, itemKeys } from "./helpers.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+const tmp = mkdtempSync(join(tmpdir(), "crawl-cli-test-"));
+const catalogue = createCatalogue({ products: 60, perPage: 20, seed: 4 });
+let site: CatalogueServer;
+const children = new Set<ChildProcess>();
+
+before(async () => {
+  site = await catalogue.listen({ traps: false, altHost: null });
+});
+after(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+  await site?.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+function crawl(args: string[]): {
+  child: ChildProcess;
+  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+} {
+  const child = spawn(process.execPath, [join(root, "bin/feedcrawl.ts"), "crawl", ...args], {
+    cwd: tmp,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.add(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d) => {
+    stdout += d;
+  });
+  child.stderr?.on("data", (d) => {
+    stderr += d;
+  });
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on("close", (code) => resolve({ code, stdout, stderr })),
+  );
+  return { child, done };
+}
+
+function manifest(name: string, spider: ReturnType<typeof booksSpider>): string {
+  const file = join(tmp, `${name}.yaml`);
+  writeFileSync(
+    file,
+    stringify({ apiVersion: "feedcrawl.io/v1alpha1", kind: "CrawlJob", metadata: { name }, spec: { spider } }),
+  );
+  return file;
+}
+
+test("crawls the fixture site into ./feeds/<name>-<time>.jsonl with exactly the expected items", async () => {
+  const out = join(tmp, "out");
+  const { done } = crawl([manifest("books-local", booksSpider(site.url)), "--out", out]);
+  const r = await done;
+  assert.equal(r.code, 0, r.stderr);
+  const summary = JSON.parse(r.stdout.trim().split("\n").pop() as string);
+  assert.equal(summary.reason, "finished");
+  assert.equal(summary.stats.status.items, 60);
+  const files = readdirSync(out).filter((f) => f.endsWith(".jsonl"));
+  assert.equal(files.length, 1);
+  assert.match(files[0] as string, /^books-local-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.jsonl$/);
+  const rows = readFileSync(join(out, files[0] as string), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  // The exporter writes the fields of each item as one JSON object.
+  const asItems = rows.map((fields) => ({ type: "product", fields }));
+  assert.deepEqual(itemKeys(asItems), itemKeys(catalogue.expectedItems(site.url)));
+  assert.match(r.stderr, /"level":30/, "pino JSON logs on stderr when not a TTY");
+});
+
+test("an invalid manifest exits 2 with every error by path and crawls nothing", async () => {
+  const spider = booksSpider(site.url);
+  spider.startUrls = ["gopher://old.example/"];
+  (spider.settings as Record<string, unknown>).concurrentRequestsPerDomain = 99;
+  const before = site.counters.total();
+  const { done } = crawl([manifest("bad", spider)]);
+  const r = await done;
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^spec\.spider\.startUrls\[0\]: /m);
+  assert.match(r.stderr, /^spec\.spider\.settings\.concurrentRequestsPerDomain: /m);
+  assert.equal(site.counters.total(), before);
+});
+
+test("--allow-private-networks lets a manifest without allowPrivateNetworks reach loopback", async () => {
+  // (Without the flag the guard refuses loopback: see crawler-spider.test.ts.)
+  const spider = booksSpider(site.url);
+  delete spider.settings?.allowPrivateNetworks;
+  const file = manifest("guarded", spider);
+  const allowed = await crawl([file, "--out", join(tmp, "allowed"), "--allow-private-networks"]).done;
+  assert.equal(allowed.code, 0, allowed.stderr);
+  assert.equal(JSON.parse(allowed.stdout.trim().split("\n").pop() as string).stats.status.items, 60);
+});
+
+test("SIGINT stops gracefully: exit 130, the feed file is closed and valid", async () => {
+  const out = join(tmp, "interrupted");
+  const spider = booksSpider(site.url, { settings: { downloadDelayMs: 150, randomizeDownloadDelay: false } });
+  const { child, done } = crawl([manifest("slow", spider), "--out", out]);
+  // Wait until the crawl has written a few items, then interrupt.
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the crawl never started")), 30_000);
+    let buf = "";
+    child.stderr?.on("data", (d) => {
+      buf += d;
+      if (/Crawl of spider [\w-]+ started/.test(buf)) {
+        clearTimeout(timer);
+        setTimeout(resolve, 1500);
+      }
+    });
+  });
+  child.kill("SIGINT");
+  const r = await done;
+  assert.equal(r.code, 130, r.stderr);
+  assert.match(r.stderr, /SIGINT, stopping/);
+  const summary = JSON.parse(r.stdout.trim().split("\n").pop() as string);
+  assert.equal(summary.reason, "shutdown");
+  const files = readdirSync(out).filter((f) => f.endsWith(".jsonl"));
+  assert.equal(files.length, 1);
+  const rows = readFileSync(join(out, files[0] as string), "utf8")
+    .trim()
+    .split("\n")
+    .filter(Boolean);
+  assert.equal(rows.length, summary.stats.status.items);
+  assert.ok(rows.length < 60, `interrupted crawl wrote ${rows.length} items`);
+  for (const row of rows) JSON.parse(row);
+});

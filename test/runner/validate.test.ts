@@ -1,0 +1,186 @@
+// Manifest validation: every problem listed by field path (more than TypeBox's
+// default of 8), Scrapy FEEDS keys accepted, bare spider specs wrapped; and the
+// `feedcrawl validate` command's output and exit codes.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { promisify } from "node:util";
+import { stringify } from "yaml";
+import { loadManifest, validateCrawlJobSpec } from "../../runner/validate.ts";
+
+const run = promisify(execFile);
+const root = new URL("../../", import.meta.url).pathname;
+const tmp = mkdtempSync(join(tmpdir(), "validate-test-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const badSpec = {
+  spider: {
+    name: "Bad Name",
+    startUrls: ["ftp://files.example/", "http://other.example/"],
+    allowedDomains: ["https://books.example/", "books.example"],
+    colour: "blue",
+    follow: [{ selector: "ul.pager a[", allow: ["(unclosed"], deny: ["ok", "[z-a]"] }],
+    extract: [
+      {
+        name: "product",
+        urlPattern: "*bad",
+        fields: {
+          price: { selector: "p.price_color", regex: "([0-9.]+", type: "float" },
+          image: { selector: "img", absolute: true },
+          title: { selector: "h1::text", text: true, attr: "title" },
+          stock: { selector: "p", required: true, default: 0, bogus: 1 },
+        },
+      },
+    ],
+    settings: {
+      concurrentRequests: 4,
+      concurrentRequestsPerDomain: 8,
+      retryTimes: -1,
+      allowPrivateNetworks: ["10.0.0.0/40"],
+      autoThrottle: { enabled: true, startDelayMs: 90_000, maxDelayMs: 60_000 },
+    },
+  },
+  feeds: { "s3://bucket/items.jsonl": { format: "yaml" } },
+  extra: true,
+};
+
+const expectedPaths = [
+  "spec.extra",
+  "spec.spider.colour",
+  "spec.spider.name",
+  "spec.spider.startUrls[0]",
+  "spec.spider.startUrls[1]",
+  "spec.spider.allowedDomains[0]",
+  "spec.spider.follow[0].selector",
+  "spec.spider.follow[0].allow[0]",
+  "spec.spider.follow[0].deny[1]",
+  "spec.spider.extract[0].urlPattern",
+  "spec.spider.extract[0].fields.price.regex",
+  "spec.spider.extract[0].fields.price.type",
+  "spec.spider.extract[0].fields.image.absolute",
+  "spec.spider.extract[0].fields.title.selector",
+  "spec.spider.extract[0].fields.title.text",
+  "spec.spider.extract[0].fields.stock.bogus",
+  "spec.spider.extract[0].fields.stock.required",
+  "spec.spider.settings.concurrentRequestsPerDomain",
+  "spec.spider.settings.retryTimes",
+  "spec.spider.settings.allowPrivateNetworks[0]",
+  "spec.spider.settings.autoThrottle.startDelayMs",
+  'spec.feeds["s3://bucket/items.jsonl"].format',
+];
+
+describe("validateCrawlJobSpec", () => {
+  test("lists every problem with its field path", () => {
+    const errors = validateCrawlJobSpec(badSpec);
+    const paths = errors.map((e) => e.path);
+    for (const p of expectedPaths) assert.ok(paths.includes(p), `missing ${p} in\n${paths.join("\n")}`);
+    assert.ok(errors.length > 8, "more than TypeBox's default cap of 8 errors");
+    const msg = (p: string) => errors.find((e) => e.path === p)?.message ?? "";
+    assert.equal(msg("spec.extra"), "unknown field");
+    assert.match(msg("spec.spider.startUrls[0]"), /http or https/);
+    assert.match(msg("spec.spider.startUrls[1]"), /not in allowedDomains/);
+    assert.match(msg("spec.spider.follow[0].selector"), /invalid CSS selector/);
+    assert.match(msg("spec.spider.extract[0].fields.price.regex"), /invalid regular expression/);
+    assert.match(msg("spec.spider.extract[0].fields.image.absolute"), /needs attr/);
+    assert.match(msg("spec.spider.settings.concurrentRequestsPerDomain"), /more than concurrentRequests/);
+  });
+
+  test("the example manifest is valid", async () => {
+    const m = await loadManifest(join(root, "examples/books-local.yaml"));
+    assert.equal(m.kind, "CrawlJob");
+    assert.equal(m.name, "books-local");
+    assert.deepEqual(validateCrawlJobSpec(m.spec), []);
+  });
+
+  test("a spec that is not an object is one error", () => {
+    assert.deepEqual(
+      validateCrawlJobSpec("nope").map((e) => e.path),
+      ["spec"],
+    );
+    assert.deepEqual(
+      validateCrawlJobSpec({}).map((e) => e.path),
+      ["spec.spider"],
+    );
+  });
+});
+
+describe("loadManifest", () => {
+  test("wraps a bare spider spec and keeps the spider's name", async () => {
+    const file = join(tmp, "bare.yaml");
+    writeFileSync(
+      file,
+      stringify({
+        name: "bare",
+        startUrls: ["https://books.example/"],
+        extract: [{ name: "p", fields: { t: { selector: "h1" } } }],
+      }),
+    );
+    const m = await loadManifest(file);
+    assert.equal(m.kind, "SpiderSpec");
+    assert.equal(m.name, "bare");
+    assert.equal(m.spec.spider.name, "bare");
+    assert.deepEqual(validateCrawlJobSpec(m.spec), []);
+  });
+
+  test("accepts Scrapy's snake_case FEEDS keys", async () => {
+    const file = join(tmp, "scrapy-feeds.yaml");
+    writeFileSync(
+      file,
+      stringify({
+        spider: {
+          name: "s",
+          startUrls: ["https://books.example/"],
+          extract: [{ name: "p", fields: { t: { selector: "h1" } } }],
+        },
+        feeds: {
+          "file:///tmp/out-%(batch_id)d.jsonl": { format: "jsonlines", batch_item_count: 10, store_empty: true },
+        },
+      }),
+    );
+    const m = await loadManifest(file);
+    const opts = m.spec.feeds?.["file:///tmp/out-%(batch_id)d.jsonl"] as Record<string, unknown>;
+    assert.equal(opts.batchItemCount, 10);
+    assert.equal(opts.storeEmpty, true);
+    assert.deepEqual(validateCrawlJobSpec(m.spec), []);
+  });
+
+  test("rejects a manifest of another kind, naming the file", async () => {
+    const file = join(tmp, "pod.yaml");
+    writeFileSync(file, "apiVersion: v1\nkind: Pod\nmetadata: { name: x }\n");
+    await assert.rejects(loadManifest(file), /pod\.yaml: kind is "Pod"/);
+  });
+});
+
+describe("feedcrawl validate", () => {
+  const cli = (file: string) =>
+    run(process.execPath, [join(root, "bin/feedcrawl.ts"), "validate", file]).then(
+      (r) => ({ code: 0, ...r }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+
+  test("prints OK and exits 0 for a valid manifest", async () => {
+    const r = await cli(join(root, "examples/books-local.yaml"));
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, "OK\n");
+  });
+
+  test("prints every error as `path: message` and exits 2", async () => {
+    const file = join(tmp, "bad.yaml");
+    writeFileSync(
+      file,
+      stringify({ apiVersion: "feedcrawl.io/v1alpha1", kind: "CrawlJob", metadata: { name: "bad" }, spec: badSpec }),
+    );
+    const r = await cli(file);
+    assert.equal(r.code, 2);
+    const lines = r.stdout.trim().split("\n");
+    for (const p of expectedPaths)
+      assert.ok(
+        lines.some((l) => l.startsWith(`${p}: `)),
+        `missing ${p}`,
+      );
+    assert.match(r.stderr, /bad\.yaml: \d+ errors/);
+  });
+});
