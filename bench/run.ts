@@ -3,7 +3,7 @@
 // backend load that feed files + webhooks remove. One command runs
 // everything and writes bench/results/<date>.md (+ .svg chart, + .json data).
 //
-//   node bench/run.ts [--quick] [--only crawl,backend,scale] [--runs N] [--profile]
+//   node bench/run.ts [--quick] [--only crawl,backend,scale,operator] [--runs N] [--profile]
 //
 // See docs/benchmarks.md.
 import { existsSync } from "node:fs";
@@ -18,12 +18,11 @@ import { renderChart } from "./lib/chart.ts";
 import { BENCH_DIR, type BenchContext, ensureDir } from "./lib/context.ts";
 import { describeMachine, type Machine, machineMarkdown } from "./lib/machine.ts";
 import { ensurePeers } from "./lib/setup.ts";
+import { fmt } from "./lib/stats.ts";
+import { type OperatorResult, operatorMarkdown, runOperatorScale } from "./operator/scale.ts";
 import { runScale, type ScaleResult, scaleMarkdown } from "./scale/exports.ts";
 
-/** Why part 3's operator rows are not in the table (they need a running operator on the local control plane). */
-const OPERATOR_NOTE = "Not measured in this run: see docs/benchmarks.md.";
-
-const SECTIONS = ["crawl", "backend", "scale"] as const;
+const SECTIONS = ["crawl", "backend", "scale", "operator"] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Results {
@@ -34,6 +33,7 @@ interface Results {
   throughput?: Omit<ThroughputResult, "markdown">;
   load?: Omit<LoadResult, "markdown">;
   scale?: Omit<ScaleResult, "markdown">;
+  operator?: OperatorResult;
 }
 
 const { values } = parseArgs({
@@ -84,6 +84,7 @@ try {
   if (only.includes("crawl")) results.throughput = strip(await runThroughput(ctx));
   if (only.includes("backend")) results.load = strip(await runBackendLoad(ctx));
   if (only.includes("scale")) results.scale = strip(await runScale(ctx));
+  if (only.includes("operator")) results.operator = await runOperatorScale(ctx);
 } finally {
   await rm(workDir, { recursive: true, force: true });
 }
@@ -147,9 +148,11 @@ function render(r: Results, svg: string): string {
   out.push("");
   out.push(r.scale ? scaleMarkdown(r.scale.rows) : "Not run.");
   out.push("");
-  out.push("### Operator at 1,000 CrawlJobs, feed close → webhook 2xx through the operator");
+  out.push(
+    `### Operator with ${fmt(r.operator?.jobs ?? 1000, 0)} CrawlJobs; feed close → webhook 2xx through the operator`,
+  );
   out.push("");
-  out.push(OPERATOR_NOTE);
+  out.push(r.operator ? operatorMarkdown(r.operator) : "Not run.");
   out.push("");
   return out.join("\n");
 }

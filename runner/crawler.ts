@@ -28,6 +28,7 @@ import { type CrawlRequest, newRequest } from "./request.ts";
 import { RobotsCache } from "./robots.ts";
 import { shardForHost } from "./shard.ts";
 import { CrawlStatsCollector, type RequestDropReason, type StatsSnapshot } from "./stats.ts";
+import { nextThrottleDelay } from "./throttle.ts";
 
 export const DEFAULT_USER_AGENT = "feedcrawl/0.1 (+https://github.com/feedcrawl/feedcrawl)";
 export const DEFAULT_RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429];
@@ -605,17 +606,14 @@ export class Crawler {
     this.#enqueue(next, true);
   }
 
-  /** Scrapy's AutoThrottle: aim for latency/targetConcurrency between requests, within [downloadDelay, maxDelay]. */
+  /** Scrapy's AutoThrottle (see throttle.ts), per slot. */
   #autoThrottle(slot: Slot, res: FetchResult): void {
     if (!this.#throttle.enabled) return;
-    const latency = res.latencyMs;
-    const target = latency / this.#throttle.target;
-    let next = (slot.throttleDelay + target) / 2;
-    next = Math.max(target, next);
-    next = Math.min(Math.max(this.#delayMs, next), this.#throttle.maxMs);
-    // A failed response must not make the crawl faster.
-    if (res.status !== 200 && next <= slot.throttleDelay) return;
-    slot.throttleDelay = next;
+    slot.throttleDelay = nextThrottleDelay(slot.throttleDelay, res.latencyMs, res.status, {
+      targetConcurrency: this.#throttle.target,
+      minDelayMs: this.#delayMs,
+      maxDelayMs: this.#throttle.maxMs,
+    });
   }
 
   readonly #report: ExtractReport = {

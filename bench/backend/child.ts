@@ -8,6 +8,8 @@ export interface BackendStats {
   connections: number;
   cpuSeconds: number;
   rssMb: number;
+  /** Webhook requests (those with a webhook-id header): when each answer was sent, for latency figures. */
+  webhooks: { id: string; status: number; at: number }[];
 }
 
 type Message = { type: "reset" } | { type: "stats" } | { type: "stop" };
@@ -19,13 +21,17 @@ export function serveBenchIpc(server: Server, url: string, stop: () => Promise<v
   server.on("connection", () => {
     connections++;
   });
-  server.on("request", () => {
+  let webhooks: BackendStats["webhooks"] = [];
+  server.on("request", (req, res) => {
     requests++;
+    const id = req.headers["webhook-id"];
+    if (typeof id === "string") res.once("finish", () => webhooks.push({ id, status: res.statusCode, at: Date.now() }));
   });
   process.on("message", (msg: Message) => {
     if (msg.type === "reset") {
       requests = 0;
       connections = 0;
+      webhooks = [];
       cpuBase = process.cpuUsage();
       process.send?.({ type: "reset" });
     } else if (msg.type === "stats") {
@@ -35,6 +41,7 @@ export function serveBenchIpc(server: Server, url: string, stop: () => Promise<v
         connections,
         cpuSeconds: (cpu.user + cpu.system) / 1e6,
         rssMb: process.memoryUsage.rss() / 1024 / 1024,
+        webhooks,
       };
       process.send?.({ type: "stats", stats });
     } else if (msg.type === "stop") {

@@ -157,19 +157,26 @@ export async function createIngestBackend(
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}${config.path}`;
   logger.info({ url, store: store.kind }, "Ingest backend is listening");
+  let closing: Promise<void> | undefined;
 
   return {
     url,
     server,
     store,
     stats,
-    async close() {
-      // In-flight loads are aborted: their transactions roll back, the operator retries them.
-      for (const abort of inFlight) abort.abort();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await store.close();
-      s3.destroy();
+    close() {
+      closing ??= (async () => {
+        // In-flight loads are aborted: their transactions roll back, the operator retries them.
+        for (const abort of inFlight) abort.abort();
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        try {
+          await store.close();
+        } finally {
+          if (!options.s3) s3.destroy();
+        }
+      })();
+      return closing;
     },
   };
 }

@@ -5,7 +5,7 @@
 // controller-runtime does) and feeds the reconcile metrics.
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { describeError } from "../kube/client.ts";
+import { describeError, isConflict } from "../kube/client.ts";
 import { reconcileDuration, reconcileErrors, reconcileTotal } from "../metrics.ts";
 import { WorkQueue } from "./workqueue.ts";
 
@@ -91,7 +91,10 @@ export class Controller {
       reconcileTotal.inc({ controller: this.name, result: "error" });
       reconcileErrors.inc({ controller: this.name });
       const failures = this.queue.failures(key);
-      logger.warn({ error: describeError(err), failures }, `Reconcile of ${this.name} ${key} failed; retrying`);
+      // A conflict is optimistic concurrency doing its job (the object moved on
+      // since the cache saw it): retry quietly.
+      const level = isConflict(err) ? "debug" : "warn";
+      logger[level]({ error: describeError(err), failures }, `Reconcile of ${this.name} ${key} failed; retrying`);
       if (!this.queue.shuttingDown) this.queue.addRateLimited(key);
     } finally {
       endTimer();

@@ -68,10 +68,10 @@ export class LeaderElector {
 
   constructor(options: LeaderElectionOptions) {
     this.#o = {
-      leaseDurationMs: 15_000,
-      renewDeadlineMs: 10_000,
-      retryPeriodMs: 2_000,
       ...options,
+      leaseDurationMs: options.leaseDurationMs ?? 15_000,
+      renewDeadlineMs: options.renewDeadlineMs ?? 10_000,
+      retryPeriodMs: options.retryPeriodMs ?? 2_000,
     };
     this.#log = options.logger.child({ lease: `${options.namespace}/${options.name}`, identity: options.identity });
     leaderStatus.set({ name: options.name }, 0);

@@ -16,14 +16,7 @@ import { getCondition } from "../controller/conditions.ts";
 import type { ReconcileRequest, ReconcileResult } from "../controller/controller.ts";
 import type { EventRecorder } from "../controller/events.ts";
 import type { InformerGroup } from "../controller/informer.ts";
-import {
-  describeError,
-  isAlreadyExists,
-  isConflict,
-  isNotFound,
-  type KubeClient,
-  type KubeObject,
-} from "../kube/client.ts";
+import { isAlreadyExists, isConflict, isNotFound, type KubeClient, type KubeObject } from "../kube/client.ts";
 import {
   CONFIGMAPS,
   CRAWLJOBS,
@@ -199,16 +192,11 @@ export function createCrawlJobReconciler(deps: CrawlJobReconcilerDeps) {
       }
       if (!isDeepStrictEqual(status, job.status ?? {})) {
         const before = job.status;
-        try {
-          const updated = await client.updateStatus<CrawlJob & KubeObject>(CRAWLJOBS, { ...job, status });
-          job.metadata = updated.metadata;
-          job.status = updated.status;
-        } catch (err) {
-          if (isConflict(err)) {
-            logger.debug(`CrawlJob ${name} changed while reconciling; retrying`);
-          }
-          throw err;
-        }
+        // An update carrying the resourceVersion read: 409 when a runner, the
+        // delivery or another (deposed) operator wrote in between; retried.
+        const updated = await client.updateStatus<CrawlJob & KubeObject>(CRAWLJOBS, { ...job, status });
+        job.metadata = updated.metadata;
+        job.status = updated.status;
         for (const e of transitionEvents(before, status)) await events.record(job, e.type, e.reason, e.message);
         if (before?.phase !== status.phase) logger.info({ phase: status.phase }, `CrawlJob ${name} is ${status.phase}`);
       }

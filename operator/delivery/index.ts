@@ -24,7 +24,7 @@ import type { CrawlJob, IngestSpec } from "../../crds/schema/crawljob.ts";
 import { deliveryLatencySeconds, webhookDeliveries } from "../metrics.ts";
 import { type BackoffPolicy, backoffDelayMs, DEFAULT_BACKOFF } from "./backoff.ts";
 import { createDispatchers, type DispatcherFor } from "./dispatchers.ts";
-import { DeliveryApi, SigningSecretError, type WriteResult } from "./kube.ts";
+import { DEFAULT_SECRET_KEY, DeliveryApi, SigningSecretError, type WriteResult } from "./kube.ts";
 import { type CrawlJobRef, crawlCompletedEvent, feedClosedEvent } from "./payload.ts";
 import { describeUrl, WebhookSender } from "./sender.ts";
 import { signatureHeaders, webhookSigner } from "./signing.ts";
@@ -114,7 +114,7 @@ export function createFeedDeliveryReconciler(deps: FeedDeliveryDeps): FeedDelive
       return webhookSigner(bytes);
     } catch (err) {
       throw new SigningSecretError(
-        `Secret ${namespace}/${webhook.signingSecretRef.name} key "${webhook.signingSecretRef.key ?? "secret"}": ${(err as Error).message}`,
+        `Secret ${namespace}/${webhook.signingSecretRef.name} key "${webhook.signingSecretRef.key ?? DEFAULT_SECRET_KEY}": ${(err as Error).message}`,
       );
     }
   }
@@ -136,8 +136,9 @@ export function createFeedDeliveryReconciler(deps: FeedDeliveryDeps): FeedDelive
       if (decision.action === "fail") {
         const written = await target.write(object, decision.status);
         if (!written.ok) {
-          if (written.reason === "gone") return {};
-          object = (await target.read()) ?? object;
+          const fresh = written.reason === "conflict" ? await target.read() : undefined;
+          if (!fresh) return {};
+          object = fresh;
           continue;
         }
         metrics.outcome("failed");
@@ -165,8 +166,9 @@ export function createFeedDeliveryReconciler(deps: FeedDeliveryDeps): FeedDelive
         log.warn({ reason: err.message }, `Deferred the webhook of ${target.describe}: signing secret unavailable`);
         const written = await target.write(object, waiting);
         if (!written.ok) {
-          if (written.reason === "gone") return {};
-          object = (await target.read()) ?? object;
+          const fresh = written.reason === "conflict" ? await target.read() : undefined;
+          if (!fresh) return {};
+          object = fresh;
           continue;
         }
         return { requeueAfterMs: Date.parse(waiting.nextAttemptAt!) - now().getTime() };

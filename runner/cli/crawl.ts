@@ -26,13 +26,20 @@ options:
   -h, --help                this text
 
 exit codes: 0 crawl finished (or a closeSpider limit hit), 1 the feeds failed,
-            2 invalid manifest, 130 stopped by Ctrl-C / SIGTERM
+            2 invalid manifest, 130 stopped by Ctrl-C (SIGINT), 143 by SIGTERM
 `;
 
 function formatDuration(s: number): string {
   const m = Math.floor(s / 60);
   const sec = Math.floor(s % 60);
   return m >= 60 ? `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m` : `${m}:${String(sec).padStart(2, "0")}`;
+}
+
+function depthLine(depth: Record<string, number>): string {
+  const entries = Object.entries(depth);
+  if (entries.length <= 8) return JSON.stringify(depth);
+  const head = Object.fromEntries(entries.slice(0, 6));
+  return `${JSON.stringify(head).slice(0, -1)}, … (max depth ${entries[entries.length - 1]?.[0]})}`;
 }
 
 function summary(stats: StatsSnapshot): string {
@@ -50,7 +57,7 @@ function summary(stats: StatsSnapshot): string {
     `requests dropped  ${JSON.stringify(stats.requestsDropped)}`,
     `errors            ${s.errors} ${JSON.stringify(stats.errorsByKind)}`,
     `bytes             ${s.bytes}`,
-    `depth             ${JSON.stringify(stats.depth)}`,
+    `depth             ${depthLine(stats.depth)}`,
   ];
   return `${lines.join("\n")}\n`;
 }
@@ -220,6 +227,6 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`feedcrawl crawl: the feeds failed: ${result.error.message}\n`);
     return 1;
   }
-  if (interrupted) return 130;
+  if (interrupted) return interrupted === "SIGTERM" ? 143 : 130;
   return 0;
 }

@@ -14,9 +14,6 @@ import { compressionName, contentEncoding, createCompressors } from "./postproce
 import type { FeedStorage } from "./storages/types.ts";
 import { formatUriTime, isBatchTemplate, type ParsedTemplate, renderUri, type UriParams } from "./uri-template.ts";
 
-/** Batches of one feed that may be storing at once; past this, writes wait (bounded memory). */
-const MAX_STORING = 3;
-
 export interface SlotEvents {
   closed(ev: FeedClosed): Promise<void>;
   failed(ev: FeedFailed): Promise<void>;
@@ -203,7 +200,7 @@ export class FeedSlot {
     await batch?.abandon();
   }
 
-  /** Ends the open batch and starts storing it in the background (bounded by MAX_STORING). */
+  /** Ends the open batch and starts storing it in the background (the storage bounds its uploads in flight). */
   private async closeBatch(): Promise<void> {
     const batch = this.batch;
     if (!batch) return;
@@ -231,7 +228,6 @@ export class FeedSlot {
     this.lastReport = storing;
     this.storing.add(storing);
     storing.finally(() => this.storing.delete(storing));
-    while (this.storing.size >= MAX_STORING) await Promise.race(this.storing);
   }
 
   private async store(

@@ -44,8 +44,11 @@ describe("ingest backend on node:sqlite", () => {
     backend = await createIngestBackend(config, { logger: pino({ level: "silent" }), s3 });
   });
   afterEach(async () => {
-    await backend?.close();
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      await backend?.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   /** Reads the table with a separate connection, as any reader would. */

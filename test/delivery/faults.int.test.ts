@@ -120,7 +120,7 @@ describe("delivery faults (operator SIGKILLed, backend outage)", () => {
           ? list
           : undefined;
       },
-      45_000,
+      60_000,
     );
     assert.ok(
       receiver.received.every((r) => r.verified),
@@ -152,7 +152,7 @@ describe("delivery faults (operator SIGKILLed, backend outage)", () => {
     await eventually(
       "a CrawlFeed in Sending",
       async () => states(await listFeeds(kc, namespace)).includes("Sending"),
-      30_000,
+      60_000,
     );
     assert.equal(receiver.received.length, 0, "the POST was held back: nothing reached the backend yet");
     await first.kill();
@@ -186,6 +186,7 @@ describe("delivery faults (operator SIGKILLed, backend outage)", () => {
     await eventually(
       "the operator killed on receipt",
       () => killedFor.size === 1 && worker!.child.exitCode === null && worker!.child.signalCode !== null,
+      60_000,
     );
     const killedId = [...killedFor][0]!;
     const sending = (await listFeeds(kc, namespace)).filter((f) => f.status?.delivery?.state === "Sending");
@@ -200,34 +201,39 @@ describe("delivery faults (operator SIGKILLed, backend outage)", () => {
 
   it("503 for a while, then recovery, across an operator restart: nextAttemptAt honoured, all delivered", async () => {
     const { namespace, receiver, ids, job } = await setup("fault-outage");
-    const answered = new Map<string, number>();
-    receiver.respond = (r) => {
-      const n = (answered.get(r.id) ?? 0) + 1;
-      answered.set(r.id, n);
-      return n <= 2 ? { status: 503, headers: { "retry-after": "2" } } : { status: 200 };
-    };
+    // The backend is down (503, Retry-After: 2) until the test says it is back.
+    let down = true;
+    receiver.respond = () => (down ? { status: 503, headers: { "retry-after": "2" } } : { status: 200 });
     const next = startWorker(namespace, "fault-outage-2", true);
     const first = startWorker(namespace, "fault-outage-1");
-    const waiting = await eventually("every CrawlFeed waiting for its retry", async () => {
-      const list = await listFeeds(kc, namespace);
-      return list.length === 3 &&
-        list.every((f) => f.status?.delivery?.state === "Pending" && f.status.delivery.nextAttemptAt)
-        ? list
-        : undefined;
-    });
+    await eventually(
+      "every CrawlFeed waiting for its retry",
+      async () => {
+        const list = await listFeeds(kc, namespace);
+        return list.length === 3 && list.every((f) => f.status?.delivery?.state === "Pending");
+      },
+      60_000,
+    );
     await first.kill();
+    // What the restarted operator finds: the persisted retry times.
+    const atRestart = await listFeeds(kc, namespace);
     const firstCount = receiver.received.length;
+    down = false;
     next.go();
     const feeds = await assertAllDeliveredOnce(namespace, receiver, ids);
-    // Two 503s and a 200 (one more if the kill landed on an attempt in flight).
-    for (const feed of feeds) assert.ok(feed.status!.delivery!.attempts >= 3);
+    for (const feed of feeds) assert.ok(feed.status!.delivery!.attempts >= 2, "at least one 503, then the 200");
     // The restarted operator did not retry before the persisted nextAttemptAt.
-    for (const feed of waiting) {
+    let checked = 0;
+    for (const feed of atRestart) {
+      const delivery = feed.status?.delivery;
+      if (delivery?.state !== "Pending" || !delivery.nextAttemptAt) continue; // killed mid-attempt: resent at once
       const id = feedWebhookId(job.metadata.uid!, feed.spec.uri);
-      const retries = receiver.received.slice(firstCount).filter((r) => r.id === id);
-      const due = Date.parse(feed.status!.delivery!.nextAttemptAt!);
-      assert.ok(retries.length >= 1);
-      assert.ok(retries[0]!.at >= due - 50, `retry of ${feed.metadata.name} came ${due - retries[0]!.at} ms early`);
+      const retry = receiver.received.slice(firstCount).find((r) => r.id === id);
+      assert.ok(retry, `CrawlFeed ${feed.metadata.name} was retried by the restarted operator`);
+      const due = Date.parse(delivery.nextAttemptAt);
+      assert.ok(retry.at >= due - 50, `retry of ${feed.metadata.name} came ${due - retry.at} ms early`);
+      checked++;
     }
+    assert.ok(checked >= 1, "at least one feed was waiting for its persisted retry time at the restart");
   });
 });

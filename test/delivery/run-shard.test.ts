@@ -372,7 +372,10 @@ describe("runShard with the real crawl engine and feed exporter", () => {
           spider: {
             name: "books",
             startUrls: [`${site.url}/`],
-            follow: [{ selector: "ul.pager li.next a" }, { selector: "article.product_pod h3 a", allow: ["/catalogue/"] }],
+            follow: [
+              { selector: "ul.pager li.next a" },
+              { selector: "article.product_pod h3 a", allow: ["/catalogue/"] },
+            ],
             extract: [
               {
                 name: "product",
@@ -398,10 +401,7 @@ describe("runShard with the real crawl engine and feed exporter", () => {
       });
       assert.equal(code, 0);
       const feeds = [...api.feeds.values()];
-      assert.deepEqual(
-        feeds.map((f) => f.spec.batchId).sort(),
-        [1, 2, 3],
-      );
+      assert.deepEqual(feeds.map((f) => f.spec.batchId).sort(), [1, 2, 3]);
       assert.equal(
         feeds.reduce((n, f) => n + f.spec.items, 0),
         25,

@@ -85,7 +85,7 @@ const cases: Case[] = [
     name: "unknown-feed-format",
     mutate: (s) => (s.feeds["s3://crawl-data/%(name)s/part-%(batch_id)05d.jsonl"].format = "parquet"),
     rejected:
-      /spec\.feeds\[s3:\/\/crawl-data\/%\(name\)s\/part-%\(batch_id\)05d\.jsonl\]\.format: Unsupported value: "parquet"/,
+      /spec\.feeds\.s3:\/\/crawl-data\/%\(name\)s\/part-%\(batch_id\)05d\.jsonl\.format: Unsupported value: "parquet"/,
   },
   {
     name: "negative-batch-count",

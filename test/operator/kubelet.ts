@@ -114,10 +114,14 @@ export function tokenKubeConfig(admin: KubeConfig, token: string): KubeConfig {
   return kc;
 }
 
+/** A path under a mountPath → the same path under the local folder (longest mount first, once). */
 const rewrite = (value: string, mounts: Record<string, string>) => {
-  let out = value;
-  for (const [mountPath, local] of Object.entries(mounts)) out = out.split(mountPath).join(local);
-  return out;
+  const sorted = Object.keys(mounts).sort((a, b) => b.length - a.length);
+  for (const mountPath of sorted) {
+    if (value === mountPath || value.startsWith(`${mountPath}/`))
+      return mounts[mountPath] + value.slice(mountPath.length);
+  }
+  return value;
 };
 
 /** Prepares pod `index` of the Job exactly from its template as stored in the API. */
@@ -194,7 +198,13 @@ export const spawnRunner: PodExecutor = (pod) =>
     const log = openSync(pod.logPath, "a");
     const child = spawn(argv[0]!, [...argv.slice(1), ...pod.args], {
       cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dirname(pod.kubeconfigPath), ...pod.env },
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        HOME: dirname(pod.kubeconfigPath),
+        // The pod's /tmp is an emptyDir: point the process's temp folder at its local copy.
+        ...(pod.mounts["/tmp"] ? { TMPDIR: pod.mounts["/tmp"] } : {}),
+        ...pod.env,
+      },
       stdio: ["ignore", log, log],
     });
     child.on("error", reject);

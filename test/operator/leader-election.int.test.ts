@@ -78,7 +78,10 @@ describe("leader election between two operator processes", () => {
 
     await createCrawlJob(client, ns.name, "one", spec);
     await eventually("the runner Job of one", () => client.getOrUndefined(JOBS, ns.name, "one-runner"));
-    const events = await client.list(EVENTS, { namespace: ns.name });
+    const events = await eventually("Events about one", async () => {
+      const list = await client.list(EVENTS, { namespace: ns.name });
+      return list.items.length > 0 ? list : undefined;
+    });
     const hosts = new Set(events.items.map((e) => (e as Any).source?.host));
     assert.deepEqual([...hosts], [first], "every Event came from the leader");
     assert.match(readFileSync(follower.log, "utf8"), /Waiting for the leader Lease/);

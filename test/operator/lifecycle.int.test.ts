@@ -72,7 +72,12 @@ describe("CrawlJob lifecycle (kubelet and Job controller played by the test)", (
     ns = await createNamespace("op-life");
     receiver = await startReceiver();
     await createSecret(client, ns.name, "ingest-webhook", { secret: receiver.secret });
-    operator = await startOperator(kc, { namespaces: [ns.name], workDir });
+    operator = await startOperator(kc, {
+      namespaces: [ns.name],
+      workDir,
+      metricsAddr: "127.0.0.1:0",
+      healthAddr: "127.0.0.1:0",
+    });
   });
 
   after(async () => {
@@ -202,6 +207,19 @@ describe("CrawlJob lifecycle (kubelet and Job controller played by the test)", (
       const { writeFileSync } = await import("node:fs");
       writeFileSync(process.env.FEEDCRAWL_DOC_OUTPUT, [waited, get, feeds, describe].join("\n---\n"));
     }
+  });
+
+  test("/healthz, /readyz and /metrics: reconciles per controller, queue depth, webhook deliveries", async () => {
+    const health = `http://127.0.0.1:${operator.manager.healthPort}`;
+    assert.equal((await fetch(`${health}/healthz`)).status, 200);
+    assert.equal((await fetch(`${health}/readyz`)).status, 200);
+    const metrics = await (await fetch(`http://127.0.0.1:${operator.manager.metricsPort}/metrics`)).text();
+    assert.match(metrics, /feedcrawl_reconcile_total\{controller="crawljob",result="success"\} [1-9]/);
+    assert.match(metrics, /feedcrawl_reconcile_time_seconds_count\{controller="crawlfeed"\} [1-9]/);
+    assert.match(metrics, /feedcrawl_workqueue_depth\{name="crawljob"\} \d/);
+    assert.match(metrics, /feedcrawl_webhook_deliveries_total\{outcome="delivered"\} [4-9]/);
+    assert.match(metrics, /feedcrawl_delivery_latency_seconds_count [4-9]/);
+    assert.match(metrics, /feedcrawl_leader_election_master_status\{name="feedcrawl-operator"\} 1/);
   });
 
   test("the runner's token may read its own CrawlJob and is forbidden on another one", async () => {

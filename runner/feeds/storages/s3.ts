@@ -29,12 +29,34 @@ export interface S3StorageOptions {
   credentials?: S3ClientConfig["credentials"];
   spool: Spool;
   logger: Logger;
+  /** Multipart uploads in flight at once across all feeds (default 4): bounds memory. */
+  maxConcurrentUploads?: number;
   /** Backoff between upload attempts (tests shorten it). */
   backoff?: { initialMs: number; maxMs: number };
 }
 
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 const DEFAULT_QUEUE_SIZE = 2;
+
+class Semaphore {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+  constructor(size: number) {
+    this.free = size;
+  }
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  release() {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
 
 export function createS3Client(spec: S3StorageOptions["spec"], credentials?: S3ClientConfig["credentials"]): S3Client {
   return new S3Client({
@@ -82,6 +104,8 @@ export function createS3Storage(opts: S3StorageOptions): FeedStorage {
   const retryMs = (opts.spec?.retrySeconds ?? 300) * 1000;
   const backoff = opts.backoff ?? { initialMs: 1000, maxMs: 30_000 };
   const endpoint = opts.spec?.endpoint ?? "AWS S3";
+  // Uploads in flight hold up to (queueSize + 1) parts in memory each; more batches wait on disk.
+  const uploadSlots = new Semaphore(opts.maxConcurrentUploads ?? 4);
   /** Stops every upload loop: the exporter is being torn down. */
   const aborters = new Set<() => void>();
 
@@ -171,6 +195,14 @@ export function createS3Storage(opts: S3StorageOptions): FeedStorage {
       let current: Upload | undefined;
 
       const attempt = async (): Promise<void> => {
+        await uploadSlots.acquire();
+        try {
+          await uploadOnce();
+        } finally {
+          uploadSlots.release();
+        }
+      };
+      const uploadOnce = async (): Promise<void> => {
         const body = file.tail();
         const upload = new Upload({
           client,

@@ -1,0 +1,129 @@
+// End to end on the operator's side, with the real `feedcrawl run`: the
+// operator (in-process) turns a CrawlJob against the fixture site into an
+// Indexed Job; the test plays the kubelet and the Job controller
+// (test/operator/kubelet.ts) by starting `node bin/feedcrawl.ts run` with
+// exactly the env, args and mounted files of the Job's pod template read back
+// from the API and the per-job ServiceAccount's token; the runner crawls,
+// uploads batches to the S3 server, creates CrawlFeeds; the operator delivers
+// each to a receiver that verifies every signature.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { KubeClient } from "../../operator/kube/client.ts";
+import { CRAWLFEEDS, JOBS } from "../../operator/kube/resources.ts";
+import { type CatalogueServer, createCatalogue } from "../fixtures/catalogue.ts";
+import { adminKubeConfig, platform } from "../platform/env.ts";
+import { createBucket, createNamespace, type Disposable, eventually, s3Client } from "../platform/fixtures.ts";
+import {
+  condition,
+  createCrawlJob,
+  createSecret,
+  installCrds,
+  type RunningOperator,
+  readCrawlJob,
+  startOperator,
+  tempDir,
+} from "./harness.ts";
+import { playJob } from "./kubelet.ts";
+import { type Receiver, startReceiver } from "./receiver.ts";
+
+const PRODUCTS = 45;
+
+describe("a CrawlJob against the fixture site with the real feedcrawl run (kubelet played by the test)", () => {
+  const kc = adminKubeConfig();
+  const client = new KubeClient(kc);
+  const workDir = tempDir("op-runner");
+  let ns: Disposable;
+  let bucket: Disposable;
+  let site: CatalogueServer;
+  let receiver: Receiver;
+  let operator: RunningOperator;
+
+  before(async () => {
+    await installCrds();
+    ns = await createNamespace("op-runner");
+    bucket = await createBucket("op-runner");
+    site = await createCatalogue({ products: PRODUCTS, perPage: 10 }).listen({ traps: false, altHost: null });
+    receiver = await startReceiver();
+    const { s3 } = platform();
+    await createSecret(client, ns.name, "s3-creds", {
+      accessKeyId: s3.accessKeyId,
+      secretAccessKey: s3.secretAccessKey,
+    });
+    await createSecret(client, ns.name, "ingest-webhook", { secret: receiver.secret });
+    operator = await startOperator(kc, { namespaces: [ns.name], workDir });
+  });
+
+  after(async () => {
+    await operator?.stop();
+    await receiver?.close();
+    await site?.close();
+    await bucket?.cleanup();
+    await ns?.cleanup();
+    await client.close();
+  });
+
+  test("Pending → Running → Succeeded; one signed webhook per CrawlFeed; every item stored", async () => {
+    const { s3 } = platform();
+    await createCrawlJob(client, ns.name, "books", {
+      spider: {
+        name: "books",
+        startUrls: [`${site.url}/`],
+        follow: [{ selector: "ul.pager li.next a" }, { selector: "article.product_pod h3 a", allow: ["/catalogue/"] }],
+        extract: [
+          {
+            name: "product",
+            itemSelector: "article.product_page",
+            urlPattern: "/catalogue/[^/]+_[0-9]+/index\\.html$",
+            fields: { title: { selector: "h1", text: true, required: true } },
+          },
+        ],
+        settings: { robotsTxtObey: false, allowPrivateNetworks: ["127.0.0.0/8"] },
+      },
+      feeds: {
+        [`s3://${bucket.name}/%(job)s/%(shard)d/part-%(batch_id)05d.jsonl`]: {
+          format: "jsonlines",
+          batchItemCount: 10,
+        },
+      },
+      storage: {
+        s3: {
+          endpoint: s3.endpoint,
+          region: s3.region,
+          forcePathStyle: true,
+          credentialsSecretRef: { name: "s3-creds" },
+        },
+      },
+      ingest: {
+        webhook: { url: receiver.url, signingSecretRef: { name: "ingest-webhook" }, allowPrivateNetworks: true },
+      },
+      runner: { parallelism: 2 },
+    });
+    await eventually("the runner Job", () => client.getOrUndefined(JOBS, ns.name, "books-runner"));
+    const pending = await readCrawlJob(client, ns.name, "books");
+    assert.equal(pending.status?.phase, "Pending");
+
+    const played = await playJob({ admin: kc, namespace: ns.name, jobName: "books-runner", workDir });
+    assert.deepEqual(played.exitCodes, { 0: [0], 1: [0] }, `pod logs: ${played.pods.map((p) => p.logPath).join(", ")}`);
+
+    const done = await eventually(
+      "Succeeded=True",
+      async () => {
+        const j = await readCrawlJob(client, ns.name, "books");
+        return condition(j, "Succeeded")?.status === "True" ? j : undefined;
+      },
+      60_000,
+    );
+    const feeds = await client.list(CRAWLFEEDS, { namespace: ns.name, labelSelector: "feedcrawl.io/crawljob=books" });
+    assert.ok(feeds.items.length >= Math.ceil(PRODUCTS / 10), `${feeds.items.length} feeds`);
+    assert.equal(done.status?.feedSummary?.items, PRODUCTS);
+    assert.equal(done.status?.feedSummary?.display, `${feeds.items.length}/${feeds.items.length}`);
+    assert.equal(done.status?.stats?.items, PRODUCTS);
+    assert.equal(receiver.badSignatures, 0);
+    assert.equal(receiver.distinctIds().size, feeds.items.length);
+
+    const objects = await s3Client().send(new ListObjectsV2Command({ Bucket: bucket.name }));
+    const keys = (objects.Contents ?? []).map((o) => o.Key).filter((k) => k?.endsWith(".jsonl"));
+    assert.equal(keys.length, feeds.items.length, "one CrawlFeed per stored object");
+  });
+});
