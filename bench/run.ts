@@ -34,6 +34,7 @@ interface Results {
   load?: Omit<LoadResult, "markdown">;
   scale?: Omit<ScaleResult, "markdown">;
   operator?: OperatorResult;
+  sections?: Partial<Record<Section, { startedAt: string; loadStart: number[]; loadEnd: number[] }>>;
 }
 
 const { values } = parseArgs({
@@ -80,11 +81,19 @@ const strip = <T extends { markdown: string }>(r: T): Omit<T, "markdown"> => {
   const { markdown: _, ...rest } = r;
   return rest;
 };
+/** When each part ran and how busy the machine was (parts may come from different --only runs). */
+const when = async <T>(section: Section, fn: () => Promise<T>): Promise<T> => {
+  const startedAt = new Date().toISOString();
+  const loadStart = os.loadavg();
+  const value = await fn();
+  results.sections = { ...results.sections, [section]: { startedAt, loadStart, loadEnd: os.loadavg() } };
+  return value;
+};
 try {
-  if (only.includes("crawl")) results.throughput = strip(await runThroughput(ctx));
-  if (only.includes("backend")) results.load = strip(await runBackendLoad(ctx));
-  if (only.includes("scale")) results.scale = strip(await runScale(ctx));
-  if (only.includes("operator")) results.operator = await runOperatorScale(ctx);
+  if (only.includes("crawl")) results.throughput = strip(await when("crawl", () => runThroughput(ctx)));
+  if (only.includes("backend")) results.load = strip(await when("backend", () => runBackendLoad(ctx)));
+  if (only.includes("scale")) results.scale = strip(await when("scale", () => runScale(ctx)));
+  if (only.includes("operator")) results.operator = await when("operator", () => runOperatorScale(ctx));
 } finally {
   await rm(workDir, { recursive: true, force: true });
 }
@@ -116,6 +125,13 @@ function chartInput(r: Results) {
   };
 }
 
+function measuredAt(r: Results, section: Section): string {
+  const s = r.sections?.[section];
+  if (!s) return "";
+  const load = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(" / ");
+  return `_Measured from ${s.startedAt.slice(0, 19).replace("T", " ")} UTC; load average (1/5/15 min) ${load(s.loadStart)} at the start, ${load(s.loadEnd)} at the end._\n\n`;
+}
+
 function render(r: Results, svg: string): string {
   const out: string[] = [];
   out.push(
@@ -136,23 +152,23 @@ function render(r: Results, svg: string): string {
   out.push("");
   out.push("## 1. Crawl throughput: feedcrawl vs Scrapy vs Crawlee");
   out.push("");
-  out.push(r.throughput ? throughputMarkdown({ ...r.throughput, markdown: "" }, r.runs) : "Not run.");
+  out.push(measuredAt(r, "crawl") + (r.throughput ? throughputMarkdown({ ...r.throughput, markdown: "" }) : "Not run."));
   out.push("");
   out.push("## 2. Backend load: one POST per item vs feed files + one webhook per file");
   out.push("");
-  out.push(r.load ? loadMarkdown(r.load.items, r.load.rows) : "Not run.");
+  out.push(measuredAt(r, "backend") + (r.load ? loadMarkdown(r.load.items, r.load.rows) : "Not run."));
   out.push("");
   out.push("## 3. Scale of cost");
   out.push("");
   out.push("### Runner exports of growing size");
   out.push("");
-  out.push(r.scale ? scaleMarkdown(r.scale.rows) : "Not run.");
+  out.push(measuredAt(r, "scale") + (r.scale ? scaleMarkdown(r.scale.rows) : "Not run."));
   out.push("");
   out.push(
     `### Operator with ${fmt(r.operator?.jobs ?? 1000, 0)} CrawlJobs; feed close → webhook 2xx through the operator`,
   );
   out.push("");
-  out.push(r.operator ? operatorMarkdown(r.operator) : "Not run.");
+  out.push(measuredAt(r, "operator") + (r.operator ? operatorMarkdown(r.operator) : "Not run."));
   out.push("");
   return out.join("\n");
 }

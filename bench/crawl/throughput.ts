@@ -45,6 +45,7 @@ export interface CrawlSummary {
 
 export interface ThroughputResult {
   pagesTarget: number;
+  runsPerTool: number;
   sitePages: number;
   expectedItems: number;
   concurrencies: number[];
@@ -158,6 +159,7 @@ export async function runThroughput(ctx: BenchContext): Promise<ThroughputResult
   const summaries = concurrencies.flatMap((c) => CRAWL_TOOLS.map((t) => summarize(runs, t.name, c, site.items)));
   const result: ThroughputResult = {
     pagesTarget,
+    runsPerTool: ctx.runs,
     sitePages: site.pages,
     expectedItems: site.items,
     concurrencies,
@@ -167,11 +169,12 @@ export async function runThroughput(ctx: BenchContext): Promise<ThroughputResult
     ...(profile ? { profile } : {}),
     markdown: "",
   };
-  result.markdown = throughputMarkdown(result, ctx.runs);
+  result.markdown = throughputMarkdown(result);
   return result;
 }
 
-export function throughputMarkdown(r: ThroughputResult, runsPerTool: number): string {
+export function throughputMarkdown(r: ThroughputResult): string {
+  const runsPerTool = r.runsPerTool;
   const lines: string[] = [];
   lines.push(
     `Site: ${fmt(r.sitePages, 0)} pages (${fmt(r.expectedItems, 0)} detail pages = expected items), static files served by nginx on 127.0.0.1. ` +

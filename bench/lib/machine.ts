@@ -73,7 +73,7 @@ export function machineMarkdown(m: Machine, loadAtEnd: number[]): string {
     `| CPU | ${m.cpu}, ${m.cores} cores available |`,
     `| memory | ${m.memoryGiB} GiB |`,
     `| OS | ${m.os}, Linux ${m.kernel} |`,
-    `| load average (1/5/15 min) | at start ${m.loadAverage.join(" / ")}, at end ${loadAtEnd.map((x) => x.toFixed(2)).join(" / ")} |`,
+    `| load average (1/5/15 min) of the last bench command | at start ${m.loadAverage.join(" / ")}, at end ${loadAtEnd.map((x) => x.toFixed(2)).join(" / ")} |`,
   ];
   for (const [k, v] of Object.entries(m.versions)) lines.push(`| ${k} | ${v} |`);
   return lines.join("\n");

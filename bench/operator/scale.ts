@@ -231,7 +231,8 @@ export async function runOperatorScale(ctx: BenchContext): Promise<OperatorResul
     });
     result.createSeconds = (performance.now() - started) / 1000;
     // Reconciled = the operator wrote a status for the current generation.
-    const deadline = Date.now() + 10 * 60_000;
+    // Bounded: a slow control plane gives a partial count, not a bench that never ends.
+    const deadline = Date.now() + 6 * 60_000;
     let peak = 0;
     for (;;) {
       const list = (await custom.listNamespacedCustomObject({

@@ -97,7 +97,14 @@ export const CrawlJobSpec = Type.Object(
       Type.Boolean({ default: false, description: "true: start no runner, and suspend a running one." }),
     ),
   },
-  { additionalProperties: false, ...batchedFeedRule },
+  {
+    additionalProperties: false,
+    ...cel(batchedFeedRule["x-kubernetes-validations"][0]!, {
+      rule: "self.spider.startUrls.all(u, u.startsWith('http://') || u.startsWith('https://'))",
+      message: "every start URL must be an http:// or https:// URL",
+      fieldPath: ".spider.startUrls",
+    }),
+  },
 );
 export type CrawlJobSpec = Type.Static<typeof CrawlJobSpec>;
 

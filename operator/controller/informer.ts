@@ -110,12 +110,15 @@ export class Informer<T extends KubeObject> {
   }
 
   async #sleep(ms: number) {
+    const signal = this.#abort.signal;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.#abort.signal.addEventListener("abort", () => {
+      const done = () => {
         clearTimeout(timer);
+        signal.removeEventListener("abort", done);
         resolve();
-      });
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener("abort", done, { once: true });
     });
   }
 

@@ -8,7 +8,6 @@ import { parseArgs } from "node:util";
 import { pino } from "pino";
 import type { Feeds } from "../../crds/schema/feeds.ts";
 import { Crawler } from "../crawler.ts";
-import { createFeedExporter } from "../feeds/exporter.ts";
 import type { StatsSnapshot } from "../stats.ts";
 import { loadManifest, validateCrawlJobSpec } from "../validate.ts";
 
@@ -140,8 +139,10 @@ export async function main(argv: string[]): Promise<number> {
       ? spec.feeds
       : { [`file://${outDir}/%(name)s-%(time)s.jsonl`]: { format: "jsonlines" } };
 
-  let exporter: Awaited<ReturnType<typeof createFeedExporter>>;
+  let exporter: import("../feeds/exporter.ts").FeedExporter;
   try {
+    // Loaded only now: the exporter pulls in the AWS SDK, which an invalid manifest never needs.
+    const { createFeedExporter } = await import("../feeds/exporter.ts");
     exporter = await createFeedExporter({
       feeds,
       ...(spec.storage ? { storage: spec.storage } : {}),

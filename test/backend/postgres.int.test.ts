@@ -291,7 +291,7 @@ describe("ingest backend on PostgreSQL + S3", () => {
   });
 
   it("loses and duplicates nothing when the backend process is killed mid-COPY (SIGKILL), then redelivered", async () => {
-    const items = makeItems(50_000);
+    const items = makeItems(30_000);
     const { id, event } = await storedFeed(items);
     const s3env = platform().s3;
     const env = {
@@ -299,16 +299,15 @@ describe("ingest backend on PostgreSQL + S3", () => {
       WEBHOOK_SECRET: SECRET,
       DATABASE_URL: db.connectionString,
       PORT: "0",
-      COPY_CHUNK_ROWS: "50",
       LOG_LEVEL: "debug",
       S3_ENDPOINT: s3env.endpoint,
       AWS_ACCESS_KEY_ID: s3env.accessKeyId,
       AWS_SECRET_ACCESS_KEY: s3env.secretAccessKey,
     };
     /** Starts `node examples/ingest-backend/server.ts` as a user would; resolves with its URL and its log lines. */
-    const spawnBackend = async () => {
+    const spawnBackend = async (chunkRows: number) => {
       const child = spawn(process.execPath, ["examples/ingest-backend/server.ts"], {
-        env,
+        env: { ...env, COPY_CHUNK_ROWS: String(chunkRows) },
         stdio: ["ignore", "pipe", "inherit"],
       });
       const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
@@ -330,7 +329,8 @@ describe("ingest backend on PostgreSQL + S3", () => {
       }
     };
 
-    const first = await spawnBackend();
+    // Small chunks: many progress points to kill it between.
+    const first = await spawnBackend(50);
     try {
       const pending = deliver(first.url, id, event).catch((err: Error) => err);
       // Kill it once a few chunks are in the open transaction.
@@ -347,12 +347,12 @@ describe("ingest backend on PostgreSQL + S3", () => {
     assert.deepEqual(await rows(), [], "the killed transaction left no row");
     assert.deepEqual(await claims(), []);
 
-    const second = await spawnBackend();
+    const second = await spawnBackend(10_000);
     try {
       const retried = await deliver(second.url, id, event);
       assert.equal(retried.status, 200, JSON.stringify(retried.body));
       const count = await sql.query("SELECT count(*)::int AS n, count(DISTINCT line_no)::int AS d FROM items");
-      assert.deepEqual(count.rows[0], { n: 50_000, d: 50_000 });
+      assert.deepEqual(count.rows[0], { n: 30_000, d: 30_000 });
     } finally {
       await kill(second.child);
     }

@@ -201,9 +201,10 @@ describe("delivery faults (operator SIGKILLed, backend outage)", () => {
 
   it("503 for a while, then recovery, across an operator restart: nextAttemptAt honoured, all delivered", async () => {
     const { namespace, receiver, ids, job } = await setup("fault-outage");
-    // The backend is down (503, Retry-After: 2) until the test says it is back.
+    // The backend is down (503, Retry-After: 5) until the test says it is back: the long
+    // Retry-After keeps the feeds Pending most of the time, so the kill lands there.
     let down = true;
-    receiver.respond = () => (down ? { status: 503, headers: { "retry-after": "2" } } : { status: 200 });
+    receiver.respond = () => (down ? { status: 503, headers: { "retry-after": "5" } } : { status: 200 });
     const next = startWorker(namespace, "fault-outage-2", true);
     const first = startWorker(namespace, "fault-outage-1");
     await eventually(

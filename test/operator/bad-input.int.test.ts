@@ -212,8 +212,25 @@ const cases: Case[] = [
   {
     name: "start-url-ftp",
     mutate: (s) => (s.spider.startUrls = ["ftp://books.example/"]),
+    rejected: /spec\.spider\.startUrls: Invalid value.*http:\/\/ or https:\/\//,
+  },
+  {
+    name: "per-domain-over-global",
+    mutate: (s) => (s.spider.settings = { concurrentRequests: 2, concurrentRequestsPerDomain: 8 }),
     reason: "InvalidSpec",
-    field: /spec\.spider\.startUrls\[0\]/,
+    field: /spec\.spider\.settings\.concurrentRequestsPerDomain/,
+  },
+  {
+    name: "absolute-without-attr",
+    mutate: (s) => (s.spider.extract[0].fields.title.absolute = true),
+    reason: "InvalidSpec",
+    field: /spec\.spider\.extract\[0\]\.fields\.title\.absolute/,
+  },
+  {
+    name: "allowed-domain-url",
+    mutate: (s) => (s.spider.allowedDomains = ["https://books.example/"]),
+    reason: "InvalidSpec",
+    field: /spec\.spider\.allowedDomains\[0\]/,
   },
   {
     name: "feed-unknown-param",

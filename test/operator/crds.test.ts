@@ -102,6 +102,8 @@ test("CEL rules, defaults and enums survive the conversion", () => {
   const text = readFileSync("crds/feedcrawl.io_crawljobs.yaml", "utf8");
   assert.match(text, /uri\.contains\('%\(batch_id\)'\)/);
   assert.match(text, /url\(self\)\.getScheme\(\) in \['http', 'https'\]/);
+  assert.match(text, /self\.spider\.startUrls\.all\(u, u\.startsWith\('http:\/\/'\)/);
+  assert.match(text, /size\(self\.metadata\.name\) <= 56/);
   const root = schemaOf(crawlJobCrd()).openAPIV3Schema;
   const spec = (root.properties as Record<string, Node>).spec!;
   const ingest = (spec.properties as Record<string, Node>).ingest!;

@@ -1,12 +1,14 @@
 // The informer on the real API server: list-then-watch delivers
 // adds/updates/deletes to the handlers and the cache; resync re-delivers.
-// (Reconnects after an apiserver restart: apiserver-restart.int.test.ts.)
+// A silent stream is declared stalled and relisted. (Reconnects after an
+// apiserver restart: apiserver-restart.int.test.ts.)
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
 import { Informer } from "../../operator/controller/informer.ts";
 import { KubeClient, type KubeObject } from "../../operator/kube/client.ts";
 import { CONFIGMAPS } from "../../operator/kube/resources.ts";
+import { informerRelists } from "../../operator/metrics.ts";
 import { adminKubeConfig } from "../platform/env.ts";
 import { createNamespace, type Disposable, eventually } from "../platform/fixtures.ts";
 
@@ -57,6 +59,34 @@ describe("informer on the real API server", () => {
         seen.slice(before).some((e) => e.startsWith("update fresh")),
         "resync re-delivers cached objects",
       );
+    } finally {
+      await informer.stop();
+    }
+  });
+
+  test("a watch silent for longer than stallMs is declared stalled, relisted, and keeps working", async () => {
+    const seen: string[] = [];
+    const informer = new Informer<KubeObject>({
+      client,
+      resource: CONFIGMAPS,
+      namespace: ns.name,
+      labelSelector: "stall-test=yes",
+      logger: pino({ level: "silent" }),
+      resyncMs: 0,
+      stallMs: 1500,
+    });
+    informer.on("add", (o) => seen.push(`add ${o.metadata.name}`));
+    const stalls = async () =>
+      (await informerRelists.get()).values.find((v) => v.labels.resource === "configmaps" && v.labels.cause === "stall")
+        ?.value ?? 0;
+    const before = await stalls();
+    try {
+      await informer.start();
+      await eventually("a stall relist", async () => (await stalls()) > before, 15_000);
+      const cm = configMap("after-stall", "1");
+      cm.metadata.labels = { "stall-test": "yes" };
+      await client.create(CONFIGMAPS, cm);
+      await eventually("the add after the stall", () => seen.includes("add after-stall"));
     } finally {
       await informer.stop();
     }

@@ -151,6 +151,7 @@ describe("CrawlJob lifecycle (kubelet and Job controller played by the test)", (
       },
       60_000,
     );
+    await eventually("the phase poller to see Succeeded", () => phases.includes("Succeeded"));
     polling = false;
     await poller;
 
@@ -298,6 +299,34 @@ describe("CrawlJob lifecycle (kubelet and Job controller played by the test)", (
       "Job suspended",
       async () => (await client.get<Any & KubeObject>(JOBS, ns.name, "pause-runner")).spec.suspend === true,
     );
+  });
+
+  test("mode onCompletion: one crawl.completed event once the runner finished, then Succeeded", async () => {
+    const onCompletion = spec();
+    onCompletion.ingest!.webhook!.mode = "onCompletion";
+    const before = receiver.received.length;
+    await createCrawlJob(client, ns.name, "whole", onCompletion);
+    await eventually("the runner Job", () => client.getOrUndefined(JOBS, ns.name, "whole-runner"));
+    await playJob({
+      admin: kc,
+      namespace: ns.name,
+      jobName: "whole-runner",
+      workDir,
+      execute: reportingExecutor({ feedsPerShard: 3 }),
+    });
+    const done = await eventually(
+      "Succeeded=True",
+      async () => {
+        const j = await readCrawlJob(client, ns.name, "whole");
+        return condition(j, "Succeeded")?.status === "True" ? j : undefined;
+      },
+      30_000,
+    );
+    assert.equal(done.status?.completionDelivery?.state, "Delivered");
+    assert.equal(condition(done, "FeedsDelivered")?.reason, "Delivered");
+    const hooks = receiver.received.slice(before);
+    assert.equal(new Set(hooks.map((h) => h.id)).size, 1, "one event for the whole crawl");
+    assert.equal(hooks[0]?.body.type, "crawl.completed");
   });
 
   test("a runner that exhausts its backoffLimit fails the CrawlJob with the Job's reason", async () => {

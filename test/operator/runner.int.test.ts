@@ -100,8 +100,7 @@ describe("a CrawlJob against the fixture site with the real feedcrawl run (kubel
       runner: { parallelism: 2 },
     });
     await eventually("the runner Job", () => client.getOrUndefined(JOBS, ns.name, "books-runner"));
-    const pending = await readCrawlJob(client, ns.name, "books");
-    assert.equal(pending.status?.phase, "Pending");
+    await eventually("phase Pending", async () => (await readCrawlJob(client, ns.name, "books")).status?.phase === "Pending");
 
     const played = await playJob({ admin: kc, namespace: ns.name, jobName: "books-runner", workDir });
     assert.deepEqual(played.exitCodes, { 0: [0], 1: [0] }, `pod logs: ${played.pods.map((p) => p.logPath).join(", ")}`);

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { binaryPath } from "./binaries.ts";
 import type { ControlPlaneCerts } from "./certs.ts";
-import { freePort } from "./ports.ts";
+import { freePort, retryOnPortClash } from "./ports.ts";
 import { httpOk } from "./probe.ts";
 import { ManagedProcess } from "./process.ts";
 
@@ -49,7 +49,11 @@ export function writeKubeconfig(file: string, server: string, caFile: string, us
   writeFileSync(file, stringify(config), { mode: 0o600 });
 }
 
-export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+export function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  return retryOnPortClash(() => startApiServerOnce(options));
+}
+
+async function startApiServerOnce(options: ApiServerOptions): Promise<ApiServer> {
   const bin = binaryPath("kube-apiserver");
   const name = options.name ?? "kube-apiserver";
   const port = await freePort();

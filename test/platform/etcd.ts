@@ -1,8 +1,9 @@
 // etcd for the test apiserver: one member on loopback ports, data in the work
 // dir, no fsync (test data is throwaway and fsync dominates on slow disks).
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { binaryPath } from "./binaries.ts";
-import { freePorts } from "./ports.ts";
+import { freePorts, retryOnPortClash } from "./ports.ts";
 import { httpOk } from "./probe.ts";
 import { ManagedProcess } from "./process.ts";
 
@@ -12,9 +13,16 @@ export interface Etcd {
   stop(): Promise<void>;
 }
 
-export async function startEtcd(options: { workDir: string }): Promise<Etcd> {
+export function startEtcd(options: { workDir: string }): Promise<Etcd> {
+  return retryOnPortClash(() => startEtcdOnce(options));
+}
+
+async function startEtcdOnce(options: { workDir: string }): Promise<Etcd> {
   const bin = binaryPath("etcd");
   const [clientPort, peerPort] = await freePorts(2);
+  const dataDir = join(options.workDir, "etcd-data");
+  // A failed attempt (port clash) may have left a member with other URLs.
+  rmSync(dataDir, { recursive: true, force: true });
   const url = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const proc = new ManagedProcess({
@@ -22,7 +30,7 @@ export async function startEtcd(options: { workDir: string }): Promise<Etcd> {
     command: bin,
     args: [
       "--name=test",
-      `--data-dir=${join(options.workDir, "etcd-data")}`,
+      `--data-dir=${dataDir}`,
       "--unsafe-no-fsync=true",
       `--listen-client-urls=${url}`,
       `--advertise-client-urls=${url}`,

@@ -89,8 +89,9 @@ async function down(): Promise<number> {
   }
   // Reverse start order: controller manager and apiserver before etcd.
   for (const p of [...state.processes].reverse()) {
+    const started = Date.now();
     await stopPid(p.pid);
-    console.error(`local-cluster: stopped ${p.name} (pid ${p.pid})`);
+    console.error(`local-cluster: stopped ${p.name} (pid ${p.pid}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
   rmSync(stateDir, { recursive: true, force: true });
   return 0;

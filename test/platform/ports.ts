@@ -39,3 +39,18 @@ export async function freePorts(n: number): Promise<number[]> {
   await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
   return ports;
 }
+
+/**
+ * Runs `start` again (up to `attempts` times) when it failed because its port
+ * was taken between freePort() choosing it and the server binding it, which
+ * can happen when several platforms start at once on one machine.
+ */
+export async function retryOnPortClash<T>(start: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= attempts || !/address already in use/i.test((err as Error).message)) throw err;
+    }
+  }
+}

@@ -3,7 +3,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { binaryPath } from "./binaries.ts";
-import { freePort } from "./ports.ts";
+import { freePort, retryOnPortClash } from "./ports.ts";
 import { httpOk } from "./probe.ts";
 import { ManagedProcess } from "./process.ts";
 
@@ -19,7 +19,11 @@ export interface S3Server {
 /** Test-only credentials: the server listens on loopback and holds throwaway data. */
 export const S3_TEST_CREDENTIALS = { accessKeyId: "feedcrawl-test", secretAccessKey: "feedcrawl-test-secret" };
 
-export async function startS3(options: { workDir: string }): Promise<S3Server> {
+export function startS3(options: { workDir: string }): Promise<S3Server> {
+  return retryOnPortClash(() => startS3Once(options));
+}
+
+async function startS3Once(options: { workDir: string }): Promise<S3Server> {
   const bin = binaryPath("versitygw");
   const port = await freePort();
   const root = join(options.workDir, "s3-data");

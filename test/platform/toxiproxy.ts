@@ -2,7 +2,7 @@
 // latency, resets and timeouts between parts.
 import { join } from "node:path";
 import { binaryPath } from "./binaries.ts";
-import { freePort } from "./ports.ts";
+import { freePort, retryOnPortClash } from "./ports.ts";
 import { httpOk } from "./probe.ts";
 import { ManagedProcess } from "./process.ts";
 
@@ -12,7 +12,11 @@ export interface Toxiproxy {
   stop(): Promise<void>;
 }
 
-export async function startToxiproxy(options: { workDir: string }): Promise<Toxiproxy> {
+export function startToxiproxy(options: { workDir: string }): Promise<Toxiproxy> {
+  return retryOnPortClash(() => startToxiproxyOnce(options));
+}
+
+async function startToxiproxyOnce(options: { workDir: string }): Promise<Toxiproxy> {
   const port = await freePort();
   const proc = new ManagedProcess({
     name: "toxiproxy",

@@ -1,0 +1,325 @@
+// Feed exports against the real S3 server (versitygw) and toxiproxy. Every object is
+// read back independently of the writer: list, get, decompress, parse.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { FeedClosed } from "../../crds/schema/crawlfeed.ts";
+import type { Feeds, StorageSpec } from "../../crds/schema/feeds.ts";
+import { createFeedExporter, type FeedExporter, type FeedExporterOptions } from "../../runner/feeds/exporter.ts";
+import { platform } from "../platform/env.ts";
+import { capturingLogger, decompress, makeItem, parseFeed, quietLogger, sha256 } from "./helpers.ts";
+import {
+  createBucket,
+  directClient,
+  dropBucket,
+  getObject,
+  listKeys,
+  listMultipartUploads,
+  S3Proxy,
+} from "./s3-helpers.ts";
+
+let s3: S3Client;
+let bucket: string;
+let spoolDir: string;
+const proxies: S3Proxy[] = [];
+const exporters: FeedExporter[] = [];
+
+before(async () => {
+  s3 = directClient();
+  bucket = await createBucket(s3, "feeds-int");
+  spoolDir = await mkdtemp(path.join(os.tmpdir(), "feedcrawl-spool-"));
+});
+
+after(async () => {
+  // A failed test may leave an exporter retrying: stop it before the bucket goes.
+  for (const e of exporters) await e.abort();
+  for (const p of proxies) await p.stop();
+  await dropBucket(s3, bucket);
+  await rm(spoolDir, { recursive: true, force: true });
+});
+
+function storage(endpoint = platform().s3.endpoint, extra: NonNullable<StorageSpec["s3"]> = {}): StorageSpec {
+  return {
+    s3: { endpoint, region: platform().s3.region, forcePathStyle: true, partSizeBytes: 5 * 1024 * 1024, ...extra },
+  };
+}
+
+const credentials = () => ({ accessKeyId: platform().s3.accessKeyId, secretAccessKey: platform().s3.secretAccessKey });
+
+async function exporter(feeds: Feeds, extra: Partial<FeedExporterOptions> = {}) {
+  const events: FeedClosed[] = [];
+  const exp = await createFeedExporter({
+    feeds,
+    storage: storage(),
+    params: { name: "books", job: "books-job", shard: 0, time: new Date("2026-11-25T10:00:00Z") },
+    logger: quietLogger(),
+    onFeedClosed: async (ev) => {
+      events.push(ev);
+    },
+    s3: { credentials: credentials(), backoff: { initialMs: 100, maxMs: 500 } },
+    spool: { dir: spoolDir },
+    ...extra,
+  });
+  exporters.push(exp);
+  return { exp, events };
+}
+
+function keyOf(uri: string) {
+  const u = uri.slice(`s3://${bucket}/`.length);
+  assert.ok(uri.startsWith(`s3://${bucket}/`), uri);
+  return u;
+}
+
+/** Reads a reported object back and checks its bytes, sha256 and headers; returns its records. */
+async function readBack(ev: FeedClosed) {
+  const obj = await getObject(s3, bucket, keyOf(ev.uri));
+  assert.equal(obj.body.length, ev.bytes, `bytes of ${ev.uri}`);
+  assert.equal(sha256(obj.body), ev.sha256, `sha256 of ${ev.uri}`);
+  if (ev.compression === "gzip") assert.equal(obj.contentEncoding, "gzip");
+  const records = parseFeed(decompress(obj.body, ev.compression).toString("utf8"), ev.format);
+  assert.equal(records.length, ev.items, `items in ${ev.uri}`);
+  return records;
+}
+
+/** A payload that does not compress, so that a batch spans several 5 MiB parts. */
+function bulkyItem(i: number) {
+  return { type: "page", fields: { id: i, body: randomBytes(150).toString("base64") } };
+}
+
+test("batched gzip feeds in three formats: every object read back, counts, union, sha256, manifest", async () => {
+  const prefix = "formats/%(name)s/%(time)s";
+  const feeds: Feeds = {
+    [`s3://${bucket}/${prefix}/jl/part-%(batch_id)05d.jsonl.gz`]: {
+      format: "jsonlines",
+      batchItemCount: 1000,
+      postprocessing: ["gzip"],
+    },
+    [`s3://${bucket}/${prefix}/json/part-%(batch_id)05d.json.gz`]: {
+      format: "json",
+      batchItemCount: 1000,
+      postprocessing: ["gzip"],
+    },
+    [`s3://${bucket}/${prefix}/csv/part-%(batch_id)05d.csv.gz`]: {
+      format: "csv",
+      batchItemCount: 1000,
+      postprocessing: ["gzip"],
+      fields: ["id", "title", "price", "tags"],
+    },
+  };
+  const { exp, events } = await exporter(feeds);
+  for (let i = 0; i < 2500; i++) await exp.write(makeItem(i));
+  await exp.close("finished");
+
+  assert.equal(events.length, 9);
+  const listed = await listKeys(s3, bucket, "formats/");
+  const folder = "formats/books/2026-11-25T10-00-00";
+  // The manifest sits next to the first feed's files.
+  assert.deepEqual(listed, [
+    ...["csv", "jl", "json"].flatMap((d) => [
+      ...(d === "jl" ? [`${folder}/jl/_manifest.json`] : []),
+      ...[1, 2, 3].map((n) => `${folder}/${d}/part-0000${n}.${d === "jl" ? "jsonl" : d}.gz`),
+    ]),
+  ]);
+  for (const template of Object.keys(feeds)) {
+    const mine = events.filter((e) => e.feed === template);
+    assert.deepEqual(
+      mine.map((e) => [e.batchId, e.items]),
+      [
+        [1, 1000],
+        [2, 1000],
+        [3, 500],
+      ],
+    );
+    const ids: number[] = [];
+    for (const ev of mine) ids.push(...(await readBack(ev)).map((r) => Number(r.id)));
+    assert.deepEqual(
+      ids,
+      Array.from({ length: 2500 }, (_, i) => i),
+      `union of ${template}`,
+    );
+  }
+  const manifest = JSON.parse((await getObject(s3, bucket, `${folder}/jl/_manifest.json`)).body.toString());
+  assert.equal(exp.manifestUri, `s3://${bucket}/${folder}/jl/_manifest.json`);
+  assert.deepEqual(manifest.files, events);
+  assert.deepEqual(await listMultipartUploads(s3, bucket), []);
+});
+
+test("a multi-part batch streams while it fills and is stored once, intact", async () => {
+  const template = `s3://${bucket}/big/part-%(batch_id)d.jsonl`;
+  const { exp, events } = await exporter({ [template]: { format: "jsonlines", batchMaxBytes: 5.5 * 1024 * 1024 } });
+  for (let i = 0; i < 30_000; i++) await exp.write(bulkyItem(i));
+  await exp.close("finished");
+  assert.equal(events.length, 2);
+  assert.ok((events[0]?.bytes ?? 0) >= 5.5 * 1024 * 1024, "the first batch spans two parts (5 MiB each)");
+  const ids: number[] = [];
+  for (const ev of events) ids.push(...(await readBack(ev)).map((r) => Number(r.id)));
+  assert.deepEqual(
+    ids,
+    Array.from({ length: 50_000 }, (_, i) => i),
+  );
+  assert.deepEqual(await listMultipartUploads(s3, bucket), []);
+});
+
+test("create-only: an existing object is never overwritten", async () => {
+  // Unbatched: the batch fails, close rejects, nothing is reported, the object is unchanged.
+  const key = "single/items.jsonl";
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: "precious\n" }));
+  const a = await exporter({ [`s3://${bucket}/${key}`]: { format: "jsonlines" } });
+  await a.exp.write(makeItem(1));
+  await assert.rejects(a.exp.close("finished"), /already exists/);
+  assert.deepEqual(a.events, []);
+  assert.equal((await getObject(s3, bucket, key)).body.toString(), "precious\n");
+
+  // Batched: an object that appears while the batch is open (another writer, a restarted
+  // runner) makes the completion fail with 412; the batch is stored under the next id.
+  const template = `s3://${bucket}/race/part-%(batch_id)d.jsonl`;
+  const b = await exporter({ [template]: { format: "jsonlines", batchItemCount: 100 } });
+  await b.exp.write(makeItem(1));
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: "race/part-1.jsonl", Body: "precious\n" }));
+  await b.exp.write(makeItem(2));
+  await b.exp.close("finished");
+  assert.deepEqual(
+    b.events.map((e) => [e.batchId, e.uri, e.items]),
+    [[2, `s3://${bucket}/race/part-2.jsonl`, 2]],
+  );
+  assert.equal((await getObject(s3, bucket, "race/part-1.jsonl")).body.toString(), "precious\n");
+  assert.deepEqual(
+    (await readBack(b.events[0] as FeedClosed)).map((r) => r.id),
+    [1, 2],
+  );
+
+  // overwrite: true replaces.
+  const c = await exporter({ [`s3://${bucket}/${key}`]: { format: "jsonlines", overwrite: true } });
+  await c.exp.write(makeItem(3));
+  await c.exp.close("finished");
+  assert.deepEqual(
+    (await readBack(c.events[0] as FeedClosed)).map((r) => r.id),
+    [3],
+  );
+  assert.deepEqual(await listMultipartUploads(s3, bucket), []);
+});
+
+test("an upload cut mid-way is aborted and retried from the spool: nothing lost, nothing doubled, no orphaned parts", async () => {
+  const proxy = await new S3Proxy().start();
+  proxies.push(proxy);
+  const { logger, lines } = capturingLogger();
+  const template = `s3://${bucket}/cut/part-%(batch_id)d.jsonl`;
+  const { exp, events } = await exporter(
+    { [template]: { format: "jsonlines", batchItemCount: 25_000 } },
+    { storage: storage(proxy.endpoint), logger },
+  );
+  // Every connection dies after 1 MiB towards S3: batch 1's 5 MiB parts cannot get through.
+  await proxy.cutAfter(1024 * 1024);
+  for (let i = 0; i < 30_000; i++) await exp.write(bulkyItem(i));
+  const closing = exp.close("finished");
+  // While the cut lasts nothing may be reported.
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(events.length, 0, "no closed event while the upload cannot complete");
+  assert.deepEqual(await listKeys(s3, bucket, "cut/"), [], "no partial object is visible");
+  await proxy.heal();
+  await closing;
+
+  const failures = lines.filter((l) => l.msg?.startsWith("Feed upload failed")).length;
+  assert.ok(failures >= 1, "the cut made uploads fail and retry");
+  assert.deepEqual(
+    events.map((e) => [e.batchId, e.items]),
+    [
+      [1, 25_000],
+      [2, 5_000],
+    ],
+  );
+  const ids: number[] = [];
+  for (const ev of events) ids.push(...(await readBack(ev)).map((r) => Number(r.id)));
+  assert.deepEqual(
+    ids,
+    Array.from({ length: 40_000 }, (_, i) => i),
+  );
+  assert.deepEqual(await listKeys(s3, bucket, "cut/"), [
+    "cut/_manifest.json",
+    "cut/part-1.jsonl.gz",
+    "cut/part-2.jsonl.gz",
+  ]);
+  assert.deepEqual(await listMultipartUploads(s3, bucket), [], "failed multipart uploads were aborted");
+});
+
+test("an S3 outage of a while (server unreachable) loses no items", async () => {
+  const proxy = await new S3Proxy().start();
+  proxies.push(proxy);
+  const template = `s3://${bucket}/outage/part-%(batch_id)d.jsonl`;
+  const { exp, events } = await exporter(
+    { [template]: { format: "jsonlines", batchItemCount: 500 } },
+    { storage: storage(proxy.endpoint) },
+  );
+  for (let i = 0; i < 700; i++) await exp.write(makeItem(i));
+  await proxy.setEnabled(false);
+  for (let i = 700; i < 1600; i++) await exp.write(makeItem(i)); // the crawl goes on: batches wait in the spool
+  const closing = exp.close("finished");
+  await new Promise((r) => setTimeout(r, 1000));
+  await proxy.setEnabled(true);
+  await closing;
+  assert.deepEqual(
+    events.map((e) => [e.batchId, e.items]),
+    [
+      [1, 500],
+      [2, 500],
+      [3, 500],
+      [4, 100],
+    ],
+  );
+  const ids: number[] = [];
+  for (const ev of events) ids.push(...(await readBack(ev)).map((r) => Number(r.id)));
+  assert.deepEqual(
+    ids,
+    Array.from({ length: 1600 }, (_, i) => i),
+  );
+  assert.deepEqual(await listMultipartUploads(s3, bucket), []);
+});
+
+test("an upload that fails past the retry budget is reported failed, never closed; no object, no parts", async () => {
+  const proxy = await new S3Proxy().start();
+  proxies.push(proxy);
+  const failed: string[] = [];
+  const template = `s3://${bucket}/lost/part-%(batch_id)d.jsonl`;
+  const { exp, events } = await exporter(
+    { [template]: { format: "jsonlines", batchItemCount: 100_000 } },
+    {
+      storage: storage(proxy.endpoint, { retrySeconds: 1 }),
+      onFeedFailed: async (ev) => {
+        failed.push(ev.uri);
+      },
+    },
+  );
+  await proxy.cutAfter(1024 * 1024);
+  for (let i = 0; i < 25_000; i++) await exp.write(bulkyItem(i));
+  await assert.rejects(exp.close("finished"), /part-1\.jsonl.*25000 items/);
+  assert.equal(events.length, 0);
+  assert.deepEqual(failed, [`s3://${bucket}/lost/part-1.jsonl`]);
+  await proxy.heal();
+  await assert.rejects(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: "lost/part-1.jsonl" })), /NotFound|404/);
+  assert.deepEqual(
+    (await listMultipartUploads(s3, bucket)).filter((u) => u.Key?.startsWith("lost/")),
+    [],
+    "the failed attempts' multipart uploads were aborted",
+  );
+  const manifest = JSON.parse((await getObject(s3, bucket, "lost/_manifest.json")).body.toString());
+  assert.equal(manifest.failed.length, 1);
+  assert.equal(manifest.failed[0].items, 25_000);
+});
+
+test("the bucket is checked before crawling: missing bucket, bad credentials", async () => {
+  await assert.rejects(
+    exporter({ "s3://no-such-bucket-feedcrawl/x/%(batch_id)d.jsonl": { format: "jsonlines", batchItemCount: 5 } }),
+    /Feed "s3:\/\/no-such-bucket-feedcrawl\/x\/%\(batch_id\)d\.jsonl": bucket "no-such-bucket-feedcrawl" .* does not exist/,
+  );
+  await assert.rejects(
+    exporter(
+      { [`s3://${bucket}/x.jsonl`]: { format: "jsonlines" } },
+      { s3: { credentials: { accessKeyId: "nobody", secretAccessKey: "wrong-secret" } } },
+    ),
+    new RegExp(`bucket "${bucket}" .* is not accessible with these credentials`),
+  );
+});
