@@ -1,6 +1,7 @@
 // The feed exporter: the crawl engine's ItemSink. Offers each item to every feed
 // whose filter takes it, rolls batches over, stores them, and reports a batch as
 // closed only after the storage confirmed the object.
+import { rmdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Writable } from "node:stream";
@@ -219,6 +220,8 @@ export async function createFeedExporter(opts: FeedExporterOptions): Promise<Fee
       problems.push(`manifest: ${(err as Error).message}`);
       log.error({ err: (err as Error).message }, "Feed manifest could not be written");
     }
+    // The spool folder goes when empty; failed batches' files stay in it for recovery.
+    await rmdir(spool.dir).catch(() => {});
     for (const f of failedFeeds) problems.push(`${f.uri} (batch ${f.batchId}, ${f.items} items): ${f.error}`);
     problems.push(...reportErrors);
     if (problems.length > 0) {

@@ -21,7 +21,8 @@ const baseMs = Number(process.env.FEEDCRAWL_TEST_WORKER_BASE_MS ?? 200);
 const kc = new KubeConfig();
 kc.loadFromDefault();
 const api = kc.makeApiClient(CustomObjectsApi);
-const logger = pino({ base: { worker: process.pid } });
+// Synchronous writes: the test SIGKILLs this process and still wants its last lines.
+const logger = pino({ base: { worker: process.pid } }, pino.destination({ fd: 1, sync: true }));
 const reconciler = createFeedDeliveryReconciler({ kc, logger, backoff: { baseMs, capMs: baseMs * 8, minMs: 50 } });
 const G = { group: "feedcrawl.io", version: "v1alpha1", namespace };
 /** Requeue times the reconciler asked for, per feed (in memory: lost on a kill, like the operator's queue). */

@@ -6,7 +6,7 @@
 // webhook-id, and the persisted nextAttemptAt is honoured after a restart.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { KubeConfig } from "@kubernetes/client-node";
@@ -33,9 +33,11 @@ const root = resolve(import.meta.dirname, "..", "..");
 class Worker {
   readonly child: ChildProcess;
   readonly exited: Promise<void>;
+  readonly logFile: string;
   /** `paused`: loads and waits for `go()` (process start-up is seconds on a busy machine). */
   constructor(namespace: string, logName: string, paused = false) {
-    const log = openSync(join(platform().workDir, `${logName}.log`), "a");
+    this.logFile = join(platform().workDir, `${logName}-${process.pid}-${Date.now()}.log`);
+    const log = openSync(this.logFile, "a");
     this.child = spawn(process.execPath, [join(root, "test/delivery/delivery-worker.ts")], {
       env: {
         ...process.env,
@@ -47,6 +49,17 @@ class Worker {
     });
     closeSync(log);
     this.exited = new Promise((done) => this.child.once("exit", () => done()));
+  }
+  /**
+   * Waits until the process has loaded and started its loop. Start-up is not
+   * what the tests measure, and on a busy 2-core machine it can take a minute.
+   */
+  async started(): Promise<void> {
+    await eventually(
+      `delivery worker ${this.child.pid} to start (log ${this.logFile})`,
+      () => existsSync(this.logFile) && readFileSync(this.logFile, "utf8").includes("Delivery worker for namespace"),
+      150_000,
+    );
   }
   go(): void {
     this.child.stdin?.write("go\n");
@@ -149,6 +162,7 @@ describe("delivery faults (operator SIGKILLed, backend outage)", () => {
     });
     const next = startWorker(namespace, "fault-sending-2", true);
     const first = startWorker(namespace, "fault-sending-1");
+    await first.started();
     await eventually(
       "a CrawlFeed in Sending",
       async () => states(await listFeeds(kc, namespace)).includes("Sending"),
@@ -183,10 +197,11 @@ describe("delivery faults (operator SIGKILLed, backend outage)", () => {
     };
     const next = startWorker(namespace, "fault-received-2", true);
     worker = startWorker(namespace, "fault-received-1");
+    // Start-up included: on a busy 2-core machine it can take a minute.
     await eventually(
       "the operator killed on receipt",
       () => killedFor.size === 1 && worker!.child.exitCode === null && worker!.child.signalCode !== null,
-      60_000,
+      150_000,
     );
     const killedId = [...killedFor][0]!;
     const sending = (await listFeeds(kc, namespace)).filter((f) => f.status?.delivery?.state === "Sending");
@@ -207,6 +222,7 @@ describe("delivery faults (operator SIGKILLed, backend outage)", () => {
     receiver.respond = () => (down ? { status: 503, headers: { "retry-after": "5" } } : { status: 200 });
     const next = startWorker(namespace, "fault-outage-2", true);
     const first = startWorker(namespace, "fault-outage-1");
+    await first.started();
     await eventually(
       "every CrawlFeed waiting for its retry",
       async () => {

@@ -5,7 +5,7 @@
 // duplicates only repeat a webhook-id; /metrics counts the outcomes.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { KubeConfig } from "@kubernetes/client-node";
@@ -30,9 +30,11 @@ class Operator {
   readonly child: ChildProcess;
   readonly exited: Promise<void>;
   readonly metricsPort: number;
+  readonly logFile: string;
   constructor(namespace: string, metricsPort: number, logName: string) {
     this.metricsPort = metricsPort;
-    const log = openSync(join(platform().workDir, `${logName}.log`), "a");
+    this.logFile = join(platform().workDir, `${logName}-${process.pid}-${Date.now()}.log`);
+    const log = openSync(this.logFile, "a");
     this.child = spawn(
       process.execPath,
       [
@@ -49,6 +51,14 @@ class Operator {
     );
     closeSync(log);
     this.exited = new Promise((done) => this.child.once("exit", () => done()));
+  }
+  /** Waits for "Operator started" (start-up can take a minute on a busy 2-core machine). */
+  async started(): Promise<void> {
+    await eventually(
+      `feedcrawl operator ${this.child.pid} to start (log ${this.logFile})`,
+      () => existsSync(this.logFile) && readFileSync(this.logFile, "utf8").includes('"Operator started"'),
+      150_000,
+    );
   }
   async kill(): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
@@ -102,10 +112,12 @@ describe("delivery through `feedcrawl operator`", () => {
     };
     first = new Operator(ns.name, await freePort(), "operator-delivery-1");
     operators.push(first);
-    await eventually("the operator killed on its first POST", () => first!.child.signalCode === "SIGKILL", 60_000);
+    // Start-up included: on a busy 2-core machine it can take a minute.
+    await eventually("the operator killed on its first POST", () => first!.child.signalCode === "SIGKILL", 150_000);
 
     const second = new Operator(ns.name, await freePort(), "operator-delivery-2");
     operators.push(second);
+    await second.started();
     const delivered = await eventually(
       "every CrawlFeed Delivered by the restarted operator",
       async () => {

@@ -244,7 +244,7 @@ describe("feedcrawl run with the per-job ServiceAccount's token", () => {
         spiderFor(slowSite, { concurrentRequests: 1, downloadDelayMs: 20, randomizeDownloadDelay: false }),
       );
       const run = startRunner(job, await runnerKubeconfig(job), "sigterm");
-      await eventually("the first CrawlFeed of the slow crawl", async () => (await feedsOf(job)).length > 0, 30_000);
+      await eventually("the first CrawlFeed of the slow crawl", async () => (await feedsOf(job)).length > 0, 150_000);
       run.child.kill("SIGTERM");
       assert.equal(await run.exited, 0, `feedcrawl run failed after SIGTERM; see ${run.log}`);
       const items = await assertStoredAndReported(job);

@@ -15,6 +15,17 @@ export function makeItem(i: number, type = "product"): Item {
   };
 }
 
+/** Asserts that `ids` is exactly 0..n-1 in order, with a short message (a deepEqual diff of 100k numbers takes minutes). */
+export function assertIdRange(ids: number[], n: number, what = "ids") {
+  const firstWrong = ids.findIndex((v, i) => v !== i);
+  if (ids.length !== n || firstWrong >= 0) {
+    const at = firstWrong >= 0 ? firstWrong : Math.min(ids.length, n);
+    throw new Error(
+      `${what}: expected 0..${n - 1}, got ${ids.length} ids; first difference at index ${at}: ${JSON.stringify(ids.slice(Math.max(0, at - 2), at + 3))}`,
+    );
+  }
+}
+
 export const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 /** Decompresses by what the file says it is (postprocessing list). */

@@ -97,13 +97,15 @@ describe("a CrawlJob against the fixture site with the real feedcrawl run (kubel
       ingest: {
         webhook: { url: receiver.url, signingSecretRef: { name: "ingest-webhook" }, allowPrivateNetworks: true },
       },
-      runner: { parallelism: 2 },
     });
     await eventually("the runner Job", () => client.getOrUndefined(JOBS, ns.name, "books-runner"));
-    await eventually("phase Pending", async () => (await readCrawlJob(client, ns.name, "books")).status?.phase === "Pending");
+    await eventually(
+      "phase Pending",
+      async () => (await readCrawlJob(client, ns.name, "books")).status?.phase === "Pending",
+    );
 
     const played = await playJob({ admin: kc, namespace: ns.name, jobName: "books-runner", workDir });
-    assert.deepEqual(played.exitCodes, { 0: [0], 1: [0] }, `pod logs: ${played.pods.map((p) => p.logPath).join(", ")}`);
+    assert.deepEqual(played.exitCodes, { 0: [0] }, `pod log: ${played.pods.map((p) => p.logPath).join(", ")}`);
 
     const done = await eventually(
       "Succeeded=True",

@@ -56,6 +56,8 @@ export class ManagedProcess {
   child: ChildProcess | undefined;
   /** Set once the current child has exited: its code or signal. */
   exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  /** Why the last spawn failed (e.g. ENOENT), if it did. */
+  spawnError: Error | undefined;
   #exitPromise: Promise<void> = Promise.resolve();
 
   constructor(spec: ProcessSpec) {
@@ -101,8 +103,6 @@ export class ManagedProcess {
       closeSync(fd);
     }
   }
-
-  spawnError: Error | undefined;
 
   /** Polls `probe` until it returns true; fails early if the process exits. */
   async waitReady(probe: () => Promise<boolean>, timeoutMs: number, what = "ready"): Promise<void> {

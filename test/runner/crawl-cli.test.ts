@@ -73,7 +73,9 @@ test("crawls the fixture site into ./feeds/<name>-<time>.jsonl with exactly the 
   const files = readdirSync(out).filter((f) => f.endsWith(".jsonl"));
   assert.equal(files.length, 1);
   assert.match(files[0] as string, /^books-local-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.jsonl$/);
-  assert.deepEqual(summary.feeds, [{ uri: `file://${join(out, files[0] as string)}`, items: 60, bytes: summary.feeds[0].bytes }]);
+  assert.deepEqual(summary.feeds, [
+    { uri: `file://${join(out, files[0] as string)}`, items: 60, bytes: summary.feeds[0].bytes },
+  ]);
   const rows = readFileSync(join(out, files[0] as string), "utf8")
     .trim()
     .split("\n")

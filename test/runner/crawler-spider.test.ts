@@ -27,7 +27,10 @@ describe("without allowedDomains", () => {
   test("crawls both loopback hosts, refuses 10.x and 169.254.169.254 before connecting", async () => {
     const sink = new MemorySink();
     const { logger, lines } = captureLogger("warn");
-    const spider = booksSpider(site.url, { traps: true, settings: { maxResponseBytes: 256 * 1024 } });
+    const spider = booksSpider(site.url, {
+      traps: true,
+      settings: { maxResponseBytes: 256 * 1024, concurrentRequests: 16, concurrentRequestsPerDomain: 2 },
+    });
     delete spider.allowedDomains;
     const r = await new Crawler({ spider, sink, logger }).run();
     assert.equal(r.reason, "finished");
@@ -40,6 +43,11 @@ describe("without allowedDomains", () => {
     assert.deepEqual(refusals.map((l) => l.address).sort(), ["10.255.255.1", "169.254.169.254"]);
     assert.ok(refusals.every((l) => String(l.url).startsWith("http://")));
     assert.equal(site.counters.path(TRAPS.privatePage), 0);
+    // Per-domain concurrency holds on each host, measured at the server.
+    for (const host of [`127.0.0.1:${site.port}`, `127.0.0.2:${site.port}`]) {
+      const max = site.counters.maxInFlightByHost.get(host) ?? 0;
+      assert.ok(max >= 1 && max <= 2, `${host}: max in flight ${max}`);
+    }
   });
 
   test("without allowPrivateNetworks even loopback is refused (the guard's default)", async () => {
