@@ -25,7 +25,9 @@ const endpoint = process.env.FEEDCRAWL_TEST_S3_ENDPOINT;
 const accessKeyId = process.env.FEEDCRAWL_TEST_S3_ACCESS_KEY;
 const secretAccessKey = process.env.FEEDCRAWL_TEST_S3_SECRET_KEY;
 if (!endpoint || !accessKeyId || !secretAccessKey) {
-  console.error("Set FEEDCRAWL_TEST_S3_ENDPOINT, FEEDCRAWL_TEST_S3_ACCESS_KEY, FEEDCRAWL_TEST_S3_SECRET_KEY (npm run local-cluster -- up)");
+  console.error(
+    "Set FEEDCRAWL_TEST_S3_ENDPOINT, FEEDCRAWL_TEST_S3_ACCESS_KEY, FEEDCRAWL_TEST_S3_SECRET_KEY (npm run local-cluster -- up)",
+  );
   process.exit(2);
 }
 const credentials = { accessKeyId, secretAccessKey };

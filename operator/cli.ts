@@ -83,7 +83,14 @@ export async function main(argv: string[]): Promise<number> {
   process.once("SIGINT", () => onSignal("SIGINT"));
 
   try {
-    await manager.start();
+    // A signal during start (e.g. caches that cannot sync while the CRDs are
+    // missing) must still stop the process.
+    const started = manager.start().then(() => true);
+    started.catch(() => {}); // a late failure after a stop is not news
+    if (!(await Promise.race([started, done.then(() => false)]))) {
+      await manager.stop();
+      return exitCode;
+    }
     logger.info(
       { identity: manager.identity, metricsPort: manager.metricsPort, healthPort: manager.healthPort },
       "Operator started",

@@ -178,6 +178,7 @@ export class Manager {
     }
 
     await Promise.all([this.#crawlJobs.start(), this.#crawlFeeds.start(), this.#runnerJobs.start()]);
+    if (this.#stopped) return; // stopped while the caches were syncing
     this.#log.info({ namespaces: o.namespaces.length ? o.namespaces : "all" }, "Informer caches synced");
 
     const lead = () => {

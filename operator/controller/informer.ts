@@ -200,7 +200,7 @@ export class Informer<T extends KubeObject> {
         const delay = this.#backoffMs();
         this.#log.warn(
           { error: describeError(err), retryInMs: Math.round(delay) },
-          `Watch of ${this.resource.plural} failed; reconnecting`,
+          `List/watch of ${this.resource.plural} failed; reconnecting`,
         );
         await this.#sleep(delay);
         // After repeated failures, relist rather than trust a possibly old RV.

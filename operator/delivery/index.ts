@@ -13,18 +13,13 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Webhook } from "standardwebhooks";
 import type { SecretKeyRef } from "../../crds/schema/common.ts";
-import {
-  CRAWLJOB_LABEL,
-  type CrawlFeed,
-  type DeliveryStatus,
-  REDELIVER_ANNOTATION,
-  SHARD_LABEL,
-} from "../../crds/schema/crawlfeed.ts";
+import { type CrawlFeed, type DeliveryStatus, REDELIVER_ANNOTATION } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob, IngestSpec } from "../../crds/schema/crawljob.ts";
 import { deliveryLatencySeconds, webhookDeliveries } from "../metrics.ts";
 import { type BackoffPolicy, backoffDelayMs, DEFAULT_BACKOFF } from "./backoff.ts";
 import { createDispatchers, type DispatcherFor } from "./dispatchers.ts";
 import { DEFAULT_SECRET_KEY, DeliveryApi, SigningSecretError, type WriteResult } from "./kube.ts";
+import { ownershipProblem } from "./ownership.ts";
 import { type CrawlJobRef, crawlCompletedEvent, feedClosedEvent } from "./payload.ts";
 import { describeUrl, WebhookSender } from "./sender.ts";
 import { signatureHeaders, webhookSigner } from "./signing.ts";
@@ -78,6 +73,8 @@ const CONFLICT_REQUEUE_MS = 1_000;
 const MAX_CONFLICT_RETRIES = 5;
 const DEFAULT_TIMEOUT_SECONDS = 30;
 const DEFAULT_MAX_ATTEMPTS = 12;
+/** How long a signing Secret read is reused. */
+const SECRET_CACHE_MS = 10_000;
 
 /** One persisted delivery: where its status lives and what it sends. */
 interface DeliveryTarget<T extends CrawlFeed | CrawlJob> {
@@ -103,7 +100,19 @@ export function createFeedDeliveryReconciler(deps: FeedDeliveryDeps): FeedDelive
   const sender = new WebhookSender({ perHostConcurrency: deps.perHostConcurrency ?? 4, now });
   const owned = deps.dispatcherFor ? undefined : createDispatchers();
   const dispatcherFor = deps.dispatcherFor ?? owned!.dispatcherFor;
-  const fetchSecret = deps.fetchSigningSecret ?? ((namespace, ref) => api.readSecret(namespace, ref));
+  const readSecret = deps.fetchSigningSecret ?? ((namespace, ref) => api.readSecret(namespace, ref));
+  // A short cache: a burst of feeds of one CrawlJob reads its Secret once, and
+  // a rotated secret is used within SECRET_CACHE_MS. Failures are not cached.
+  const secrets = new Map<string, { until: number; bytes: Promise<Uint8Array> }>();
+  const fetchSecret = (namespace: string, ref: SecretKeyRef): Promise<Uint8Array> => {
+    const key = `${namespace}/${ref.name}/${ref.key ?? DEFAULT_SECRET_KEY}`;
+    const cached = secrets.get(key);
+    if (cached && cached.until > Date.now()) return cached.bytes;
+    const bytes = readSecret(namespace, ref);
+    secrets.set(key, { until: Date.now() + SECRET_CACHE_MS, bytes });
+    bytes.catch(() => secrets.delete(key));
+    return bytes;
+  };
   /** Objects this process is POSTing for right now: a `Sending` it finds for one of them is its own. */
   const inFlight = new Set<string>();
 
@@ -292,24 +301,6 @@ export function createFeedDeliveryReconciler(deps: FeedDeliveryDeps): FeedDelive
     } catch (err) {
       log.warn({ err: (err as Error).message }, `Could not record the DeliveryFailed Event of ${target.describe}`);
     }
-  }
-
-  /** Why a CrawlFeed cannot be delivered for `job`, or undefined when it belongs to it. */
-  function ownershipProblem(feed: CrawlFeed, job: CrawlJob | undefined): string | undefined {
-    const label = feed.metadata.labels?.[CRAWLJOB_LABEL];
-    if (!label) return `CrawlFeed has no ${CRAWLJOB_LABEL} label`;
-    if (!job) return `CrawlJob ${feed.metadata.namespace}/${label} (from the ${CRAWLJOB_LABEL} label) does not exist`;
-    if (label !== job.metadata.name)
-      return `label ${CRAWLJOB_LABEL}=${label} does not name CrawlJob ${job.metadata.name}`;
-    const owner = feed.metadata.ownerReferences?.find((ref) => ref.controller);
-    if (owner?.kind !== "CrawlJob" || owner.uid !== job.metadata.uid) {
-      return `CrawlFeed is not controlled by CrawlJob ${job.metadata.name} (uid ${job.metadata.uid})`;
-    }
-    const shard = feed.metadata.labels?.[SHARD_LABEL];
-    if (shard !== undefined && shard !== String(feed.spec.shard)) {
-      return `label ${SHARD_LABEL}=${shard} does not match spec.shard ${feed.spec.shard}`;
-    }
-    return undefined;
   }
 
   function jobRef(job: CrawlJob): CrawlJobRef {

@@ -346,6 +346,11 @@ export class KubeClient {
 /** A short, secret-free description of an error for logs, status and events. */
 export function describeError(err: unknown): string {
   if (err instanceof KubeApiError) return `${err.code} ${err.reason}: ${err.message}`;
-  if (err instanceof Error) return err.message;
+  if (err instanceof Error) {
+    // undici's "fetch failed" hides the reason (ECONNREFUSED, a TLS error, …) in `cause`.
+    const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
+    const detail = cause?.code ?? cause?.message;
+    return detail ? `${err.message}: ${detail}` : err.message;
+  }
   return String(err);
 }

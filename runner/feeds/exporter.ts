@@ -40,7 +40,10 @@ export interface FeedExporterOptions {
     client?: S3Client;
     backoff?: { initialMs: number; maxMs: number };
   };
-  /** Where S3 batches are spooled (default: $TMPDIR/feedcrawl-spool/<job>-<shard>) and how much disk they may take (default 1 GiB). */
+  /**
+   * Where S3 batches are spooled (default: $FEEDCRAWL_SPOOL_DIR or $TMPDIR/feedcrawl-spool, then <job>-<shard>)
+   * and how much disk they may take (default: $FEEDCRAWL_SPOOL_MAX_BYTES or 1 GiB).
+   */
   spool?: { dir?: string; maxBytes?: number };
   /** Where `stdout:` feeds write (tests). */
   stdout?: Writable;
@@ -75,9 +78,11 @@ export async function createFeedExporter(opts: FeedExporterOptions): Promise<Fee
     shard: opts.params.shard,
     time: formatUriTime(startedAt),
   };
+  // The pod gives the spool an emptyDir through FEEDCRAWL_SPOOL_DIR (a read-only root filesystem has no /tmp).
+  const spoolRoot = process.env.FEEDCRAWL_SPOOL_DIR || path.join(os.tmpdir(), "feedcrawl-spool");
   const spool = new Spool(
-    opts.spool?.dir ?? path.join(os.tmpdir(), "feedcrawl-spool", `${params.job}-${params.shard}`),
-    opts.spool?.maxBytes ?? DEFAULT_SPOOL_BYTES,
+    opts.spool?.dir ?? path.join(spoolRoot, `${params.job}-${params.shard}`),
+    opts.spool?.maxBytes ?? (Number(process.env.FEEDCRAWL_SPOOL_MAX_BYTES) || DEFAULT_SPOOL_BYTES),
   );
 
   let s3: FeedStorage | undefined;

@@ -7,6 +7,7 @@ import {
   MAX_RETRY_AFTER_MS,
   parseRetryAfter,
 } from "../../operator/delivery/backoff.ts";
+import { ownershipProblem } from "../../operator/delivery/ownership.ts";
 import { afterAttempt, decide, redeliver } from "../../operator/delivery/state.ts";
 
 const now = new Date("2026-11-25T12:00:00Z");
@@ -157,5 +158,52 @@ describe("backoff", () => {
     assert.equal(parseRetryAfter("99999999", now), MAX_RETRY_AFTER_MS);
     assert.equal(parseRetryAfter("soon", now), undefined);
     assert.equal(parseRetryAfter(undefined, now), undefined);
+  });
+});
+
+describe("ownershipProblem", () => {
+  const job = {
+    apiVersion: "feedcrawl.io/v1alpha1" as const,
+    kind: "CrawlJob" as const,
+    metadata: { name: "books", namespace: "crawl", uid: "u1" },
+    spec: { spider: { name: "books", startUrls: ["https://books.example/"] } },
+  };
+  const feed = (labels: Record<string, string>, ownerUid = "u1", shard = 0) => ({
+    apiVersion: "feedcrawl.io/v1alpha1" as const,
+    kind: "CrawlFeed" as const,
+    metadata: {
+      name: "books-0123456789",
+      namespace: "crawl",
+      labels,
+      ownerReferences: [
+        { apiVersion: "feedcrawl.io/v1alpha1", kind: "CrawlJob", name: "books", uid: ownerUid, controller: true },
+      ],
+    },
+    spec: {
+      uri: "s3://b/k",
+      batchId: 1,
+      shard,
+      format: "jsonlines",
+      items: 1,
+      bytes: 1,
+      sha256: "a".repeat(64),
+      closedAt: "2026-11-25T10:00:00Z",
+    },
+  });
+  const ok = { "feedcrawl.io/crawljob": "books", "feedcrawl.io/shard": "0" };
+
+  it("accepts a feed labelled and controlled by its CrawlJob", () => {
+    assert.equal(ownershipProblem(feed(ok), job), undefined);
+  });
+
+  it("names what does not match", () => {
+    assert.match(ownershipProblem(feed({}), job)!, /no feedcrawl\.io\/crawljob label/);
+    assert.match(ownershipProblem(feed(ok), undefined)!, /CrawlJob crawl\/books .* does not exist/);
+    assert.match(
+      ownershipProblem(feed({ ...ok, "feedcrawl.io/crawljob": "other" }), job)!,
+      /does not name CrawlJob books/,
+    );
+    assert.match(ownershipProblem(feed(ok, "u2"), job)!, /not controlled by CrawlJob books \(uid u1\)/);
+    assert.match(ownershipProblem(feed(ok, "u1", 3), job)!, /feedcrawl\.io\/shard=0 does not match spec\.shard 3/);
   });
 });

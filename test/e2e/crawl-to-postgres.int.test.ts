@@ -10,9 +10,9 @@
 // site's products, loaded by exactly one webhook per CrawlFeed.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it, type TestContext } from "node:test";
 import type { KubeConfig } from "@kubernetes/client-node";
 import pg from "pg";
 import { pino } from "pino";
@@ -44,6 +44,8 @@ const RELEASE_NS = "feedcrawl-system";
 const NS = "crawl-e2e";
 const JOB = "books-e2e";
 const MANIFEST = join(REPO_ROOT, "examples/crawljob-e2e.yaml");
+/** The number of step() tests below. */
+const STEPS = 8;
 const WEBHOOK_SECRET = `whsec_${Buffer.from("feedcrawl-e2e-webhook-secret-0123456789").toString("base64")}`;
 
 // biome-ignore lint/suspicious/noExplicitAny: objects read back with kubectl are untyped JSON
@@ -65,24 +67,46 @@ describe("end to end: helm chart, operator with its ServiceAccount, a CrawlJob i
   let played: PlayedJob;
   let job: Any;
   let feeds: Any[];
+  /** Steps that passed: the work dir is removed only when all did. */
+  let passed = 0;
 
+  /** A test whose success counts towards `passed`. */
+  const step = (name: string, fn: (t: TestContext) => Promise<void>) =>
+    it(name, async (t) => {
+      await fn(t);
+      passed += 1;
+    });
   const k = (args: string[], input?: string) => kubectl(args, { kubeconfig, ...(input ? { input } : {}) });
 
   before(async () => {
-    // A private apiserver: the chart owns the CRDs here, while other test files apply them with kubectl.
-    plane = await startOwnControlPlane("e2e");
+    // Started side by side: the private apiserver takes the longest. Whatever started is cleaned up in after().
+    const started = await Promise.allSettled([
+      // A private apiserver: the chart owns the CRDs here, while other test files apply them with kubectl.
+      startOwnControlPlane("e2e").then((p) => {
+        plane = p;
+      }),
+      catalogue.listen().then((s) => {
+        site = s;
+      }),
+      createBucket("e2e-feeds").then((b) => {
+        bucket = b;
+      }),
+      (async () => {
+        db = await pgDatabase("e2e");
+        backend = await createIngestBackend(
+          configFromEnv({ WEBHOOK_SECRET: WEBHOOK_SECRET, DATABASE_URL: db.connectionString, PORT: "0" }),
+          {
+            s3: s3Client(),
+            logger: pino({ level: "debug", name: "ingest-backend" }, pino.destination(join(workDir, "backend.log"))),
+          },
+        );
+        sql = new pg.Client({ connectionString: db.connectionString });
+        await sql.connect();
+      })(),
+    ]);
+    for (const result of started) if (result.status === "rejected") throw result.reason;
     admin = plane.kubeConfig();
     kubeconfig = plane.apiserver.kubeconfig;
-    site = await catalogue.listen();
-    bucket = await createBucket("e2e-feeds");
-    db = await pgDatabase("e2e");
-    const backendLog = join(workDir, "backend.log");
-    backend = await createIngestBackend(
-      configFromEnv({ WEBHOOK_SECRET: WEBHOOK_SECRET, DATABASE_URL: db.connectionString, PORT: "0" }),
-      { s3: s3Client(), logger: pino({ level: "debug", name: "ingest-backend" }, pino.destination(backendLog)) },
-    );
-    sql = new pg.Client({ connectionString: db.connectionString });
-    await sql.connect();
   });
 
   after(async () => {
@@ -107,9 +131,12 @@ describe("end to end: helm chart, operator with its ServiceAccount, a CrawlJob i
       }
     }
     if (errors.length > 0) throw new Error(`Cleanup failed: ${errors.join("; ")}`);
+    // The folder holds the logs and the pods' token kubeconfigs: kept only when a step failed.
+    if (passed === STEPS) rmSync(workDir, { recursive: true, force: true });
+    else process.stderr.write(`End-to-end logs kept in ${workDir}\n`);
   });
 
-  it("installs the chart's CRDs and RBAC with helm (no --wait: no kubelet runs the Deployment)", async () => {
+  step("installs the chart's CRDs and RBAC with helm (no --wait: no kubelet runs the Deployment)", async () => {
     const result = await helm([
       "install",
       RELEASE,
@@ -124,7 +151,7 @@ describe("end to end: helm chart, operator with its ServiceAccount, a CrawlJob i
     await k(["wait", "--for=condition=Established", "crd/crawljobs.feedcrawl.io", "crd/crawlfeeds.feedcrawl.io"]);
   });
 
-  it("runs `feedcrawl operator` from the chart's Deployment spec, as the chart's ServiceAccount", async () => {
+  step("runs `feedcrawl operator` from the chart's Deployment spec, as the chart's ServiceAccount", async () => {
     operator = await startChartOperator({
       admin,
       kubeconfig,
@@ -139,7 +166,7 @@ describe("end to end: helm chart, operator with its ServiceAccount, a CrawlJob i
     assert.equal(whoami.status.userInfo.username, operator.user, "the operator's kubeconfig holds the SA token");
   });
 
-  it("applies examples/crawljob-e2e.yaml with kubectl and runs its runner Job to completion", async () => {
+  step("applies examples/crawljob-e2e.yaml with kubectl and runs its runner Job to completion", async () => {
     const { s3 } = platform();
     await k(["create", "namespace", NS]);
     await k([
@@ -182,7 +209,7 @@ describe("end to end: helm chart, operator with its ServiceAccount, a CrawlJob i
     assert.deepEqual(played.exitCodes, { 0: [0], 1: [0] }, `runner pod logs: ${pods.logs().join(", ")}`);
   });
 
-  it("reaches Succeeded (kubectl wait) once every CrawlFeed is delivered", async () => {
+  step("reaches Succeeded (kubectl wait) once every CrawlFeed is delivered", async (t) => {
     const waited = await k(["-n", NS, "wait", "--for=condition=Succeeded", `crawl/${JOB}`, "--timeout=90s"]).catch(
       (err: Error) => {
         throw new Error(
@@ -194,6 +221,9 @@ describe("end to end: helm chart, operator with its ServiceAccount, a CrawlJob i
     job = JSON.parse(await k(["-n", NS, "get", "crawl", JOB, "-o", "json"]));
     feeds = JSON.parse(await k(["-n", NS, "get", "cfeed", "-l", `feedcrawl.io/crawljob=${JOB}`, "-o", "json"])).items;
     assert.equal(job.status.phase, "Succeeded");
+    t.diagnostic(`kubectl get crawl,cfeed:\n${await k(["-n", NS, "get", "crawl,cfeed"])}`);
+    const seconds = (Date.parse(job.status.completionTime) - Date.parse(job.metadata.creationTimestamp)) / 1000;
+    t.diagnostic(`apply → Succeeded: ${seconds} s`);
     assert.ok(feeds.length >= PRODUCTS / 100, `${feeds.length} CrawlFeeds for ${PRODUCTS} items in batches of 100`);
     for (const feed of feeds) {
       assert.equal(feed.status?.delivery?.state, "Delivered", `${feed.metadata.name}: ${JSON.stringify(feed.status)}`);
@@ -202,7 +232,7 @@ describe("end to end: helm chart, operator with its ServiceAccount, a CrawlJob i
     }
   });
 
-  it("stores exactly the site's products in PostgreSQL: no loss, no duplicates", async () => {
+  step("stores exactly the site's products in PostgreSQL: no loss, no duplicates", async () => {
     const expected = catalogue.expectedItems(site.url).map((item) => item.fields);
     const { rows } = await sql.query<{ item: Record<string, unknown> }>("SELECT item FROM items");
     assert.equal(rows.length, PRODUCTS);
@@ -226,7 +256,7 @@ describe("end to end: helm chart, operator with its ServiceAccount, a CrawlJob i
     );
   });
 
-  it("got exactly one successful webhook per CrawlFeed, and status.feedSummary agrees", async () => {
+  step("got exactly one successful webhook per CrawlFeed, and status.feedSummary agrees", async () => {
     const uid: string = job.metadata.uid;
     const expectedIds = feeds.map((feed) => `${uid}:${createHash("sha256").update(feed.spec.uri).digest("hex")}`);
     const ingested = (await sql.query<{ webhook_id: string }>("SELECT webhook_id FROM ingested_webhooks")).rows;
@@ -257,7 +287,22 @@ describe("end to end: helm chart, operator with its ServiceAccount, a CrawlJob i
     assert.deepEqual([...new Set(feeds.map((f) => f.spec.shard))], [owner], "every feed from the host's shard");
   });
 
-  it("keeps the S3 and webhook secrets out of logs, status and events", async () => {
+  step("needed nothing beyond the chart's RBAC: no request was forbidden, every Event was recorded", async () => {
+    const logs = [operator?.logPath ?? "", ...pods.logs()];
+    for (const log of logs) {
+      const denied = readFileSync(log, "utf8")
+        .split("\n")
+        .filter((line) => /forbidden/i.test(line));
+      assert.deepEqual(denied, [], `${log} shows a request the RBAC refused`);
+    }
+    const events: Any[] = JSON.parse(await k(["-n", NS, "get", "events", "-o", "json"])).items;
+    const reasons = new Set(events.filter((e) => e.involvedObject.name === JOB).map((e) => e.reason));
+    for (const reason of ["RunnerCreated", "CrawlCompleted", "FeedsDelivered", "CrawlSucceeded"]) {
+      assert.ok(reasons.has(reason), `Event ${reason} on the CrawlJob (got ${[...reasons].join(", ")})`);
+    }
+  });
+
+  step("keeps the S3 and webhook secrets out of logs, status and events", async () => {
     const { s3 } = platform();
     const texts = {
       "operator log": readFileSync(operator?.logPath ?? "", "utf8"),

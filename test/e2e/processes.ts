@@ -124,8 +124,12 @@ export interface RunnerPods {
 /** Runs prepared runner pods as tracked local processes, with the pod's env only. */
 export function runnerPods(): RunnerPods {
   const started: ManagedProcess[] = [];
+  let stopped = false;
   return {
     execute: async (pod) => {
+      // After cleanup began, a playJob still running in the background (a timed-out test) would retry the
+      // killed pods: start nothing more, the pod "fails" at once.
+      if (stopped) return 1;
       const { command, args } = localCommand(pod.command, pod.args);
       const runner = new ManagedProcess({
         name: `runner pod ${pod.index}`,
@@ -146,6 +150,7 @@ export function runnerPods(): RunnerPods {
     },
     logs: () => started.map((p) => p.spec.logFile),
     stopAll: async () => {
+      stopped = true;
       await Promise.all(started.map((p) => p.stop()));
     },
   };

@@ -262,3 +262,39 @@ test("bad feeds and unwritable folders fail before any item, naming the feed", a
       /cannot create files/.test(err.message),
   );
 });
+
+test("gzip, brotli and zstd: the stored bytes decompress to the feed, names and counts agree", async () => {
+  const feeds: Feeds = {};
+  for (const [step, ext] of [
+    ["gzip", "gz"],
+    ["brotli", "br"],
+    ["zstd", "zst"],
+  ] as const) {
+    feeds[path.join(dir, "compress", `%(batch_id)d.jsonl.${ext}`)] = {
+      format: "jsonlines",
+      batchItemCount: 40,
+      postprocessing: [step],
+      compressionLevel: 1,
+    };
+  }
+  feeds[path.join(dir, "compress", "%(batch_id)d.xml.gz")] = {
+    format: "xml",
+    batchItemCount: 40,
+    postprocessing: ["gzip"],
+  };
+  const { exp, events } = await exporter(feeds);
+  for (let i = 0; i < 50; i++) await exp.write(makeItem(i));
+  await exp.close("finished");
+  assert.equal(events.length, 8);
+  for (const ev of events.filter((e) => e.format === "jsonlines")) {
+    assert.ok(["gzip", "brotli", "zstd"].includes(ev.compression ?? ""), ev.compression);
+    const records = await readStored(ev);
+    assert.equal(records[0]?.id, ev.batchId === 1 ? 0 : 40);
+  }
+  for (const ev of events.filter((e) => e.format === "xml")) {
+    const body = await readFile(new URL(ev.uri));
+    const xml = decompress(body, ev.compression).toString();
+    assert.equal(xml.match(/<item>/g)?.length, ev.items);
+    assert.ok(xml.trimEnd().endsWith("</items>"));
+  }
+});

@@ -107,5 +107,9 @@ test("encodings: JSON and XML escape what latin1/ascii lack; CSV drops the item"
   assert.equal(encode("jsonlines", [{ t: "café" }], ascii), '{"t":"caf\\u00e9"}\n');
   assert.ok(encode("xml", [{ t: "€😀" }], latin1).includes("<t>&#x20AC;&#x1F600;</t>"));
   assert.throws(() => createEncoder("csv", latin1).item({ t: "€" }), UnserializableItemError);
+  // A dropped first item leaves no trace: the next item still gets the header.
+  const csv = createEncoder("csv", latin1);
+  assert.throws(() => csv.item({ t: "€", u: 1 }), UnserializableItemError);
+  assert.equal(csv.item({ t: "é" }), "t\r\né\r\n");
   assert.equal(textEncoding(undefined), "utf8");
 });

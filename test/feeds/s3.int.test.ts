@@ -2,7 +2,7 @@
 // read back independently of the writer: list, get, decompress, parse.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -260,6 +260,39 @@ test("an S3 outage of a while (server unreachable) loses no items", async () => 
   for (const ev of events) ids.push(...(await readBack(ev)).map((r) => Number(r.id)));
   assertIdRange(ids, 1600);
   assert.deepEqual(await listMultipartUploads(s3, bucket), []);
+});
+
+test("the spool is bounded: past its budget the crawl waits for S3, then goes on", async () => {
+  const proxy = await new S3Proxy().start();
+  proxies.push(proxy);
+  const dir = await mkdtemp(path.join(spoolDir, "bounded-"));
+  const template = `s3://${bucket}/bounded/part-%(batch_id)d.jsonl`;
+  const { exp, events } = await exporter(
+    { [template]: { format: "jsonlines", batchItemCount: 500 } },
+    { storage: storage(proxy.endpoint), spool: { dir, maxBytes: 150_000 } },
+  );
+  await proxy.setEnabled(false);
+  let written = 0;
+  const writing = (async () => {
+    for (; written < 3000; written++) await exp.write(makeItem(written));
+  })();
+  // Wait until the writer is stuck (no progress for a second).
+  for (let last = -1; last !== written; ) {
+    last = written;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  assert.ok(written < 3000, `writes wait when the spool is full (wrote ${written})`);
+  const onDisk = (await readdir(dir)).length;
+  let bytes = 0;
+  for (const f of await readdir(dir)) bytes += (await stat(path.join(dir, f))).size;
+  assert.ok(bytes <= 150_000 + 60_000, `spool holds ${bytes} bytes in ${onDisk} files`);
+  assert.equal(events.length, 0);
+  await proxy.setEnabled(true);
+  await writing;
+  await exp.close("finished");
+  const ids: number[] = [];
+  for (const ev of events) ids.push(...(await readBack(ev)).map((r) => Number(r.id)));
+  assertIdRange(ids, 3000);
 });
 
 test("an upload that fails past the retry budget is reported failed, never closed; no object, no parts", async () => {

@@ -183,6 +183,12 @@ describe("CrawlJob lifecycle (kubelet and Job controller played by the test)", (
     assert.equal(receiver.distinctIds().size, feeds.items.length);
     for (const feed of feeds.items as Any[]) assert.equal(feed.status.delivery.state, "Delivered");
 
+    // The signing secret was used for every POST and is nowhere in logs, status or Events.
+    const secretBytes = receiver.secret.slice("whsec_".length);
+    for (const text of [readFileSync(operator.logPath, "utf8"), JSON.stringify(done), JSON.stringify(feeds)]) {
+      assert.ok(!text.includes(secretBytes));
+    }
+
     const events = await client.list(EVENTS, { namespace: ns.name, fieldSelector: "involvedObject.name=books" });
     const reasons = events.items.map((e) => (e as Any).reason);
     for (const reason of ["RunnerCreated", "CrawlCompleted", "FeedsDelivered", "CrawlSucceeded"]) {

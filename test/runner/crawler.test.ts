@@ -198,12 +198,13 @@ describe("close conditions and stopping", () => {
       const r = await new Crawler({ spider, sink: new MemorySink(), logger: quiet() }).run();
       assert.equal(r.stats.status.items, 6);
       const times = [...s.counters.times.values()].flat().sort((a, b) => a - b);
-      // robots.txt is fetched outside the slots; the pages follow one another by the delay.
+      // robots.txt is fetched outside the slots; the pages follow one another by
+      // the delay. The span (not each gap) is compared, so network jitter on one
+      // request cannot make the test flaky.
       const pages = times.slice(1);
-      for (let i = 1; i < pages.length; i++) {
-        const gap = (pages[i] as number) - (pages[i - 1] as number);
-        assert.ok(gap >= 100, `gap ${gap} ms between requests ${i - 1} and ${i}`);
-      }
+      const span = (pages[pages.length - 1] as number) - (pages[0] as number);
+      assert.ok(pages.length >= 8, `pages ${pages.length}`);
+      assert.ok(span >= (pages.length - 1) * 120 - 50, `${pages.length} requests in ${span} ms`);
       assert.equal(s.counters.maxInFlightByHost.get(`127.0.0.1:${s.port}`), 1);
     } finally {
       await s.close();

@@ -19,16 +19,14 @@ export function createCsvEncoder(opts: EncoderOptions): ItemEncoder {
   let header: string[] | undefined = opts.fields && opts.fields.length > 0 ? [...opts.fields] : undefined;
   let wroteHeader = false;
   const row = (cells: string[]) => stringify([cells], { delimiter, record_delimiter: "windows" });
-  const headerText = () => {
-    wroteHeader = true;
-    return includeHeader && header ? row(header) : "";
-  };
+  const headerRow = (names: string[] | undefined) => (includeHeader && names ? row(names) : "");
   return {
     contentType: "text/csv",
     item(fields) {
       const selected = new Map(selectFields(fields, { fields: header, exportEmptyFields: true }));
-      header ??= [...selected.keys()];
-      const text = (wroteHeader ? "" : headerText()) + row(header.map((name) => cell(selected.get(name))));
+      // Nothing is committed (header chosen, header written) until the item is known to be writable.
+      const names = header ?? [...selected.keys()];
+      const text = (wroteHeader ? "" : headerRow(names)) + row(names.map((name) => cell(selected.get(name))));
       if (maxUnit < 0xffff) {
         for (let i = 0; i < text.length; i++) {
           if (text.charCodeAt(i) > maxUnit) {
@@ -38,9 +36,11 @@ export function createCsvEncoder(opts: EncoderOptions): ItemEncoder {
           }
         }
       }
+      header = names;
+      wroteHeader = true;
       return text;
     },
     // An empty file still carries the header when the fields are known.
-    end: () => (wroteHeader ? "" : headerText()),
+    end: () => (wroteHeader ? "" : headerRow(header)),
   };
 }
