@@ -3,7 +3,7 @@
 // backend load that feed files + webhooks remove. One command runs
 // everything and writes bench/results/<date>.md (+ .svg chart, + .json data).
 //
-//   node bench/run.ts [--quick] [--only crawl,backend,scale,operator] [--runs N] [--profile]
+//   node bench/run.ts [--quick] [--only crawl,backend,scale,operator] [--runs N] [--profile] [--render]
 //
 // See docs/benchmarks.md.
 import { existsSync } from "node:fs";
@@ -43,10 +43,12 @@ const { values } = parseArgs({
     only: { type: "string" },
     runs: { type: "string" },
     profile: { type: "boolean", default: false },
+    render: { type: "boolean", default: false },
   },
 });
 const quick = values.quick ?? false;
-const only = (values.only?.split(",").map((s) => s.trim()) ?? [...SECTIONS]) as Section[];
+// --render: no measuring, only write the Markdown and SVG again from the day's JSON.
+const only = (values.render ? [] : (values.only?.split(",").map((s) => s.trim()) ?? [...SECTIONS])) as Section[];
 for (const s of only) {
   if (!SECTIONS.includes(s)) throw new Error(`--only: unknown section "${s}" (one of ${SECTIONS.join(", ")})`);
 }
@@ -63,7 +65,7 @@ const rawDir = await ensureDir(
 const workDir = await mkdtemp(join(os.tmpdir(), "feedcrawl-bench-"));
 const ctx: BenchContext = { quick, runs, profile: values.profile ?? false, workDir, rawDir, logger };
 
-await ensurePeers(logger);
+if (!values.render) await ensurePeers(logger);
 const jsonFile = join(resultsDir, `${stem}.json`);
 // A partial run (--only) replaces its sections in the day's results and keeps the others.
 const previous: Partial<Results> =
@@ -72,8 +74,8 @@ const results: Results = {
   ...previous,
   quick,
   runs,
-  machine: await describeMachine(),
-  loadAtEnd: [],
+  machine: values.render && previous.machine ? previous.machine : await describeMachine(),
+  loadAtEnd: previous.loadAtEnd ?? [],
 };
 logger.info({ machine: results.machine, only, quick, runs }, "Bench starting");
 
@@ -97,7 +99,7 @@ try {
 } finally {
   await rm(workDir, { recursive: true, force: true });
 }
-results.loadAtEnd = os.loadavg();
+if (!values.render) results.loadAtEnd = os.loadavg();
 
 await writeFile(jsonFile, `${JSON.stringify(results, null, 2)}\n`);
 const svgName = `${stem}.svg`;
@@ -152,7 +154,9 @@ function render(r: Results, svg: string): string {
   out.push("");
   out.push("## 1. Crawl throughput: feedcrawl vs Scrapy vs Crawlee");
   out.push("");
-  out.push(measuredAt(r, "crawl") + (r.throughput ? throughputMarkdown({ ...r.throughput, markdown: "" }) : "Not run."));
+  out.push(
+    measuredAt(r, "crawl") + (r.throughput ? throughputMarkdown({ ...r.throughput, markdown: "" }) : "Not run."),
+  );
   out.push("");
   out.push("## 2. Backend load: one POST per item vs feed files + one webhook per file");
   out.push("");

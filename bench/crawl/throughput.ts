@@ -222,6 +222,22 @@ export function throughputMarkdown(r: ThroughputResult): string {
         `${fmt(vsCrawlee, 2)}× Crawlee (${vsCrawlee >= 1.5 ? "met" : "**not met**"}).`,
     );
   }
+  // Say plainly wherever feedcrawl is behind a peer, not only on pages/s.
+  const behind: string[] = [];
+  for (const c of r.concurrencies) {
+    const ours = r.summaries.find((s) => s.tool === "feedcrawl" && s.concurrency === c)!;
+    for (const peer of r.summaries.filter((s) => s.tool !== "feedcrawl" && s.concurrency === c)) {
+      if (ours.pagesPerSecond < peer.pagesPerSecond) behind.push(`pages/s below ${peer.tool} at concurrency ${c}`);
+      if (ours.cpuSecondsPer1kPages > peer.cpuSecondsPer1kPages)
+        behind.push(`more CPU per page than ${peer.tool} at concurrency ${c}`);
+      if (ours.maxRssMb > peer.maxRssMb)
+        behind.push(
+          `higher peak RSS than ${peer.tool} at concurrency ${c} (${fmt(ours.maxRssMb, 0)} vs ${fmt(peer.maxRssMb, 0)} MB)`,
+        );
+    }
+  }
+  lines.push("");
+  lines.push(behind.length ? `Where feedcrawl is behind: ${behind.join("; ")}.` : "feedcrawl is behind no peer here.");
   if (r.profile) {
     lines.push("");
     lines.push(

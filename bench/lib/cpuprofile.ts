@@ -27,7 +27,16 @@ function areaOf(url: string, name: string): string {
   if (!url) return name.startsWith("(") ? name : "(native)";
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg) return pkg[1]!;
-  if (url.startsWith("node:")) return "node:internals";
+  // Node's own code, by subsystem: module loading (and TS type stripping, deps/amaro) apart from streams, http, …
+  if (url.startsWith("node:")) {
+    const rest = url
+      .slice(5)
+      .replace(/^internal\//, "")
+      .split("/");
+    const area = rest[0] === "deps" ? `deps/${rest[1] ?? ""}` : (rest[0] ?? "");
+    return `node:${area}`;
+  }
+  if (url.startsWith("wasm://")) return "wasm (undici's llhttp parser)";
   const project = /\/(runner|operator|bin|crds)\/(.+)$/.exec(url);
   if (project) return `${project[1]}/${project[2]!.split("/")[0]}`;
   return url;

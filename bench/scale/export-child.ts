@@ -36,10 +36,24 @@ const exporter = await createFeedExporter({
 });
 const started = performance.now();
 let peakRss = 0;
+// Live JS objects (sampled): flat when nothing accumulates, whatever V8 reserves around them.
+let peakHeapUsed = 0;
 for (let i = 1; i <= items; i++) {
   const { type, fields } = catalogue.expectedItem(((i - 1) % catalogue.products) + 1, "https://books.example");
   await exporter.write({ type, fields: { ...fields, url: `https://books.example/item/${i}` } });
-  if (i % 10_000 === 0) peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  if (i % 10_000 === 0) {
+    const m = process.memoryUsage();
+    peakRss = Math.max(peakRss, m.rss);
+    peakHeapUsed = Math.max(peakHeapUsed, m.heapUsed);
+  }
+  // BENCH_MEMORY_TRACE=1: where the memory is, every 100k items (for "why is RSS growing" questions).
+  if (process.env.BENCH_MEMORY_TRACE && i % 100_000 === 0) {
+    const m = process.memoryUsage();
+    const mb = (x: number) => Math.round(x / 1048576);
+    process.stderr.write(
+      `${JSON.stringify({ i, rss: mb(m.rss), heapTotal: mb(m.heapTotal), heapUsed: mb(m.heapUsed), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers) })}\n`,
+    );
+  }
 }
 await exporter.close("finished");
 const seconds = (performance.now() - started) / 1000;
@@ -47,5 +61,5 @@ const files = exporter.closedFeeds.length;
 const stored = exporter.closedFeeds.reduce((a, f) => a + f.items, 0);
 const bytes = exporter.closedFeeds.reduce((a, f) => a + f.bytes, 0);
 process.stdout.write(
-  `${JSON.stringify({ items, stored, files, bytes, seconds, sampledPeakRssMb: peakRss / 1048576 })}\n`,
+  `${JSON.stringify({ items, stored, files, bytes, seconds, sampledPeakRssMb: peakRss / 1048576, sampledPeakHeapUsedMb: peakHeapUsed / 1048576 })}\n`,
 );

@@ -19,6 +19,7 @@ import type { InformerGroup } from "../controller/informer.ts";
 import { isAlreadyExists, isConflict, isNotFound, type KubeClient, type KubeObject } from "../kube/client.ts";
 import {
   CONFIGMAPS,
+  CRAWLFEEDS,
   CRAWLJOBS,
   JOBS,
   type ResourceType,
@@ -183,9 +184,42 @@ export function createCrawlJobReconciler(deps: CrawlJobReconcilerDeps) {
       }
     }
 
+    const freshFeeds = async () => {
+      const list = await client.list<CrawlFeed & KubeObject>(CRAWLFEEDS, {
+        namespace,
+        labelSelector: `${CRAWLJOB_LABEL}=${name}`,
+      });
+      return list.items.filter((f) => isOwnedBy(f, uid));
+    };
+
     let result: ReconcileResult | undefined;
     if (!(finished && !runner)) {
-      const status = computeStatus({ job, now: at, validation, runnerJob: runner, feeds });
+      // CrawlFeeds are never deleted while their CrawlJob lives: fewer in the
+      // cache than the status already counted means the cache is behind.
+      let counted = feeds;
+      if (counted.length < (job.status?.feedSummary?.closed ?? 0)) counted = await freshFeeds();
+      let status = computeStatus({ job, now: at, validation, runnerJob: runner, feeds: counted });
+      const wasSucceeded = getCondition(job.status?.conditions, "Succeeded")?.status === "True";
+      if (!wasSucceeded && getCondition(status.conditions, "Succeeded")?.status === "True") {
+        // The informers watch CrawlFeeds and Jobs separately, with no order
+        // between them: the runner's last CrawlFeed may still be on its way to
+        // the cache when its Job's completion arrives. Before declaring
+        // success, read the CrawlFeeds from the API server itself.
+        counted = await freshFeeds();
+        status = computeStatus({ job, now: at, validation, runnerJob: runner, feeds: counted });
+      } else if (wasSucceeded && getCondition(status.conditions, "Succeeded")?.status !== "True") {
+        // Succeeded=True is final (a bounded-execution object, like a Job):
+        // a cache that lags behind a delivery must not flip it back.
+        const previous = job.status!;
+        status = {
+          ...status,
+          phase: previous.phase,
+          conditions: previous.conditions,
+          completionTime: previous.completionTime,
+          feedSummary: previous.feedSummary,
+          recentFeeds: previous.recentFeeds,
+        };
+      }
       if (runner) {
         const generation = Number(runner.metadata.annotations?.[SPEC_GENERATION_ANNOTATION] ?? job.metadata.generation);
         status.runner = { ...status.runner, generation };
@@ -210,7 +244,8 @@ export function createCrawlJobReconciler(deps: CrawlJobReconcilerDeps) {
       !["Delivered", "Failed"].includes(job.status?.completionDelivery?.state ?? "")
     ) {
       if (!deps.delivery) throw new Error("No delivery is configured for mode onCompletion");
-      const r = await deps.delivery.deliverCompletion(job, feeds);
+      // Every feed, read from the API server: the event lists them all.
+      const r = await deps.delivery.deliverCompletion(job, await freshFeeds());
       if (r && r.requeueAfterMs !== undefined) result = { requeueAfterMs: r.requeueAfterMs };
     }
 

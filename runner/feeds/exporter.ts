@@ -81,7 +81,7 @@ export async function createFeedExporter(opts: FeedExporterOptions): Promise<Fee
   // The pod gives the spool an emptyDir through FEEDCRAWL_SPOOL_DIR (a read-only root filesystem has no /tmp).
   const spoolRoot = process.env.FEEDCRAWL_SPOOL_DIR || path.join(os.tmpdir(), "feedcrawl-spool");
   const spool = new Spool(
-    opts.spool?.dir ?? path.join(spoolRoot, `${params.job}-${params.shard}`),
+    opts.spool?.dir ?? path.join(spoolRoot, `${params.job}-${params.shard}`.replace(/[^A-Za-z0-9._-]+/g, "_")),
     opts.spool?.maxBytes ?? (Number(process.env.FEEDCRAWL_SPOOL_MAX_BYTES) || DEFAULT_SPOOL_BYTES),
   );
 

@@ -13,6 +13,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import type { KubeConfig } from "@kubernetes/client-node";
 import pg from "pg";
 import { pino } from "pino";
@@ -55,6 +56,7 @@ describe("end to end: helm chart, operator with its ServiceAccount, a CrawlJob i
   const workDir = tempDir("e2e");
   const pods = runnerPods();
   const catalogue = createCatalogue({ products: PRODUCTS });
+  const s3Api = s3Client();
   let plane: OwnControlPlane;
   let admin: KubeConfig;
   let kubeconfig: string;
@@ -96,8 +98,12 @@ describe("end to end: helm chart, operator with its ServiceAccount, a CrawlJob i
         backend = await createIngestBackend(
           configFromEnv({ WEBHOOK_SECRET: WEBHOOK_SECRET, DATABASE_URL: db.connectionString, PORT: "0" }),
           {
-            s3: s3Client(),
-            logger: pino({ level: "debug", name: "ingest-backend" }, pino.destination(join(workDir, "backend.log"))),
+            s3: s3Api,
+            // Synchronous writes: the log is complete even when the test dies.
+            logger: pino(
+              { level: "debug", name: "ingest-backend" },
+              pino.destination({ dest: join(workDir, "backend.log"), sync: true }),
+            ),
           },
         );
         sql = new pg.Client({ connectionString: db.connectionString });
@@ -118,6 +124,7 @@ describe("end to end: helm chart, operator with its ServiceAccount, a CrawlJob i
       ["backend", backend?.close],
       ["database", db?.cleanup],
       ["bucket", bucket?.cleanup],
+      ["S3 client", async () => s3Api.destroy()],
       ["site", site?.close],
       // Stopping the private control plane removes its namespaces, CRDs and etcd data with it.
       ["control plane", plane?.stop],
@@ -230,6 +237,12 @@ describe("end to end: helm chart, operator with its ServiceAccount, a CrawlJob i
       assert.equal(feed.spec.compression, "gzip");
       assert.match(feed.spec.uri, new RegExp(`^s3://${bucket.name}/books/.+\\.jsonl\\.gz$`));
     }
+    // Nothing stored without a report: the bucket's feed files are exactly the CrawlFeeds' URIs.
+    const listed = await s3Api.send(new ListObjectsV2Command({ Bucket: bucket.name }));
+    const stored = (listed.Contents ?? [])
+      .map((o) => `s3://${bucket.name}/${o.Key}`)
+      .filter((uri) => uri.endsWith(".gz"));
+    assert.deepEqual(stored.sort(), feeds.map((f) => f.spec.uri).sort());
   });
 
   step("stores exactly the site's products in PostgreSQL: no loss, no duplicates", async () => {

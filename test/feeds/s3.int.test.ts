@@ -232,6 +232,53 @@ test("an upload cut mid-way is aborted and retried from the spool: nothing lost,
   assert.deepEqual(await listMultipartUploads(s3, bucket), [], "failed multipart uploads were aborted");
 });
 
+test("a completed upload whose answer is lost is recognised as this batch's own object, not a conflict", async () => {
+  // The request reaches S3 and succeeds; the client then sees a reset connection (as when a
+  // proxy or NAT drops the socket between the answer and the client). The middleware sits
+  // outside the SDK's own retries, so the exporter's retry meets 412 on its next attempt.
+  const client = directClient();
+  client.config.maxAttempts = async () => 3;
+  let dropped = 0;
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const result = await next(args);
+      if (dropped === 0 && ["PutObjectCommand", "CompleteMultipartUploadCommand"].includes(context.commandName ?? "")) {
+        dropped++;
+        throw Object.assign(new Error("socket hang up"), { name: "Error", code: "ECONNRESET" });
+      }
+      return result;
+    },
+    { step: "initialize", name: "loseFirstAnswer" },
+  );
+  const template = `s3://${bucket}/lost-answer/part-%(batch_id)d.jsonl`;
+  const { exp, events } = await exporter(
+    { [template]: { format: "jsonlines", batchItemCount: 50 } },
+    {
+      s3: { client, backoff: { initialMs: 50, maxMs: 200 } },
+    },
+  );
+  for (let i = 0; i < 120; i++) await exp.write(makeItem(i));
+  await exp.close("finished");
+  assert.equal(dropped, 1, "one answer was lost");
+  assert.deepEqual(
+    events.map((e) => [e.batchId, e.items]),
+    [
+      [1, 50],
+      [2, 50],
+      [3, 20],
+    ],
+  );
+  assert.deepEqual(await listKeys(s3, bucket, "lost-answer/"), [
+    "lost-answer/_manifest.json",
+    "lost-answer/part-1.jsonl",
+    "lost-answer/part-2.jsonl",
+    "lost-answer/part-3.jsonl",
+  ]);
+  const ids: number[] = [];
+  for (const ev of events) ids.push(...(await readBack(ev)).map((r) => Number(r.id)));
+  assertIdRange(ids, 120);
+});
+
 test("an S3 outage of a while (server unreachable) loses no items", async () => {
   const proxy = await new S3Proxy().start();
   proxies.push(proxy);

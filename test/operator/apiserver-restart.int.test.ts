@@ -69,10 +69,10 @@ describe("apiserver restarted under a running operator", () => {
       execute: reportingExecutor({ feedsPerShard: 1 }),
     });
     const done = await eventually(
-      "before: CrawlComplete=True",
+      "before: Succeeded=True",
       async () => {
         const j = await readCrawlJob(client, ns, "before");
-        return condition(j, "CrawlComplete")?.status === "True" ? j : undefined;
+        return condition(j, "Succeeded")?.status === "True" ? j : undefined;
       },
       45_000,
     );

@@ -36,6 +36,8 @@ export interface S3StorageOptions {
 }
 
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+/** User metadata naming the upload that wrote an object (x-amz-meta-feedcrawl-upload). */
+const TOKEN_KEY = "feedcrawl-upload";
 const DEFAULT_QUEUE_SIZE = 2;
 
 class Semaphore {
@@ -184,6 +186,11 @@ export function createS3Storage(opts: S3StorageOptions): FeedStorage {
       let uri = target.uri;
       const file = await opts.spool.create(key);
       const log = opts.logger.child({ uri: target.uri });
+      const token = randomBytes(12).toString("hex");
+      const isOwnObject = async (b: string, k: string): Promise<boolean> => {
+        const head = await client.send(new HeadObjectCommand({ Bucket: b, Key: k })).catch(() => undefined);
+        return head?.Metadata?.[TOKEN_KEY] === token;
+      };
       const stop = new AbortController();
       const abortThis = () => {
         stop.abort();
@@ -216,6 +223,7 @@ export function createS3Storage(opts: S3StorageOptions): FeedStorage {
             ContentType: target.contentType,
             ...(target.contentEncoding ? { ContentEncoding: target.contentEncoding } : {}),
             ...(target.overwrite ? {} : { IfNoneMatch: "*" }),
+            Metadata: { [TOKEN_KEY]: token },
           },
         });
         current = upload;
@@ -237,6 +245,9 @@ export function createS3Storage(opts: S3StorageOptions): FeedStorage {
           } catch (err) {
             if (stop.signal.aborted) throw err;
             if (isPreconditionFailed(err) && !target.overwrite) {
+              // An earlier attempt may have completed with its answer lost (a cut connection): then
+              // the object under the key is this batch's own, recognised by its upload token.
+              if (await isOwnObject(bucket, key)) return;
               const next = onConflict?.();
               if (next === undefined) {
                 throw new AlreadyExistsError(`${uri} already exists (set overwrite: true to replace it)`);
