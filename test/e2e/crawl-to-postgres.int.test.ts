@@ -294,6 +294,7 @@ describe("end to end: helm chart, operator with its ServiceAccount, a CrawlJob i
     assert.equal(feedSummary.bytes, bytes);
     assert.equal(feedSummary.display, `${feeds.length}/${feeds.length}`);
     assert.equal(stats.items, PRODUCTS);
+    assert.equal(stats.pages, PRODUCTS + catalogue.pages, "every product and listing page crawled once");
 
     // Shards split the work by host: this one-host site is all one shard's.
     const owner = shardForHost(new URL(site.url).hostname, 2);

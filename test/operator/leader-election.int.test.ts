@@ -72,7 +72,12 @@ describe("leader election between two operator processes", () => {
 
   test("only the leader acts; killing it hands over to the other within the lease time", async () => {
     // Two Node processes starting on a busy machine can take a while.
-    const first = await eventually("a Lease holder", holder, 120_000);
+    await eventually(
+      "both operators started",
+      () => procs.every(({ log }) => /Operator started/.test(readFileSync(log, "utf8"))),
+      120_000,
+    );
+    const first = await eventually("a Lease holder", holder, 30_000);
     const leader = procOf(first);
     const follower = procs.find((p) => p !== leader)!;
     assert.ok(leader, `holder ${first} is one of the two processes`);
