@@ -54,8 +54,14 @@ export interface ManagerOptions {
 }
 
 /** The delivery part (operator/delivery) adapted to the controllers. */
-export function loadDelivery(kc: KubeConfig, logger: Logger): DeliveryParts {
-  const delivery = createFeedDeliveryReconciler({ kc, logger: logger.child({ component: "delivery" }) });
+/** The webhook delivery, sharing the manager's API client (one connection pool) and Event recorder. */
+function loadDelivery(kc: KubeConfig, client: KubeClient, events: EventRecorder, logger: Logger): DeliveryParts {
+  const delivery = createFeedDeliveryReconciler({
+    kc,
+    client,
+    events,
+    logger: logger.child({ component: "delivery" }),
+  });
   return { feeds: delivery, completion: delivery, close: () => delivery.close() };
 }
 
@@ -110,13 +116,13 @@ export class Manager {
 
   async start(): Promise<void> {
     const o = this.#o;
-    const delivery = o.delivery ?? loadDelivery(o.kc, this.#log);
-    this.#delivery = delivery;
     const events = new EventRecorder(this.client, {
       component: "feedcrawl-operator",
       host: this.identity,
       logger: this.#log,
     });
+    const delivery = o.delivery ?? loadDelivery(o.kc, this.client, events, this.#log);
+    this.#delivery = delivery;
 
     const crawlJobController = new Controller({
       name: "crawljob",

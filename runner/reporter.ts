@@ -5,6 +5,7 @@
 // status.stats itself, so the numbers show up even before the operator sums.
 import type { Logger } from "pino";
 import type { CrawlStats } from "../crds/schema/crawljob.ts";
+import { describeError } from "../operator/kube/client.ts";
 import type { RunnerApi } from "./report/api.ts";
 import type { JobIdentity } from "./report/crawlfeeds.ts";
 
@@ -71,10 +72,7 @@ export class StatsReporter {
       this.patches++;
       return true;
     } catch (err) {
-      logger.warn(
-        { err: (err as Error).message },
-        `Could not patch the stats of CrawlJob ${job.namespace}/${job.name}`,
-      );
+      logger.warn({ err: describeError(err) }, `Could not patch the stats of CrawlJob ${job.namespace}/${job.name}`);
       return false;
     }
   }

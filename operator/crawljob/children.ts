@@ -2,6 +2,7 @@
 // pod contract in docs/operator.md): the spec snapshot ConfigMap, the per-job
 // ServiceAccount/Role/RoleBinding, and the Indexed runner Job.
 
+import { GROUP } from "../../crds/schema/common.ts";
 import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import type { KubeObject, OwnerReference } from "../kube/client.ts";
@@ -89,13 +90,13 @@ export function runnerServiceAccount(job: CrawlJob): KubeObject {
 export function runnerRoleRules(job: CrawlJob): Record<string, unknown>[] {
   const name = job.metadata.name!;
   return [
-    { apiGroups: ["feedcrawl.io"], resources: ["crawljobs"], resourceNames: [name], verbs: ["get"] },
-    { apiGroups: ["feedcrawl.io"], resources: ["crawljobs/status"], resourceNames: [name], verbs: ["get", "patch"] },
+    { apiGroups: [GROUP], resources: ["crawljobs"], resourceNames: [name], verbs: ["get"] },
+    { apiGroups: [GROUP], resources: ["crawljobs/status"], resourceNames: [name], verbs: ["get", "patch"] },
     // blockOwnerDeletion on the CrawlFeeds' ownerReference needs this where
     // OwnerReferencesPermissionEnforcement is on.
-    { apiGroups: ["feedcrawl.io"], resources: ["crawljobs/finalizers"], resourceNames: [name], verbs: ["update"] },
+    { apiGroups: [GROUP], resources: ["crawljobs/finalizers"], resourceNames: [name], verbs: ["update"] },
     // list: a restarted shard resumes its batch numbering from what it reported.
-    { apiGroups: ["feedcrawl.io"], resources: ["crawlfeeds"], verbs: ["create", "get", "list"] },
+    { apiGroups: [GROUP], resources: ["crawlfeeds"], verbs: ["create", "get", "list"] },
   ];
 }
 

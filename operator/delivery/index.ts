@@ -9,12 +9,15 @@
 // process that dies in between leaves `Sending` behind; whoever reads it next
 // sends again under the same webhook-id (at-least-once, never lost). Retry
 // times live in `nextAttemptAt`, so a restarted operator resumes the backoff.
+import { hostname } from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Webhook } from "standardwebhooks";
 import type { SecretKeyRef } from "../../crds/schema/common.ts";
 import { type CrawlFeed, type DeliveryStatus, REDELIVER_ANNOTATION } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob, IngestSpec } from "../../crds/schema/crawljob.ts";
+import { EventRecorder } from "../controller/events.ts";
+import type { KubeClient, KubeObject } from "../kube/client.ts";
 import { deliveryLatencySeconds, webhookDeliveries } from "../metrics.ts";
 import { type BackoffPolicy, backoffDelayMs, DEFAULT_BACKOFF } from "./backoff.ts";
 import { createDispatchers, type DispatcherFor } from "./dispatchers.ts";
@@ -39,6 +42,10 @@ export interface DeliveryMetrics {
 
 export interface FeedDeliveryDeps {
   kc: KubeConfig;
+  /** The API client (default: one of its own from `kc`, closed by `close`). */
+  client?: KubeClient;
+  /** Where DeliveryFailed Events go (default: an EventRecorder on the client). */
+  events?: EventRecorder;
   logger: Logger;
   now?: () => Date;
   /** The signing key's bytes for a CrawlJob's signingSecretRef (default: read the Secret). */
@@ -92,7 +99,14 @@ interface DeliveryTarget<T extends CrawlFeed | CrawlJob> {
 }
 
 export function createFeedDeliveryReconciler(deps: FeedDeliveryDeps): FeedDeliveryReconciler {
-  const api = new DeliveryApi(deps.kc);
+  const api = new DeliveryApi(deps.client ?? deps.kc);
+  const events =
+    deps.events ??
+    new EventRecorder(api.client, {
+      component: "feedcrawl-operator",
+      host: process.env.HOSTNAME ?? hostname(),
+      logger: deps.logger,
+    });
   const now = deps.now ?? (() => new Date());
   const random = deps.random ?? Math.random;
   const backoff: BackoffPolicy = { ...DEFAULT_BACKOFF, ...deps.backoff };
@@ -296,11 +310,13 @@ export function createFeedDeliveryReconciler(deps: FeedDeliveryDeps): FeedDelive
   ): Promise<void> {
     const message = `Webhook of ${target.describe} failed after ${status.attempts} attempt(s): ${status.lastError ?? "unknown error"}`;
     log.warn({ attempts: status.attempts, code: status.lastResponseCode, error: status.lastError }, message);
-    try {
-      await api.recordEvent(target.eventObject(object), "Warning", "DeliveryFailed", message);
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, `Could not record the DeliveryFailed Event of ${target.describe}`);
-    }
+    // Never throws: an Event that cannot be written is logged.
+    await events.record(
+      target.eventObject(object) as (CrawlFeed | CrawlJob) & KubeObject,
+      "Warning",
+      "DeliveryFailed",
+      message,
+    );
   }
 
   function jobRef(job: CrawlJob): CrawlJobRef {
@@ -420,6 +436,7 @@ export function createFeedDeliveryReconciler(deps: FeedDeliveryDeps): FeedDelive
     deliverCompletion,
     async close() {
       await owned?.close();
+      await api.close();
     },
   };
 }

@@ -5,7 +5,9 @@
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
+import { API_VERSION } from "../../crds/schema/common.ts";
 import { CRAWLJOB_LABEL, type CrawlFeed, type FeedClosed, SHARD_LABEL } from "../../crds/schema/crawlfeed.ts";
+import { describeError, isConflict } from "../../operator/kube/client.ts";
 import { isTransient, type RunnerApi } from "./api.ts";
 
 export interface JobIdentity {
@@ -47,7 +49,7 @@ function feedSpec(ev: FeedClosed): FeedClosed {
 
 export function crawlFeedObject(job: JobIdentity, shard: number, ev: FeedClosed): CrawlFeed {
   return {
-    apiVersion: "feedcrawl.io/v1alpha1",
+    apiVersion: API_VERSION,
     kind: "CrawlFeed",
     metadata: {
       name: crawlFeedName(job.name, ev.uri),
@@ -55,7 +57,7 @@ export function crawlFeedObject(job: JobIdentity, shard: number, ev: FeedClosed)
       labels: { [CRAWLJOB_LABEL]: job.name, [SHARD_LABEL]: String(shard) },
       ownerReferences: [
         {
-          apiVersion: "feedcrawl.io/v1alpha1",
+          apiVersion: API_VERSION,
           kind: "CrawlJob",
           name: job.name,
           uid: job.uid,
@@ -132,13 +134,14 @@ export class CrawlFeedReporter {
             `Created CrawlFeed ${name}`,
           );
         } catch (err) {
-          if ((err as { statusCode?: number }).statusCode !== 409) throw err;
+          // 409 on a create: AlreadyExists.
+          if (!isConflict(err)) throw err;
           await this.#checkExisting(name, object, ev);
         }
       });
       this.reported.add(ev.uri);
     } catch (err) {
-      const message = (err as Error).message;
+      const message = describeError(err);
       this.failed.set(ev.uri, message);
       this.#logger.error({ crawlfeed: name, uri: ev.uri, err: message }, `Could not report CrawlFeed ${name}`);
       throw err;
@@ -171,7 +174,7 @@ export class CrawlFeedReporter {
         if (!isTransient(err) || attempt >= this.#retry.attempts) throw err;
         const ceiling = Math.min(this.#retry.capMs, this.#retry.baseMs * 2 ** (attempt - 1));
         const delay = Math.max(50, Math.floor(this.#random() * ceiling));
-        this.#logger.warn({ attempt, retryInMs: delay, err: (err as Error).message }, `${what} failed; retrying`);
+        this.#logger.warn({ attempt, retryInMs: delay, err: describeError(err) }, `${what} failed; retrying`);
         await sleep(delay);
       }
     }

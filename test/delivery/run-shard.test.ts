@@ -10,6 +10,7 @@ import { after, describe, it } from "node:test";
 import { pino } from "pino";
 import type { CrawlFeed, FeedClosed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlStats } from "../../crds/schema/crawljob.ts";
+import { KubeApiError } from "../../operator/kube/client.ts";
 import {
   type CreateCrawler,
   type CreateExporter,
@@ -20,7 +21,7 @@ import {
   type SpecSnapshot,
 } from "../../runner/cli/run.ts";
 import type { Item, ItemSink } from "../../runner/item.ts";
-import { type RunnerApi, RunnerApiError } from "../../runner/report/api.ts";
+import type { RunnerApi } from "../../runner/report/api.ts";
 import { crawlFeedName } from "../../runner/report/crawlfeeds.ts";
 
 const logger = pino({ level: "silent" });
@@ -41,12 +42,12 @@ class FakeApi implements RunnerApi {
   feeds = new Map<string, CrawlFeed>();
   patches: Record<string, unknown>[] = [];
   createCalls = 0;
-  failCreates: RunnerApiError[] = [];
+  failCreates: Error[] = [];
   async createFeed(feed: CrawlFeed) {
     this.createCalls++;
     const failure = this.failCreates.shift();
     if (failure) throw failure;
-    if (this.feeds.has(feed.metadata.name!)) throw new RunnerApiError(409, "AlreadyExists", "exists");
+    if (this.feeds.has(feed.metadata.name!)) throw new KubeApiError(409, "AlreadyExists", "exists");
     this.feeds.set(feed.metadata.name!, structuredClone(feed));
   }
   async getFeed(_ns: string, name: string) {
@@ -184,8 +185,9 @@ describe("runShard", () => {
   it("retries transient API errors and takes AlreadyExists as success", async () => {
     const api = new FakeApi();
     api.failCreates = [
-      new RunnerApiError(503, "ServiceUnavailable", "busy"),
-      new RunnerApiError(0, "ECONNRESET", "reset"),
+      new KubeApiError(503, "ServiceUnavailable", "busy"),
+      // What undici's fetch throws when the connection drops.
+      new TypeError("fetch failed", { cause: Object.assign(new Error("reset"), { code: "ECONNRESET" }) }),
     ];
     // A previous pod already reported batch 1 under the same name.
     const code = await runShard({
@@ -276,7 +278,7 @@ describe("runShard", () => {
 
   it("exits non-zero when a CrawlFeed cannot be created (forbidden)", async () => {
     const api = new FakeApi();
-    api.failCreates = [new RunnerApiError(403, "Forbidden", "no")];
+    api.failCreates = [new KubeApiError(403, "Forbidden", "no")];
     const code = await runShard({
       env,
       snapshot,

@@ -15,7 +15,8 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob, CrawlJobSpec } from "../../crds/schema/crawljob.ts";
 import { runnerRole, runnerRoleBinding, runnerServiceAccount, specSnapshot } from "../../operator/crawljob/children.ts";
-import { createRunnerApi, RunnerApiError } from "../../runner/report/api.ts";
+import { KubeApiError } from "../../operator/kube/client.ts";
+import { createRunnerApi } from "../../runner/report/api.ts";
 import { crawlFeedObject } from "../../runner/report/crawlfeeds.ts";
 import { type CatalogueServer, createCatalogue } from "../fixtures/catalogue.ts";
 import { writeKubeconfig } from "../platform/apiserver.ts";
@@ -192,8 +193,8 @@ describe("feedcrawl run with the per-job ServiceAccount's token", () => {
     await assert.rejects(
       api.patchJobStatus(ns.name, other.metadata.name!, { shardStats: { "0": { items: 1 } } }),
       (err) => {
-        assert.ok(err instanceof RunnerApiError);
-        assert.equal(err.statusCode, 403);
+        assert.ok(err instanceof KubeApiError);
+        assert.equal(err.code, 403);
         return true;
       },
     );
