@@ -236,7 +236,8 @@ export function loadMarkdown(n: number, rows: LoadRow[]): string {
   if (feeds.length) {
     lines.push("");
     lines.push(
-      "Webhook call → 2xx (the backend answers after its COPY committed), per file: " +
+      "Webhook call → 2xx per file (the backend answers after its COPY committed; the time includes waiting for one of the " +
+        "sender's 4 connections while earlier files load): " +
         feeds
           .map(
             (r) =>

@@ -178,7 +178,7 @@ export function throughputMarkdown(r: ThroughputResult): string {
   const lines: string[] = [];
   lines.push(
     `Site: ${fmt(r.sitePages, 0)} pages (${fmt(r.expectedItems, 0)} detail pages = expected items), static files served by nginx on 127.0.0.1. ` +
-      `Each tool: ${runsPerTool} runs per concurrency, interleaved (order rotated each round); medians. ` +
+      `Each tool: ${runsPerTool} run${runsPerTool === 1 ? "" : "s"} per concurrency, interleaved (order rotated each round); medians. ` +
       `Pages = 200 responses in nginx's access log during the run; pages/s = pages ÷ wall time of the whole process (start-up included); ` +
       `CPU = user + system seconds of the crawler process (GNU time); peak RSS = its maximum resident set.`,
   );
