@@ -60,7 +60,7 @@ function loadDelivery(kc: KubeConfig, client: KubeClient, events: EventRecorder,
     kc,
     client,
     events,
-    logger: logger.child({ component: "delivery" }),
+    logger: logger.child({ subsystem: "delivery" }),
   });
   return { feeds: delivery, completion: delivery, close: () => delivery.close() };
 }

@@ -70,7 +70,7 @@ export async function createFeedExporter(opts: FeedExporterOptions): Promise<Fee
   if (errors.length > 0) {
     throw new Error(`Invalid feeds: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`);
   }
-  const log = opts.logger.child({ component: "feeds" });
+  const log = opts.logger.child({ subsystem: "feeds" });
   const startedAt = opts.params.time ?? new Date();
   const params = {
     name: opts.params.name,
