@@ -9,7 +9,8 @@ import { pino } from "pino";
 import type { Feeds } from "../../crds/schema/feeds.ts";
 import { Crawler } from "../crawler.ts";
 import type { StatsSnapshot } from "../stats.ts";
-import { loadManifest, validateCrawlJobSpec } from "../validate.ts";
+import { validateCrawlJobSpec } from "../validate.ts";
+import { loadManifestArg } from "./manifest-arg.ts";
 
 const usage = `usage: feedcrawl crawl FILE.yaml [options]
 
@@ -90,19 +91,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage);
     return 0;
   }
-  const file = positionals[0];
-  if (!file || positionals.length > 1) {
-    process.stderr.write(usage);
-    return 2;
-  }
-
-  let manifest: Awaited<ReturnType<typeof loadManifest>>;
-  try {
-    manifest = await loadManifest(file);
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n`);
-    return 2;
-  }
+  const loaded = await loadManifestArg(positionals, usage);
+  if (typeof loaded === "number") return loaded;
+  const { file, manifest } = loaded;
   const spec = manifest.spec;
   if (values["allow-private-networks"] && spec.spider && typeof spec.spider === "object") {
     spec.spider.settings = { ...(spec.spider.settings ?? {}), allowPrivateNetworks: true };

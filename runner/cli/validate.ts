@@ -1,7 +1,8 @@
 // `feedcrawl validate FILE.yaml`: prints OK, or every problem as `path: message`.
 // Exit codes: 0 valid, 2 invalid (or unreadable).
 import { parseArgs } from "node:util";
-import { loadManifest, validateCrawlJobSpec } from "../validate.ts";
+import { validateCrawlJobSpec } from "../validate.ts";
+import { loadManifestArg } from "./manifest-arg.ts";
 
 const usage = "usage: feedcrawl validate FILE.yaml\n";
 
@@ -21,18 +22,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage);
     return 0;
   }
-  const file = positionals[0];
-  if (!file || positionals.length > 1) {
-    process.stderr.write(usage);
-    return 2;
-  }
-  let manifest: Awaited<ReturnType<typeof loadManifest>>;
-  try {
-    manifest = await loadManifest(file);
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n`);
-    return 2;
-  }
+  const loaded = await loadManifestArg(positionals, usage);
+  if (typeof loaded === "number") return loaded;
+  const { file, manifest } = loaded;
   const errors = validateCrawlJobSpec(manifest.spec);
   if (errors.length === 0) {
     process.stdout.write("OK\n");
