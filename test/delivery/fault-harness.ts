@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { after } from "node:test";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
@@ -98,6 +99,22 @@ export interface Scene {
 }
 
 /** A namespace with the signing Secret, a receiver, a CrawlJob whose webhook is `url(receiver)`, three CrawlFeeds. */
+/**
+ * `createScene` for one describe block: every scene it makes is cleaned up in
+ * that block's `after` hook, even when a test fails. Call it inside `describe`.
+ */
+export function sceneFactory(): (...args: Parameters<typeof createScene>) => Promise<Scene> {
+  const scenes: Scene[] = [];
+  after(async () => {
+    for (const s of scenes) await s.cleanup();
+  });
+  return async (...args) => {
+    const s = await createScene(...args);
+    scenes.push(s);
+    return s;
+  };
+}
+
 export async function createScene(
   name: string,
   url: (receiver: Receiver, onCleanup: (fn: () => Promise<void>) => void) => Promise<string> | string = (r) => r.url,

@@ -4,22 +4,14 @@
 // receiver kills it on receipt, before answering). No feed is lost, and
 // duplicates only ever repeat a webhook-id.
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { eventually } from "../platform/fixtures.ts";
 import { freePort } from "../platform/ports.ts";
-import { createScene, type Scene, states, toxiproxy, type Worker } from "./fault-harness.ts";
+import { sceneFactory, states, toxiproxy, type Worker } from "./fault-harness.ts";
 import { listFeeds } from "./kube-helpers.ts";
 
 describe("delivery faults: the operator SIGKILLed mid-delivery", () => {
-  const scenes: Scene[] = [];
-  after(async () => {
-    for (const s of scenes) await s.cleanup();
-  });
-  async function scene(...args: Parameters<typeof createScene>): Promise<Scene> {
-    const s = await createScene(...args);
-    scenes.push(s);
-    return s;
-  }
+  const scene = sceneFactory();
 
   it("SIGKILL between Sending and the POST: the held POST is sent again by the next operator", async () => {
     const proxyName = `delivery-${process.pid}-${Date.now()}`;

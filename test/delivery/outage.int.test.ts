@@ -3,22 +3,14 @@
 // nextAttemptAt instead of starting the backoff over, and every feed is
 // delivered once the backend recovers.
 import assert from "node:assert/strict";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { feedWebhookId } from "../../operator/delivery/index.ts";
 import { eventually } from "../platform/fixtures.ts";
-import { createScene, type Scene } from "./fault-harness.ts";
+import { sceneFactory } from "./fault-harness.ts";
 import { listFeeds } from "./kube-helpers.ts";
 
 describe("delivery faults: a backend outage across an operator restart", () => {
-  const scenes: Scene[] = [];
-  after(async () => {
-    for (const s of scenes) await s.cleanup();
-  });
-  async function scene(...args: Parameters<typeof createScene>): Promise<Scene> {
-    const s = await createScene(...args);
-    scenes.push(s);
-    return s;
-  }
+  const scene = sceneFactory();
 
   it("503 for a while, then recovery, across an operator restart: nextAttemptAt honoured, all delivered", async () => {
     const s = await scene("fault-outage");
