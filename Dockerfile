@@ -36,6 +36,10 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
 COPY crds ./crds
+COPY lib ./lib
+COPY net ./net
+COPY kube ./kube
+COPY spec ./spec
 COPY operator ./operator
 COPY runner ./runner
 # `feedcrawl` on PATH: bin/feedcrawl.ts starts with `#!/usr/bin/env node`.

@@ -10,18 +10,18 @@ import type { Logger } from "pino";
 import type { CrawlFeed } from "../crds/schema/crawlfeed.ts";
 import { CRAWLJOB_LABEL } from "../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../crds/schema/crawljob.ts";
-import { Controller } from "./controller/controller.ts";
-import { EventRecorder } from "./controller/events.ts";
-import { Informer, InformerGroup } from "./controller/informer.ts";
-import { LeaderElector } from "./controller/leader-election.ts";
+import { KubeClient, type KubeObject } from "../kube/client.ts";
+import { CRAWLFEEDS, CRAWLJOBS, JOBS } from "../kube/resources.ts";
 import { createCrawlFeedReconciler, type FeedDeliveryReconciler } from "./crawlfeed/controller.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL } from "./crawljob/children.ts";
 import { type CompletionDelivery, createCrawlJobReconciler } from "./crawljob/reconciler.ts";
 import type { BatchJob } from "./crawljob/status.ts";
 import { createFeedDeliveryReconciler } from "./delivery/index.ts";
-import { KubeClient, type KubeObject } from "./kube/client.ts";
-import { CRAWLFEEDS, CRAWLJOBS, JOBS } from "./kube/resources.ts";
 import { leaderStatus } from "./metrics.ts";
+import { Controller } from "./runtime/controller.ts";
+import { EventRecorder } from "./runtime/events.ts";
+import { Informer, InformerGroup } from "./runtime/informer.ts";
+import { LeaderElector } from "./runtime/leader-election.ts";
 import { listen } from "./server.ts";
 
 export interface DeliveryParts {

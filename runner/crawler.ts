@@ -8,8 +8,10 @@ import { type CheerioAPI, load } from "cheerio";
 import type { Logger } from "pino";
 import type { Agent } from "undici";
 import type { SpiderSpec } from "../crds/schema/spider.ts";
+import { addressChecker, createGuardedAgent } from "../net/address-guard.ts";
+import { hostAllowed } from "../net/domains.ts";
 import { DownloadError, type FetchResult, fetchOnce } from "./downloader.ts";
-import { type CompiledSpider, compileSpider, type ExtractReport, hostAllowed } from "./extract.ts";
+import { type CompiledSpider, compileSpider, type ExtractReport } from "./extract.ts";
 import { canonicalUrl, FingerprintSet, fingerprint } from "./fingerprint.ts";
 import { Frontier } from "./frontier.ts";
 import type { Item, ItemSink } from "./item.ts";
@@ -23,7 +25,6 @@ import {
   type SpiderModule,
   type SpiderResponse,
 } from "./module-spider.ts";
-import { addressChecker, createGuardedAgent } from "./net/address-guard.ts";
 import { type CrawlRequest, newRequest } from "./request.ts";
 import { RobotsCache } from "./robots.ts";
 import { shardForHost } from "./shard.ts";

@@ -5,7 +5,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 import { type Dispatcher, request } from "undici";
-import { AddressBlockedError } from "./net/address-guard.ts";
+import { AddressBlockedError } from "../net/address-guard.ts";
 
 export type DownloadErrorKind =
   | "timeout"

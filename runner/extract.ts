@@ -5,6 +5,7 @@
 import type { CheerioAPI } from "cheerio";
 import type { AnyNode } from "domhandler";
 import type { ExtractRule, FieldRule, FollowRule, SpiderSpec } from "../crds/schema/spider.ts";
+import { registrableDomain } from "../net/domains.ts";
 import type { Item } from "./item.ts";
 import type { ItemDropReason } from "./stats.ts";
 
@@ -34,24 +35,6 @@ export interface ExtractReport {
 
 function compileRegexes(patterns: string[] | undefined): RegExp[] {
   return (patterns ?? []).map((p) => new RegExp(p));
-}
-
-/** A registrable-domain approximation: the last two labels (three for short second-level labels such as co.uk). */
-export function baseDomain(host: string): string {
-  const labels = host.toLowerCase().replace(/\.$/, "").split(".");
-  if (labels.length <= 2 || /^\d+$/.test(labels[labels.length - 1] ?? "")) return labels.join(".");
-  const sld = labels[labels.length - 2] ?? "";
-  const take = sld.length <= 3 && (labels[labels.length - 1] ?? "").length === 2 && labels.length >= 3 ? 3 : 2;
-  return labels.slice(-take).join(".");
-}
-
-/** Host matches an allowedDomains entry: equal or a subdomain (Scrapy's url_is_from_any_domain). */
-export function hostAllowed(host: string, domains: readonly string[]): boolean {
-  const h = host.toLowerCase();
-  return domains.some((d) => {
-    const dom = d.toLowerCase();
-    return h === dom || h.endsWith(`.${dom}`);
-  });
 }
 
 interface CompiledFollow {
@@ -184,7 +167,7 @@ export function compileSpider(spec: SpiderSpec): CompiledSpider {
         if (rule.restrict !== "none") {
           const host = new URL(url).hostname;
           if (rule.restrict === "sameHost" && host !== pageHost) continue;
-          if (rule.restrict === "sameDomain" && baseDomain(host) !== baseDomain(pageHost)) continue;
+          if (rule.restrict === "sameDomain" && registrableDomain(host) !== registrableDomain(pageHost)) continue;
         }
         out.add(url);
       }

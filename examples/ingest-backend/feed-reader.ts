@@ -9,6 +9,7 @@ import { type Duplex, PassThrough, pipeline, type Readable, Transform } from "no
 import { fileURLToPath } from "node:url";
 import zlib from "node:zlib";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { parseS3Uri } from "../../lib/s3-uri.ts";
 import { feedUnreadable, unprocessable } from "./errors.ts";
 import type { Feed } from "./webhook.ts";
 
@@ -65,9 +66,11 @@ function decompressors(feed: Feed): (() => Duplex)[] {
 
 function s3Location(feed: Feed): { bucket: string; key: string } {
   if (feed.bucket && feed.key) return { bucket: feed.bucket, key: feed.key };
-  const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(feed.uri);
-  if (!match) throw unprocessable(`Feed ${feed.uri} is not an s3://bucket/key URI`);
-  return { bucket: match[1] as string, key: match[2] as string };
+  try {
+    return parseS3Uri(feed.uri);
+  } catch (err) {
+    throw unprocessable(`Feed ${feed.uri}: ${(err as Error).message}`);
+  }
 }
 
 async function openObject(feed: Feed, sources: FeedSources, signal: AbortSignal): Promise<Readable> {

@@ -4,9 +4,9 @@
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
-import type { ReconcileRequest, ReconcileResult } from "../controller/controller.ts";
-import type { InformerGroup } from "../controller/informer.ts";
-import type { KubeObject } from "../kube/client.ts";
+import type { KubeObject } from "../../kube/client.ts";
+import type { ReconcileRequest, ReconcileResult } from "../runtime/controller.ts";
+import type { InformerGroup } from "../runtime/informer.ts";
 
 /** operator/delivery/index.ts's createFeedDeliveryReconciler(...) result. */
 export interface FeedDeliveryReconciler {

@@ -5,7 +5,7 @@
 import { GROUP } from "../../crds/schema/common.ts";
 import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
-import type { KubeObject, OwnerReference } from "../kube/client.ts";
+import type { KubeObject, OwnerReference } from "../../kube/client.ts";
 import { S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY } from "./validate.ts";
 
 export const SPEC_MOUNT_PATH = "/etc/feedcrawl";

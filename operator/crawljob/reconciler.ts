@@ -12,11 +12,7 @@ import { isDeepStrictEqual } from "node:util";
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
-import { getCondition } from "../controller/conditions.ts";
-import type { ReconcileRequest, ReconcileResult } from "../controller/controller.ts";
-import type { EventRecorder } from "../controller/events.ts";
-import type { InformerGroup } from "../controller/informer.ts";
-import { isAlreadyExists, isConflict, isNotFound, type KubeClient, type KubeObject } from "../kube/client.ts";
+import { isAlreadyExists, isConflict, isNotFound, type KubeClient, type KubeObject } from "../../kube/client.ts";
 import {
   CONFIGMAPS,
   CRAWLFEEDS,
@@ -27,7 +23,11 @@ import {
   ROLES,
   SECRETS,
   SERVICEACCOUNTS,
-} from "../kube/resources.ts";
+} from "../../kube/resources.ts";
+import { getCondition } from "../runtime/conditions.ts";
+import type { ReconcileRequest, ReconcileResult } from "../runtime/controller.ts";
+import type { EventRecorder } from "../runtime/events.ts";
+import type { InformerGroup } from "../runtime/informer.ts";
 import {
   runnerJob as buildRunnerJob,
   runnerName,

@@ -4,8 +4,8 @@
 // shardStats from the runners, completionDelivery from the delivery).
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob, CrawlJobStatus, CrawlStats, FeedSummary, Phase } from "../../crds/schema/crawljob.ts";
-import { type ConditionInput, getCondition, setCondition } from "../controller/conditions.ts";
-import type { KubeObject } from "../kube/client.ts";
+import type { KubeObject } from "../../kube/client.ts";
+import { type ConditionInput, getCondition, setCondition } from "../runtime/conditions.ts";
 import type { ValidationFailure } from "./validate.ts";
 
 export interface BatchJob extends KubeObject {

@@ -11,8 +11,8 @@
 import net from "node:net";
 import type { FieldError } from "../../crds/schema/common.ts";
 import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
-import { isAddressAllowed } from "../../runner/net/address-guard.ts";
-import { validateCrawlJobSpec } from "../../runner/validate.ts";
+import { isAddressAllowed } from "../../net/address-guard.ts";
+import { validateCrawlJobSpec } from "../../spec/validate.ts";
 
 /** The Secret's data keys, or undefined when it does not exist. */
 export type SecretLookup = (namespace: string, name: string) => Promise<string[] | undefined>;

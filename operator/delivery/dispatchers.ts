@@ -5,7 +5,7 @@
 // in-cluster backend). One long-lived dispatcher of each kind keeps
 // keep-alive connections to backends across deliveries.
 import { Agent, type Dispatcher } from "undici";
-import { createGuardedAgent } from "../../runner/net/address-guard.ts";
+import { createGuardedAgent } from "../../net/address-guard.ts";
 
 export type DispatcherFor = (allowPrivateNetworks: boolean) => Dispatcher;
 

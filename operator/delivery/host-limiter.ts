@@ -1,10 +1,11 @@
 // Bounded concurrency per backend host: a burst of closed feeds (or a queue
 // drained after an outage) never opens more than `limit` POSTs at once to one
 // backend, however many feeds and CrawlJobs point at it.
+import { Semaphore } from "../../lib/semaphore.ts";
 
 export class HostLimiter {
   readonly #limit: number;
-  readonly #hosts = new Map<string, { active: number; waiting: Array<() => void> }>();
+  readonly #hosts = new Map<string, Semaphore>();
 
   constructor(limit: number) {
     if (!Number.isInteger(limit) || limit < 1)
@@ -14,23 +15,15 @@ export class HostLimiter {
 
   /** Runs `task` once fewer than `limit` tasks for `host` are running. */
   async run<T>(host: string, task: () => Promise<T>): Promise<T> {
-    let slot = this.#hosts.get(host);
-    if (!slot) {
-      slot = { active: 0, waiting: [] };
-      this.#hosts.set(host, slot);
-    }
-    if (slot.active >= this.#limit) {
-      await new Promise<void>((resolve) => slot.waiting.push(resolve));
-    } else {
-      slot.active++;
+    let slots = this.#hosts.get(host);
+    if (!slots) {
+      slots = new Semaphore(this.#limit);
+      this.#hosts.set(host, slots);
     }
     try {
-      return await task();
+      return await slots.run(task);
     } finally {
-      // Hand the slot straight to the next waiter (active stays the same), or free it.
-      const next = slot.waiting.shift();
-      if (next) next();
-      else if (--slot.active === 0) this.#hosts.delete(host);
+      if (slots.active === 0 && slots.waiting === 0) this.#hosts.delete(host);
     }
   }
 

@@ -16,20 +16,20 @@ import type { Webhook } from "standardwebhooks";
 import type { SecretKeyRef } from "../../crds/schema/common.ts";
 import { type CrawlFeed, type DeliveryStatus, REDELIVER_ANNOTATION } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob, IngestSpec } from "../../crds/schema/crawljob.ts";
-import { EventRecorder } from "../controller/events.ts";
-import type { KubeClient, KubeObject } from "../kube/client.ts";
+import type { KubeClient, KubeObject } from "../../kube/client.ts";
+import { type BackoffPolicy, backoffDelayMs } from "../../lib/backoff.ts";
 import { deliveryLatencySeconds, webhookDeliveries } from "../metrics.ts";
-import { type BackoffPolicy, backoffDelayMs, DEFAULT_BACKOFF } from "./backoff.ts";
+import { EventRecorder } from "../runtime/events.ts";
 import { createDispatchers, type DispatcherFor } from "./dispatchers.ts";
 import { DEFAULT_SECRET_KEY, DeliveryApi, SigningSecretError, type WriteResult } from "./kube.ts";
 import { ownershipProblem } from "./ownership.ts";
 import { type CrawlJobRef, crawlCompletedEvent, feedClosedEvent } from "./payload.ts";
 import { describeUrl, WebhookSender } from "./sender.ts";
 import { signatureHeaders, webhookSigner } from "./signing.ts";
-import { type AttemptOutcome, afterAttempt, type DeliveryPolicy, decide, redeliver } from "./state.ts";
+import { type AttemptOutcome, afterAttempt, DEFAULT_BACKOFF, type DeliveryPolicy, decide, redeliver } from "./state.ts";
 
-export { DEFAULT_BACKOFF } from "./backoff.ts";
 export { completionWebhookId, feedWebhookId } from "./payload.ts";
+export { DEFAULT_BACKOFF } from "./state.ts";
 
 export type WebhookSpec = NonNullable<IngestSpec["webhook"]>;
 export type Result = { requeueAfterMs?: number };

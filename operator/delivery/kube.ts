@@ -10,8 +10,8 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { SecretKeyRef } from "../../crds/schema/common.ts";
 import type { CrawlFeed, DeliveryStatus } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
-import { describeError, isConflict, isNotFound, KubeClient, type KubeObject } from "../kube/client.ts";
-import { CRAWLFEEDS, CRAWLJOBS, type ResourceType, SECRETS } from "../kube/resources.ts";
+import { describeError, isConflict, isNotFound, KubeClient, type KubeObject } from "../../kube/client.ts";
+import { CRAWLFEEDS, CRAWLJOBS, type ResourceType, SECRETS } from "../../kube/resources.ts";
 
 export const DEFAULT_SECRET_KEY = "secret";
 

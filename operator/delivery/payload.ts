@@ -4,6 +4,7 @@
 // backend's idempotency key.
 import { createHash } from "node:crypto";
 import type { CrawlFeedSpec } from "../../crds/schema/crawlfeed.ts";
+import { parseS3Uri, type S3Location } from "../../lib/s3-uri.ts";
 
 export interface CrawlJobRef {
   namespace: string;
@@ -54,9 +55,12 @@ export function completionWebhookId(jobUid: string): string {
 }
 
 /** Bucket and key of an `s3://bucket/key` URI; undefined for other storages. */
-export function s3Location(uri: string): { bucket: string; key: string } | undefined {
-  const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri);
-  return match ? { bucket: match[1]!, key: match[2]! } : undefined;
+export function s3Location(uri: string): S3Location | undefined {
+  try {
+    return parseS3Uri(uri);
+  } catch {
+    return undefined;
+  }
 }
 
 export function feedPayload(spec: CrawlFeedSpec): FeedPayload {

@@ -3,7 +3,7 @@
 // the URL instead), the whole exchange has one deadline, and only the first
 // bytes of an error body are kept for status.lastError.
 import { type Dispatcher, request, errors as undiciErrors } from "undici";
-import { parseRetryAfter } from "./backoff.ts";
+import { parseRetryAfter } from "../../lib/retry-after.ts";
 import { HostLimiter } from "./host-limiter.ts";
 import type { AttemptOutcome } from "./state.ts";
 

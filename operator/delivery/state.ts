@@ -3,7 +3,10 @@
 // status: the caller reads the status, asks `decide`, persists the claim
 // (`Sending`) before the POST, and persists `afterAttempt`'s result after it.
 import type { DeliveryStatus } from "../../crds/schema/crawlfeed.ts";
-import { type BackoffPolicy, backoffDelayMs } from "./backoff.ts";
+import { type BackoffPolicy, backoffDelayMs } from "../../lib/backoff.ts";
+
+/** Webhook retries: full jitter below 5 s, 10 s, 20 s … up to 1 h ceilings: 12 attempts span about 2.5 h at most. */
+export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 5_000, capMs: 3_600_000, minMs: 1_000 };
 
 export interface DeliveryPolicy {
   maxAttempts: number;

@@ -7,9 +7,9 @@ import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
 import type { Feeds } from "../../crds/schema/feeds.ts";
+import { validateCrawlJobSpec } from "../../spec/validate.ts";
 import { Crawler } from "../crawler.ts";
 import type { StatsSnapshot } from "../stats.ts";
-import { validateCrawlJobSpec } from "../validate.ts";
 import { loadManifestArg } from "./manifest-arg.ts";
 
 const usage = `usage: feedcrawl crawl FILE.yaml [options]

@@ -1,5 +1,5 @@
 // The FILE.yaml argument that `feedcrawl crawl` and `feedcrawl validate` share.
-import { type LoadedManifest, loadManifest } from "../validate.ts";
+import { type LoadedManifest, loadManifest } from "../../spec/validate.ts";
 
 /**
  * Loads the one positional FILE argument. Returns the manifest and its path,

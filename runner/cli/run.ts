@@ -16,7 +16,7 @@ import type { SpiderSpec } from "../../crds/schema/spider.ts";
 import type { ItemSink } from "../item.ts";
 import { createRunnerApi, type RunnerApi } from "../report/api.ts";
 import { CrawlFeedReporter, type JobIdentity, type RetryPolicy } from "../report/crawlfeeds.ts";
-import { StatsReporter } from "../reporter.ts";
+import { StatsReporter } from "../report/stats-reporter.ts";
 
 export const DEFAULT_SPEC_PATH = "/etc/feedcrawl/crawljob.json";
 

@@ -1,7 +1,7 @@
 // `feedcrawl validate FILE.yaml`: prints OK, or every problem as `path: message`.
 // Exit codes: 0 valid, 2 invalid (or unreadable).
 import { parseArgs } from "node:util";
-import { validateCrawlJobSpec } from "../validate.ts";
+import { validateCrawlJobSpec } from "../../spec/validate.ts";
 import { loadManifestArg } from "./manifest-arg.ts";
 
 const usage = "usage: feedcrawl validate FILE.yaml\n";

@@ -9,8 +9,11 @@ import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import type { Logger } from "pino";
 import type { FeedClosed } from "../../crds/schema/crawlfeed.ts";
 import type { Feeds, StorageSpec } from "../../crds/schema/feeds.ts";
+import type { BackoffPolicy } from "../../lib/backoff.ts";
+import { parseFeedLocation } from "../../spec/feed-location.ts";
+import { validateFeeds } from "../../spec/feeds.ts";
+import { formatUriTime, parseUriTemplate, renderUri, staticBatchPrefix } from "../../spec/uri-template.ts";
 import type { Item, ItemSink } from "../item.ts";
-import { parseFeedLocation } from "./location.ts";
 import { type FeedFailed, type Manifest, manifestUri } from "./manifest.ts";
 import { FeedSlot } from "./slot.ts";
 import { Spool } from "./spool.ts";
@@ -18,8 +21,6 @@ import { createFileStorage } from "./storages/file.ts";
 import { createS3Storage } from "./storages/s3.ts";
 import { createStdoutStorage } from "./storages/stdout.ts";
 import type { FeedStorage } from "./storages/types.ts";
-import { formatUriTime, parseUriTemplate, renderUri, staticBatchPrefix } from "./uri-template.ts";
-import { validateFeeds } from "./validate.ts";
 
 export type { FeedClosed } from "../../crds/schema/crawlfeed.ts";
 export type { FeedFailed } from "./manifest.ts";
@@ -38,7 +39,7 @@ export interface FeedExporterOptions {
   s3?: {
     credentials?: S3ClientConfig["credentials"];
     client?: S3Client;
-    backoff?: { initialMs: number; maxMs: number };
+    backoff?: BackoffPolicy;
   };
   /**
    * Where S3 batches are spooled (default: $FEEDCRAWL_SPOOL_DIR or $TMPDIR/feedcrawl-spool, then <job>-<shard>)

@@ -1,8 +1,8 @@
 // `_manifest.json`: every feed file this runner stored (and every batch it could not),
 // written at the end of the run next to the first feed's files.
 import type { FeedClosed } from "../../crds/schema/crawlfeed.ts";
-import { joinUri } from "./location.ts";
-import { type ParsedTemplate, renderUri, staticBatchPrefix, type UriParams } from "./uri-template.ts";
+import { joinUri } from "../../spec/feed-location.ts";
+import { type ParsedTemplate, renderUri, staticBatchPrefix, type UriParams } from "../../spec/uri-template.ts";
 
 export interface FeedFailed {
   feed: string;

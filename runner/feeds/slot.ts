@@ -4,15 +4,22 @@
 import type { Logger } from "pino";
 import type { FeedClosed } from "../../crds/schema/crawlfeed.ts";
 import type { FeedOptions, Postprocessor } from "../../crds/schema/feeds.ts";
+import { compressionName, contentEncoding } from "../../spec/compression.ts";
+import {
+  formatUriTime,
+  isBatchTemplate,
+  type ParsedTemplate,
+  renderUri,
+  type UriParams,
+} from "../../spec/uri-template.ts";
 import type { Item } from "../item.ts";
 import { Batch } from "./batch.ts";
 import { createItemFilter } from "./filter.ts";
 import { type EncoderOptions, textEncoding, UnserializableItemError } from "./formats/encoder.ts";
 import { canonicalFormat, createEncoder } from "./formats/index.ts";
 import type { FeedFailed } from "./manifest.ts";
-import { compressionName, contentEncoding, createCompressors } from "./postprocessing.ts";
+import { createCompressors } from "./postprocessing.ts";
 import type { FeedStorage } from "./storages/types.ts";
-import { formatUriTime, isBatchTemplate, type ParsedTemplate, renderUri, type UriParams } from "./uri-template.ts";
 
 export interface SlotEvents {
   closed(ev: FeedClosed): Promise<void>;

@@ -5,8 +5,8 @@
 // operator's KubeClient; failures are its KubeApiError (or a network error).
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
-import { KubeApiError, KubeClient, type KubeObject } from "../../operator/kube/client.ts";
-import { CRAWLFEEDS, CRAWLJOBS } from "../../operator/kube/resources.ts";
+import { KubeApiError, KubeClient, type KubeObject } from "../../kube/client.ts";
+import { CRAWLFEEDS, CRAWLJOBS } from "../../kube/resources.ts";
 
 export interface RunnerApi {
   /** Creates a CrawlFeed; rejects with a KubeApiError (409 AlreadyExists, …) or a network error. */

@@ -3,11 +3,12 @@
 // after a lost answer — or repeated by a restarted shard — finds AlreadyExists,
 // which is success: a report is never duplicated and never lost.
 import { createHash } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { API_VERSION } from "../../crds/schema/common.ts";
 import { CRAWLJOB_LABEL, type CrawlFeed, type FeedClosed, SHARD_LABEL } from "../../crds/schema/crawlfeed.ts";
-import { describeError, isConflict } from "../../operator/kube/client.ts";
+import { describeError, isConflict } from "../../kube/client.ts";
+import { backoffDelayMs } from "../../lib/backoff.ts";
+import { sleep } from "../../lib/sleep.ts";
 import { isTransient, type RunnerApi } from "./api.ts";
 
 export interface JobIdentity {
@@ -172,8 +173,7 @@ export class CrawlFeedReporter {
         return await fn();
       } catch (err) {
         if (!isTransient(err) || attempt >= this.#retry.attempts) throw err;
-        const ceiling = Math.min(this.#retry.capMs, this.#retry.baseMs * 2 ** (attempt - 1));
-        const delay = Math.max(50, Math.floor(this.#random() * ceiling));
+        const delay = backoffDelayMs(attempt, { ...this.#retry, minMs: 50 }, this.#random);
         this.#logger.warn({ attempt, retryInMs: delay, err: describeError(err) }, `${what} failed; retrying`);
         await sleep(delay);
       }

@@ -6,10 +6,10 @@ import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { Agent } from "undici";
+import { createGuardedAgent } from "../../net/address-guard.ts";
 import { crawlCompletedEvent, feedClosedEvent, feedWebhookId, s3Location } from "../../operator/delivery/payload.ts";
 import { classifyResponse, describeUrl, WebhookSender } from "../../operator/delivery/sender.ts";
 import { signatureHeaders, webhookSigner } from "../../operator/delivery/signing.ts";
-import { createGuardedAgent } from "../../runner/net/address-guard.ts";
 import { startReceiver } from "./receiver.ts";
 
 const SECRET = `whsec_${randomBytes(32).toString("base64")}`;

@@ -1,14 +1,8 @@
 // The delivery state machine and its timing, as pure functions.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import {
-  backoffDelayMs,
-  DEFAULT_BACKOFF,
-  MAX_RETRY_AFTER_MS,
-  parseRetryAfter,
-} from "../../operator/delivery/backoff.ts";
 import { ownershipProblem } from "../../operator/delivery/ownership.ts";
-import { afterAttempt, decide, redeliver } from "../../operator/delivery/state.ts";
+import { afterAttempt, DEFAULT_BACKOFF, decide, redeliver } from "../../operator/delivery/state.ts";
 
 const now = new Date("2026-11-25T12:00:00Z");
 const policy = { maxAttempts: 3, backoff: DEFAULT_BACKOFF };
@@ -123,41 +117,6 @@ describe("afterAttempt", () => {
       attempts: 0,
       lastResponseCode: 400,
     });
-  });
-});
-
-describe("backoff", () => {
-  it("full jitter below a doubling ceiling, with a floor and a cap", () => {
-    const p = { baseMs: 1000, capMs: 8000, minMs: 100 };
-    assert.equal(
-      backoffDelayMs(1, p, () => 0.999999),
-      999,
-    );
-    assert.equal(
-      backoffDelayMs(3, p, () => 0.5),
-      2000,
-    );
-    assert.equal(
-      backoffDelayMs(10, p, () => 0.5),
-      4000,
-    );
-    assert.equal(
-      backoffDelayMs(2, p, () => 0),
-      100,
-    );
-    for (let attempt = 1; attempt < 60; attempt++) {
-      const d = backoffDelayMs(attempt, p);
-      assert.ok(d >= 100 && d <= 8000, `attempt ${attempt}: ${d}`);
-    }
-  });
-
-  it("parses Retry-After as seconds or an HTTP date, clamped", () => {
-    assert.equal(parseRetryAfter("120", now), 120_000);
-    assert.equal(parseRetryAfter("Wed, 25 Nov 2026 12:01:00 GMT", now), 60_000);
-    assert.equal(parseRetryAfter("Wed, 25 Nov 2026 11:00:00 GMT", now), 0);
-    assert.equal(parseRetryAfter("99999999", now), MAX_RETRY_AFTER_MS);
-    assert.equal(parseRetryAfter("soon", now), undefined);
-    assert.equal(parseRetryAfter(undefined, now), undefined);
   });
 });
 

@@ -60,7 +60,7 @@ async function exporter(feeds: Feeds, extra: Partial<FeedExporterOptions> = {}) 
     onFeedClosed: async (ev) => {
       events.push(ev);
     },
-    s3: { credentials: credentials(), backoff: { initialMs: 100, maxMs: 500 } },
+    s3: { credentials: credentials(), backoff: { baseMs: 100, capMs: 500 } },
     spool: { dir: spoolDir },
     ...extra,
   });
@@ -254,7 +254,7 @@ test("a completed upload whose answer is lost is recognised as this batch's own 
   const { exp, events } = await exporter(
     { [template]: { format: "jsonlines", batchItemCount: 50 } },
     {
-      s3: { client, backoff: { initialMs: 50, maxMs: 200 } },
+      s3: { client, backoff: { baseMs: 50, capMs: 200 } },
     },
   );
   for (let i = 0; i < 120; i++) await exp.write(makeItem(i));

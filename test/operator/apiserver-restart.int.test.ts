@@ -5,10 +5,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
-import { Informer } from "../../operator/controller/informer.ts";
-import { KubeClient, type KubeObject } from "../../operator/kube/client.ts";
-import { CONFIGMAPS, JOBS, NAMESPACES } from "../../operator/kube/resources.ts";
+import { KubeClient, type KubeObject } from "../../kube/client.ts";
+import { CONFIGMAPS, JOBS, NAMESPACES } from "../../kube/resources.ts";
 import { informerRelists } from "../../operator/metrics.ts";
+import { Informer } from "../../operator/runtime/informer.ts";
 import { eventually, type OwnControlPlane, startOwnControlPlane } from "../platform/fixtures.ts";
 import {
   condition,

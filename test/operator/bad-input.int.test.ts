@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
-import { KubeApiError, KubeClient } from "../../operator/kube/client.ts";
-import { CONFIGMAPS, CRAWLJOBS, EVENTS, JOBS } from "../../operator/kube/resources.ts";
+import { KubeApiError, KubeClient } from "../../kube/client.ts";
+import { CONFIGMAPS, CRAWLJOBS, EVENTS, JOBS } from "../../kube/resources.ts";
 import { adminKubeConfig } from "../platform/env.ts";
 import { createNamespace, type Disposable, eventually } from "../platform/fixtures.ts";
 import {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { getCondition, setCondition } from "../../operator/controller/conditions.ts";
+import { getCondition, setCondition } from "../../operator/runtime/conditions.ts";
 
 const t0 = new Date("2026-11-25T10:00:00.123Z");
 const t1 = new Date("2026-11-25T10:05:00Z");

@@ -7,10 +7,10 @@ import { join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
-import { getCondition } from "../../operator/controller/conditions.ts";
-import type { KubeClient, KubeObject } from "../../operator/kube/client.ts";
-import { CRAWLJOBS, SECRETS } from "../../operator/kube/resources.ts";
+import type { KubeClient, KubeObject } from "../../kube/client.ts";
+import { CRAWLJOBS, SECRETS } from "../../kube/resources.ts";
 import { Manager, type ManagerOptions } from "../../operator/manager.ts";
+import { getCondition } from "../../operator/runtime/conditions.ts";
 import { kubectl } from "../platform/fixtures.ts";
 import { REPO_ROOT } from "./kubelet.ts";
 

@@ -5,10 +5,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
-import { Informer } from "../../operator/controller/informer.ts";
-import { KubeClient, type KubeObject } from "../../operator/kube/client.ts";
-import { CONFIGMAPS } from "../../operator/kube/resources.ts";
+import { KubeClient, type KubeObject } from "../../kube/client.ts";
+import { CONFIGMAPS } from "../../kube/resources.ts";
 import { informerRelists } from "../../operator/metrics.ts";
+import { Informer } from "../../operator/runtime/informer.ts";
 import { adminKubeConfig } from "../platform/env.ts";
 import { createNamespace, type Disposable, eventually } from "../platform/fixtures.ts";
 

@@ -19,8 +19,8 @@ import { mkdirSync, openSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KubeConfig } from "@kubernetes/client-node";
-import { KubeClient, type KubeObject } from "../../operator/kube/client.ts";
-import { CONFIGMAPS, JOBS, type ResourceType, SECRETS } from "../../operator/kube/resources.ts";
+import { KubeClient, type KubeObject } from "../../kube/client.ts";
+import { CONFIGMAPS, JOBS, type ResourceType, SECRETS } from "../../kube/resources.ts";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
-import { KubeApiError, KubeClient, type KubeObject } from "../../operator/kube/client.ts";
+import { KubeApiError, KubeClient, type KubeObject } from "../../kube/client.ts";
 import {
   CONFIGMAPS,
   CRAWLFEEDS,
@@ -19,7 +19,7 @@ import {
   ROLEBINDINGS,
   ROLES,
   SERVICEACCOUNTS,
-} from "../../operator/kube/resources.ts";
+} from "../../kube/resources.ts";
 import { adminKubeConfig } from "../platform/env.ts";
 import { createNamespace, type Disposable, eventually, kubectl } from "../platform/fixtures.ts";
 import {

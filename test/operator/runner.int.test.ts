@@ -9,8 +9,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { KubeClient } from "../../operator/kube/client.ts";
-import { CRAWLFEEDS, JOBS } from "../../operator/kube/resources.ts";
+import { KubeClient } from "../../kube/client.ts";
+import { CRAWLFEEDS, JOBS } from "../../kube/resources.ts";
 import { type CatalogueServer, createCatalogue } from "../fixtures/catalogue.ts";
 import { adminKubeConfig, platform } from "../platform/env.ts";
 import { createBucket, createNamespace, type Disposable, eventually, s3Client } from "../platform/fixtures.ts";

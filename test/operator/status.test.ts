@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { getCondition } from "../../operator/controller/conditions.ts";
 import { type BatchJob, computeStatus, sumShardStats, transitionEvents } from "../../operator/crawljob/status.ts";
+import { getCondition } from "../../operator/runtime/conditions.ts";
 import { crawlFeed, crawlJob, crawlJobSpec } from "./fixtures.ts";
 
 const now = new Date("2026-11-25T10:10:00Z");

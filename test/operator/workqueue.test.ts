@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { WorkQueue } from "../../operator/controller/workqueue.ts";
+import { WorkQueue } from "../../operator/runtime/workqueue.ts";
 
 test("a key added many times while waiting is handed out once", async () => {
   const q = new WorkQueue("t1");

@@ -5,8 +5,8 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import zlib from "node:zlib";
+import { createGuardedAgent } from "../../net/address-guard.ts";
 import { DownloadError, fetchOnce } from "../../runner/downloader.ts";
-import { createGuardedAgent } from "../../runner/net/address-guard.ts";
 import { RobotsCache } from "../../runner/robots.ts";
 import { type CatalogueServer, createCatalogue, TRAPS } from "../fixtures/catalogue.ts";
 

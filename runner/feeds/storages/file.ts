@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { access, type FileHandle, link, mkdir, open, rename, rm } from "node:fs/promises";
 import path from "node:path";
-import { parseFeedLocation } from "../location.ts";
+import { parseFeedLocation } from "../../../spec/feed-location.ts";
 import { AlreadyExistsError, type BatchSink, type FeedStorage, type StoreTarget } from "./types.ts";
 
 function localPath(uri: string): string {

@@ -19,7 +19,10 @@ import {
 import { Upload } from "@aws-sdk/lib-storage";
 import type { Logger } from "pino";
 import type { StorageSpec } from "../../../crds/schema/feeds.ts";
-import { parseFeedLocation } from "../location.ts";
+import { type BackoffPolicy, backoffDelayMs } from "../../../lib/backoff.ts";
+import { Semaphore } from "../../../lib/semaphore.ts";
+import { sleep } from "../../../lib/sleep.ts";
+import { parseFeedLocation } from "../../../spec/feed-location.ts";
 import type { Spool } from "../spool.ts";
 import { AlreadyExistsError, type BatchSink, type FeedStorage, type StoreTarget } from "./types.ts";
 
@@ -32,33 +35,13 @@ export interface S3StorageOptions {
   /** Multipart uploads in flight at once across all feeds (default 4): bounds memory. */
   maxConcurrentUploads?: number;
   /** Backoff between upload attempts (tests shorten it). */
-  backoff?: { initialMs: number; maxMs: number };
+  backoff?: BackoffPolicy;
 }
 
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 /** User metadata naming the upload that wrote an object (x-amz-meta-feedcrawl-upload). */
 const TOKEN_KEY = "feedcrawl-upload";
 const DEFAULT_QUEUE_SIZE = 2;
-
-class Semaphore {
-  private free: number;
-  private readonly waiting: (() => void)[] = [];
-  constructor(size: number) {
-    this.free = size;
-  }
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-  release() {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
-  }
-}
 
 export function createS3Client(spec: S3StorageOptions["spec"], credentials?: S3ClientConfig["credentials"]): S3Client {
   return new S3Client({
@@ -90,21 +73,12 @@ function describe(err: unknown): string {
   return `${e?.name ?? "Error"}${status ? ` (HTTP ${status})` : ""}: ${e?.message || e?.code || String(err)}`;
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-
 export function createS3Storage(opts: S3StorageOptions): FeedStorage {
   const client = opts.client ?? createS3Client(opts.spec, opts.credentials);
   const partSize = opts.spec?.partSizeBytes ?? DEFAULT_PART_SIZE;
   const queueSize = opts.spec?.uploadQueueSize ?? DEFAULT_QUEUE_SIZE;
   const retryMs = (opts.spec?.retrySeconds ?? 300) * 1000;
-  const backoff = opts.backoff ?? { initialMs: 1000, maxMs: 30_000 };
+  const backoff: BackoffPolicy = { jitter: "none", ...(opts.backoff ?? { baseMs: 1000, capMs: 30_000 }) };
   const endpoint = opts.spec?.endpoint ?? "AWS S3";
   // Uploads in flight hold up to (queueSize + 1) parts in memory each; more batches wait on disk.
   const uploadSlots = new Semaphore(opts.maxConcurrentUploads ?? 4);
@@ -118,7 +92,7 @@ export function createS3Storage(opts: S3StorageOptions): FeedStorage {
         return await op();
       } catch (err) {
         if (Date.now() >= deadline || signal?.aborted) throw err;
-        await sleep(Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(failures - 1, 20)), signal);
+        await sleep(backoffDelayMs(failures, backoff), signal);
       }
     }
   }
@@ -263,7 +237,7 @@ export function createS3Storage(opts: S3StorageOptions): FeedStorage {
             failures++;
             await sweep(bucket, key).catch(() => {});
             if (Date.now() >= deadline) throw err;
-            const delay = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(failures - 1, 20));
+            const delay = backoffDelayMs(failures, backoff);
             log.warn(
               { err: describe(err), attempt: failures, retryInMs: delay },
               "Feed upload failed: retrying from the spool",

@@ -5,7 +5,7 @@
 // controller-runtime does) and feeds the reconcile metrics.
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { describeError, isConflict } from "../kube/client.ts";
+import { describeError, isConflict } from "../../kube/client.ts";
 import { reconcileDuration, reconcileErrors, reconcileTotal } from "../metrics.ts";
 import { WorkQueue } from "./workqueue.ts";
 

@@ -5,8 +5,8 @@
 // microsecond eventTime/reporting fields and kubectl describe reads both.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import { describeError, type KubeClient, type KubeObject } from "../kube/client.ts";
-import { EVENTS } from "../kube/resources.ts";
+import { describeError, type KubeClient, type KubeObject } from "../../kube/client.ts";
+import { EVENTS } from "../../kube/resources.ts";
 
 export type EventType = "Normal" | "Warning";
 

@@ -1,7 +1,7 @@
 // Checks spec.feeds and spec.storage before any crawling; every problem is
 // reported with its field path, e.g. spec.feeds["s3://b/%(name)s.jsonl"].batchItemCount.
 import { Compile } from "typebox/compile";
-import type { FieldError } from "../../crds/schema/common.ts";
+import type { FieldError } from "../crds/schema/common.ts";
 import {
   FEED_FORMATS,
   FeedOptions,
@@ -9,9 +9,9 @@ import {
   POSTPROCESSORS,
   type Postprocessor,
   StorageSpec,
-} from "../../crds/schema/feeds.ts";
-import { parseFeedLocation } from "./location.ts";
-import { expectedExtension, levelRange } from "./postprocessing.ts";
+} from "../crds/schema/feeds.ts";
+import { expectedExtension, levelRange } from "./compression.ts";
+import { parseFeedLocation } from "./feed-location.ts";
 import { isBatchTemplate, parseUriTemplate, renderUri } from "./uri-template.ts";
 
 const checkOptions = Compile(FeedOptions);

@@ -14,15 +14,15 @@ import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob, CrawlJobSpec } from "../../crds/schema/crawljob.ts";
+import { KubeApiError } from "../../kube/client.ts";
 import { runnerRole, runnerRoleBinding, runnerServiceAccount, specSnapshot } from "../../operator/crawljob/children.ts";
-import { KubeApiError } from "../../operator/kube/client.ts";
 import { createRunnerApi } from "../../runner/report/api.ts";
 import { crawlFeedObject } from "../../runner/report/crawlfeeds.ts";
+import { feedEvent, getJob, installCrds } from "../delivery/kube-helpers.ts";
 import { type CatalogueServer, createCatalogue } from "../fixtures/catalogue.ts";
 import { writeKubeconfig } from "../platform/apiserver.ts";
 import { adminKubeConfig, platform } from "../platform/env.ts";
 import { createBucket, createNamespace, type Disposable, eventually, kubectl, s3Client } from "../platform/fixtures.ts";
-import { feedEvent, getJob, installCrds } from "./kube-helpers.ts";
 
 const root = resolve(import.meta.dirname, "..", "..");
 const G = { group: "feedcrawl.io", version: "v1alpha1" };

@@ -1,5 +1,5 @@
 // The resource types the operator reads and writes.
-import { GROUP, VERSION } from "../../crds/schema/common.ts";
+import { GROUP, VERSION } from "../crds/schema/common.ts";
 
 export interface ResourceType {
   group: string;

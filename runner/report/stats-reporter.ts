@@ -4,12 +4,16 @@
 // operator sums them into status.stats). A single-shard job also writes
 // status.stats itself, so the numbers show up even before the operator sums.
 import type { Logger } from "pino";
-import type { CrawlStats } from "../crds/schema/crawljob.ts";
-import { describeError } from "../operator/kube/client.ts";
-import type { RunnerApi } from "./report/api.ts";
-import type { JobIdentity } from "./report/crawlfeeds.ts";
+import type { CrawlStats } from "../../crds/schema/crawljob.ts";
+import { describeError } from "../../kube/client.ts";
+import { type BackoffPolicy, backoffDelayMs } from "../../lib/backoff.ts";
+import { sleep } from "../../lib/sleep.ts";
+import type { RunnerApi } from "./api.ts";
+import type { JobIdentity } from "./crawlfeeds.ts";
 
 export const DEFAULT_REPORT_INTERVAL_MS = 5_000;
+/** The final patch: 400 ms, 800 ms … 6.4 s between five tries. */
+const FINISH_BACKOFF: BackoffPolicy = { baseMs: 200, capMs: 10_000, jitter: "none" };
 
 export interface StatsReporterOptions {
   api: RunnerApi;
@@ -49,7 +53,7 @@ export class StatsReporter {
     await this.#inFlight;
     for (let attempt = 1; attempt <= 5; attempt++) {
       if (await this.#patch(true)) return true;
-      await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+      await sleep(backoffDelayMs(attempt + 1, FINISH_BACKOFF));
     }
     return false;
   }

@@ -7,12 +7,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { request } from "undici";
-import {
-  AddressBlockedError,
-  createGuardedAgent,
-  isAddressAllowed,
-  parseCidrs,
-} from "../../runner/net/address-guard.ts";
+import { AddressBlockedError, createGuardedAgent, isAddressAllowed, parseCidrs } from "../../net/address-guard.ts";
 
 describe("isAddressAllowed", () => {
   const refusedByDefault = [

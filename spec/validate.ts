@@ -4,17 +4,17 @@
 // feeds checks. Also loads manifests from YAML.
 import { readFile } from "node:fs/promises";
 import net from "node:net";
-import { load } from "cheerio";
+import { select } from "cheerio-select";
 import { Compile } from "typebox/compile";
 import { Settings } from "typebox/system";
 import { parse as parseYaml } from "yaml";
 import type { FieldError } from "../crds/schema/common.ts";
 import { CrawlJobSpec } from "../crds/schema/crawljob.ts";
 import type { SpiderSpec } from "../crds/schema/spider.ts";
-import { hostAllowed } from "./extract.ts";
-import { normalizeScrapyFeedKeys } from "./feeds/scrapy-keys.ts";
-import { validateFeeds } from "./feeds/validate.ts";
-import { parseCidrs } from "./net/address-guard.ts";
+import { parseCidrs } from "../net/address-guard.ts";
+import { hostAllowed } from "../net/domains.ts";
+import { validateFeeds } from "./feeds.ts";
+import { normalizeScrapyFeedKeys } from "./scrapy-keys.ts";
 
 const checkSpec = Compile(CrawlJobSpec);
 
@@ -77,12 +77,10 @@ function schemaErrors(spec: unknown): FieldError[] {
   return errors;
 }
 
-const selectorDoc = load("");
-
-/** The parse error of a CSS selector (cheerio / css-select), or undefined when it is valid. */
+/** The parse error of a CSS selector (cheerio's engine, cheerio-select), or undefined when it is valid. */
 export function selectorError(selector: string): string | undefined {
   try {
-    selectorDoc.root().find(selector);
+    select(selector, []);
     if (/[>+~]\s*$/.test(selector)) return "ends with a combinator";
     return undefined;
   } catch (err) {

@@ -9,8 +9,10 @@
 // - periodic resync: every `resyncMs` each cached object is re-delivered to the
 //   update handlers (level-triggered controllers re-check everything).
 import type { Logger } from "pino";
-import { describeError, isGone, type KubeClient, type KubeObject } from "../kube/client.ts";
-import type { ResourceType } from "../kube/resources.ts";
+import { describeError, isGone, type KubeClient, type KubeObject } from "../../kube/client.ts";
+import type { ResourceType } from "../../kube/resources.ts";
+import { backoffDelayMs } from "../../lib/backoff.ts";
+import { sleep } from "../../lib/sleep.ts";
 import { informerRelists } from "../metrics.ts";
 
 export type InformerEvent = "add" | "update" | "delete";
@@ -109,24 +111,13 @@ export class Informer<T extends KubeObject> {
     }
   }
 
-  async #sleep(ms: number) {
-    const signal = this.#abort.signal;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener("abort", done, { once: true });
-    });
-  }
-
   #backoffMs(): number {
-    const max = this.#options.maxBackoffMs ?? 10_000;
-    const base = Math.min(500 * 2 ** this.#failures, max);
     this.#failures += 1;
-    return base / 2 + Math.random() * (base / 2);
+    return backoffDelayMs(this.#failures, {
+      baseMs: 500,
+      capMs: this.#options.maxBackoffMs ?? 10_000,
+      jitter: "equal",
+    });
   }
 
   async #relist(cause: string): Promise<void> {
@@ -202,7 +193,7 @@ export class Informer<T extends KubeObject> {
           { error: describeError(err), retryInMs: Math.round(delay) },
           `List/watch of ${this.resource.plural} failed; reconnecting`,
         );
-        await this.#sleep(delay);
+        await sleep(delay, this.#abort.signal);
         // After repeated failures, relist rather than trust a possibly old RV.
         if (this.#failures >= 3) needList ??= "error";
       }

@@ -6,7 +6,7 @@ import {
   parseUriTemplate,
   renderUri,
   staticBatchPrefix,
-} from "../../runner/feeds/uri-template.ts";
+} from "../../spec/uri-template.ts";
 
 const values = {
   name: "books",

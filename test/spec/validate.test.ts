@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
-import { loadManifest, validateCrawlJobSpec } from "../../runner/validate.ts";
+import { loadManifest, validateCrawlJobSpec } from "../../spec/validate.ts";
 
 const run = promisify(execFile);
 const root = new URL("../../", import.meta.url).pathname;

@@ -4,6 +4,8 @@
 // and rate-limited retries: per-key exponential backoff (5 ms · 2^n, capped at
 // 1000 s) combined with a global token bucket (10/s, burst 100) — the max of
 // both, like client-go's DefaultControllerRateLimiter.
+
+import { backoffDelayMs } from "../../lib/backoff.ts";
 import { workqueueAdds, workqueueDepth, workqueueRetries } from "../metrics.ts";
 
 export interface RateLimiterOptions {
@@ -95,7 +97,11 @@ export class WorkQueue {
   when(key: string): number {
     const failures = this.#failures.get(key) ?? 0;
     this.#failures.set(key, failures + 1);
-    const perItem = Math.min(this.#baseDelayMs * 2 ** failures, this.#maxDelayMs);
+    const perItem = backoffDelayMs(failures + 1, {
+      baseMs: this.#baseDelayMs,
+      capMs: this.#maxDelayMs,
+      jitter: "none",
+    });
     return Math.max(perItem, this.#bucketDelay());
   }
 

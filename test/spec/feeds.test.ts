@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Feeds } from "../../crds/schema/feeds.ts";
-import { normalizeScrapyFeedKeys } from "../../runner/feeds/scrapy-keys.ts";
-import { validateFeeds } from "../../runner/feeds/validate.ts";
+import { validateFeeds } from "../../spec/feeds.ts";
+import { normalizeScrapyFeedKeys } from "../../spec/scrapy-keys.ts";
 
 const U = "s3://crawl-data/%(name)s/%(time)s/part-%(batch_id)05d.jsonl.gz";
 

@@ -21,8 +21,8 @@ import {
   isNotFound,
   type KubeClient,
   type KubeObject,
-} from "../kube/client.ts";
-import { LEASES } from "../kube/resources.ts";
+} from "../../kube/client.ts";
+import { LEASES } from "../../kube/resources.ts";
 import { leaderStatus } from "../metrics.ts";
 
 export interface LeaderElectionOptions {

@@ -1,6 +1,7 @@
 // Where a feed URI points: an S3 object, a local file, or stdout.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseS3Uri } from "../lib/s3-uri.ts";
 
 export type FeedLocation =
   | { kind: "s3"; bucket: string; key: string }
@@ -22,16 +23,7 @@ export function parseFeedLocation(uri: string): FeedLocation {
     }
     return { kind: "file", path: fileURLToPath(uri.replaceAll("%", "%25")) };
   }
-  if (scheme === "s3") {
-    const rest = uri.slice("s3://".length);
-    if (!uri.startsWith("s3://")) throw new Error("an S3 URI looks like s3://bucket/key");
-    const slash = rest.indexOf("/");
-    const bucket = slash < 0 ? rest : rest.slice(0, slash);
-    const key = slash < 0 ? "" : rest.slice(slash + 1);
-    if (bucket === "") throw new Error("s3:// URI has no bucket (s3://bucket/key)");
-    if (key === "") throw new Error("s3:// URI has no object key (s3://bucket/key)");
-    return { kind: "s3", bucket, key };
-  }
+  if (scheme === "s3") return { kind: "s3", ...parseS3Uri(uri) };
   if (scheme === "stdout") return { kind: "stdout" };
   throw new Error(`unsupported URI scheme "${scheme}:" (use s3://, file://, a path, or stdout:)`);
 }
