@@ -40,8 +40,9 @@ export class AddressBlockedError extends Error {
   readonly hostname: string;
   url?: string;
   constructor(hostname: string, address: string) {
+    const notes = [ipv4Of(address), hostname && hostname !== address ? `host ${hostname}` : ""].filter(Boolean);
     super(
-      `Address ${address}${hostname && hostname !== address ? ` (host ${hostname})` : ""} is not a public address and allowPrivateNetworks does not allow it`,
+      `Address ${address}${notes.length ? ` (${notes.join(", ")})` : ""} is not a public address and allowPrivateNetworks does not allow it`,
     );
     this.name = "AddressBlockedError";
     this.hostname = hostname;
@@ -64,31 +65,63 @@ export function parseCidrs(cidrs: readonly string[]): Cidr[] {
   });
 }
 
-/** The IPv4 address embedded in an IPv4-mapped / NAT64 / 6to4 IPv6 address, if any. */
-function embeddedV4(addr: ipaddr.IPv6): ipaddr.IPv4 | undefined {
-  const range = addr.range();
+/**
+ * The IPv4 address an IPv6 address stands for: IPv4-mapped `::ffff:0:0/96`,
+ * IPv4-translated `::ffff:0:0:0/96`, IPv4-compatible `::/96`, NAT64
+ * `64:ff9b::/96` and 6to4 `2002::/16` reach (or are translated to) that IPv4
+ * address. "unknown" for the local-use NAT64 `64:ff9b:1::/48` outside its
+ * `/96` form: RFC 6052 lets the operator put the IPv4 at several offsets.
+ * Teredo (`2001::/32`, client IPv4 XOR 0xffffffff in the last 32 bits) is not
+ * read: it is refused whatever it embeds (REFUSED_V6), being a tunnel, not a server.
+ */
+function embeddedV4(addr: ipaddr.IPv6): ipaddr.IPv4 | "unknown" | undefined {
   const b = addr.toByteArray();
-  if (range === "ipv4Mapped" || range === "rfc6145" || range === "rfc6052") {
-    return new ipaddr.IPv4(b.slice(12, 16));
+  const zero = (from: number, to: number) => b.slice(from, to).every((x) => x === 0);
+  const last32 = () => new ipaddr.IPv4(b.slice(12, 16));
+  switch (addr.range()) {
+    case "ipv4Mapped":
+    case "rfc6145":
+      return last32();
+    case "rfc6052":
+      return b[5] === 1 && !zero(6, 12) ? "unknown" : last32();
+    case "6to4":
+      return new ipaddr.IPv4(b.slice(2, 6));
+    default:
+      // IPv4-compatible ::a.b.c.d; `::` and `::1` are IPv6's own unspecified and loopback.
+      return zero(0, 12) && !(zero(12, 15) && (b[15] ?? 0) <= 1) ? last32() : undefined;
   }
-  if (range === "6to4") return new ipaddr.IPv4(b.slice(2, 6));
-  return undefined;
 }
 
-function isPublic(addr: ipaddr.IPv4 | ipaddr.IPv6): boolean {
-  if (addr.kind() === "ipv4") return !REFUSED_V4.has(addr.range());
-  const v4 = embeddedV4(addr as ipaddr.IPv6);
-  if (v4) return isPublic(v4);
-  return !REFUSED_V6.has(addr.range());
+/** "IPv4 a.b.c.d" for an IPv6 address that embeds one, so messages name the real target. */
+function ipv4Of(ip: string): string {
+  try {
+    const addr = ipaddr.parse(ip.replace(/^\[|\]$/g, "").replace(/%.*$/, ""));
+    const v4 = addr.kind() === "ipv6" ? embeddedV4(addr as ipaddr.IPv6) : undefined;
+    return v4 instanceof ipaddr.IPv4 ? `IPv4 ${v4}` : "";
+  } catch {
+    return "";
+  }
 }
 
-function matchesAny(addr: ipaddr.IPv4 | ipaddr.IPv6, cidrs: Cidr[]): boolean {
-  const forms: (ipaddr.IPv4 | ipaddr.IPv6)[] = [addr];
-  if (addr.kind() === "ipv6") {
-    const v4 = embeddedV4(addr as ipaddr.IPv6);
-    if (v4) forms.push(v4);
-  }
-  return forms.some((f) => cidrs.some(([net, bits]) => f.kind() === net.kind() && f.match(net, bits)));
+const publicV4 = (a: ipaddr.IPv4) => !REFUSED_V4.has(a.range());
+
+function inList(addr: ipaddr.IPv4 | ipaddr.IPv6, cidrs: Cidr[]): boolean {
+  return cidrs.some(([net, bits]) => addr.kind() === net.kind() && addr.match(net, bits));
+}
+
+/**
+ * IPv4 by its range; IPv6 that embeds IPv4 by the IPv4 it stands for (so
+ * `::a9fe:a9fe` is the metadata address, whichever way it is written); a
+ * listed IPv6 CIDR allows an IPv6 address whatever it embeds.
+ */
+function allowedAddress(addr: ipaddr.IPv4 | ipaddr.IPv6, cidrs: Cidr[]): boolean {
+  if (inList(addr, cidrs)) return true;
+  if (addr.kind() === "ipv4") return publicV4(addr as ipaddr.IPv4);
+  const v6 = addr as ipaddr.IPv6;
+  if (REFUSED_V6.has(v6.range())) return false;
+  const v4 = embeddedV4(v6);
+  if (v4 === "unknown") return false;
+  return v4 === undefined || publicV4(v4) || inList(v4, cidrs);
 }
 
 function compile(setting: PrivateNetworkSetting): (ip: string) => boolean {
@@ -101,7 +134,7 @@ function compile(setting: PrivateNetworkSetting): (ip: string) => boolean {
     } catch {
       return false;
     }
-    return isPublic(addr) || matchesAny(addr, cidrs);
+    return allowedAddress(addr, cidrs);
   };
 }
 
@@ -118,11 +151,23 @@ export function addressChecker(setting: PrivateNetworkSetting): (ip: string) => 
 type LookupAll = (err: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[]) => void;
 type LookupOne = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
 
-/** A `net.connect` lookup that resolves every address and fails if any resolved address is refused. */
-export function guardedLookup(setting: PrivateNetworkSetting) {
+/** Every address of a name, as `dns.lookup(name, { all: true })` gives them. */
+export type ResolveAll = (
+  hostname: string,
+  options: dns.LookupAllOptions,
+  callback: (err: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[]) => void,
+) => void;
+
+const systemResolve: ResolveAll = (hostname, options, callback) => dns.lookup(hostname, options, callback);
+
+/**
+ * A `net.connect` lookup that resolves every address and fails if any resolved
+ * address is refused. `resolve` replaces the system resolver (tests).
+ */
+export function guardedLookup(setting: PrivateNetworkSetting, resolve: ResolveAll = systemResolve) {
   const allowed = compile(setting);
   return (hostname: string, options: dns.LookupOptions, callback: LookupAll | LookupOne) => {
-    dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+    resolve(hostname, { ...options, all: true }, (err, addresses) => {
       if (err) return (callback as LookupAll)(err, []);
       // Refuse the host when any of its addresses is refused: a name that mixes
       // public and private answers is a rebinding attempt, not a real site.
@@ -143,6 +188,8 @@ export function guardedLookup(setting: PrivateNetworkSetting) {
 export interface GuardedAgentOptions extends Agent.Options {
   /** Connect timeout in ms (undici's default is 10 s). */
   connectTimeoutMs?: number;
+  /** Replaces the system resolver (tests: a name that resolves to a chosen address). */
+  resolve?: ResolveAll;
 }
 
 /**
@@ -152,8 +199,11 @@ export interface GuardedAgentOptions extends Agent.Options {
  */
 export function createGuardedAgent(setting: PrivateNetworkSetting, options: GuardedAgentOptions = {}): Agent {
   const allowed = compile(setting);
-  const { connectTimeoutMs, ...agentOptions } = options;
-  const base = buildConnector({ timeout: connectTimeoutMs ?? 10_000, lookup: guardedLookup(setting) } as never);
+  const { connectTimeoutMs, resolve, ...agentOptions } = options;
+  const base = buildConnector({
+    timeout: connectTimeoutMs ?? 10_000,
+    lookup: guardedLookup(setting, resolve),
+  } as never);
   const connect: buildConnector.connector = (opts, callback) => {
     const host = opts.hostname.replace(/^\[|\]$/g, "");
     if (net.isIP(host) && !allowed(host)) {

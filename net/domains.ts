@@ -18,9 +18,10 @@ export function registrableDomain(host: string): string {
 
 /** Host matches an allowedDomains entry: equal or a subdomain (Scrapy's url_is_from_any_domain). */
 export function hostAllowed(host: string, domains: readonly string[]): boolean {
-  const h = host.toLowerCase();
+  // A fully qualified name's trailing dot names the same host (`example.com.`).
+  const h = host.toLowerCase().replace(/\.$/, "");
   return domains.some((d) => {
-    const dom = d.toLowerCase();
+    const dom = d.toLowerCase().replace(/\.$/, "");
     return h === dom || h.endsWith(`.${dom}`);
   });
 }

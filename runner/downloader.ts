@@ -1,6 +1,9 @@
 // One HTTP exchange with undici: no automatic redirects (the crawler re-checks
-// every hop), a deadline for the whole exchange, and a size limit enforced on
-// the *decoded* body so compression bombs stop at the limit.
+// every hop), a deadline for the whole exchange, a size limit enforced on the
+// *decoded* body so compression bombs stop at the limit, and a process-wide
+// budget for the decoded bytes all responses hold while downloading. Every
+// failure is a rejected DownloadError naming the URL; nothing escapes as an
+// 'error' event.
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
@@ -15,10 +18,55 @@ export type DownloadErrorKind =
   | "addressBlocked"
   | "responseTooLarge"
   | "decoding"
+  | "memoryBudget"
   | "invalidUrl"
   | "other";
 
-const RETRYABLE = new Set<DownloadErrorKind>(["timeout", "connection", "dns"]);
+// memoryBudget is transient: the responses holding the budget finish soon.
+const RETRYABLE = new Set<DownloadErrorKind>(["timeout", "connection", "dns", "memoryBudget"]);
+
+/**
+ * The decoded-body limit when the caller gives none (`maxResponseBytes`'
+ * default): Scrapy's DOWNLOAD_WARNSIZE, far above any real HTML page and small
+ * enough that parsing it cannot exhaust the heap.
+ */
+export const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
+/** Decoded bytes all responses of the process may hold at once while downloading. */
+export const DEFAULT_IN_FLIGHT_BYTES = 128 * 1024 * 1024;
+/** Each response's first MiB is not drawn from the budget, so ordinary pages never fail because of big ones. */
+export const FREE_BYTES_PER_RESPONSE = 1024 * 1024;
+
+/**
+ * Decoded bytes held by responses being downloaded. A response that would take
+ * the total past the budget fails at once (`memoryBudget`, retried) rather than
+ * waiting: responses that each hold part of the budget could otherwise wait on
+ * one another until their timeouts. A response limit above the budget raises it
+ * for that response, so one response can always reach its own limit.
+ */
+export class ByteBudget {
+  readonly size: number;
+  #used = 0;
+  constructor(size: number) {
+    if (!Number.isSafeInteger(size) || size < 1) throw new Error(`Byte budget must be a positive integer, got ${size}`);
+    this.size = size;
+  }
+  /** Bytes held now. */
+  get used(): number {
+    return this.#used;
+  }
+  /** Takes `n` bytes if the total stays within max(size, `ceiling`). */
+  take(n: number, ceiling = 0): boolean {
+    if (this.#used + n > Math.max(this.size, ceiling)) return false;
+    this.#used += n;
+    return true;
+  }
+  give(n: number): void {
+    this.#used = Math.max(0, this.#used - n);
+  }
+}
+
+/** The budget fetchOnce uses unless told otherwise: memory is per process. */
+export const inFlightBudget = new ByteBudget(DEFAULT_IN_FLIGHT_BYTES);
 
 export class DownloadError extends Error {
   readonly kind: DownloadErrorKind;
@@ -41,8 +89,10 @@ export interface FetchOptions {
   headers?: Record<string, string>;
   body?: string;
   timeoutMs: number;
-  /** Decoded body limit in bytes. */
-  maxBytes: number;
+  /** Decoded body limit in bytes (default DEFAULT_MAX_RESPONSE_BYTES). */
+  maxBytes?: number;
+  /** Where the decoded bytes in flight are counted (default: the process-wide `inFlightBudget`). */
+  budget?: ByteBudget;
   /** Over the limit: keep the first maxBytes instead of failing (robots.txt). */
   truncate?: boolean;
   /** Whether to read the body for this content type (false: discard it unread). */
@@ -68,23 +118,29 @@ export interface FetchResult {
 export const ACCEPT_ENCODING =
   typeof zlib.createZstdDecompress === "function" ? "gzip, deflate, br, zstd" : "gzip, deflate, br";
 
-function decoderFor(encoding: string, url: string): NodeJS.ReadWriteStream | null {
-  switch (encoding) {
-    case "gzip":
-    case "x-gzip":
-      return zlib.createGunzip();
-    case "deflate":
-      return zlib.createInflate();
-    case "br":
-      return zlib.createBrotliDecompress();
-    case "zstd":
-      if (typeof zlib.createZstdDecompress === "function") return zlib.createZstdDecompress();
-      break;
-    case "identity":
-    case "":
-      return null;
-  }
-  throw new DownloadError("decoding", url, `Unsupported content-encoding '${encoding}'`);
+const DECODERS: Record<string, (() => NodeJS.ReadWriteStream) | undefined> = {
+  gzip: () => zlib.createGunzip(),
+  "x-gzip": () => zlib.createGunzip(),
+  deflate: () => zlib.createInflate(),
+  br: () => zlib.createBrotliDecompress(),
+  ...(typeof zlib.createZstdDecompress === "function" ? { zstd: () => zlib.createZstdDecompress() } : {}),
+};
+const MAX_ENCODINGS = 5;
+/** A header value as quoted in a message: a hostile one can be kilobytes long. */
+const clip = (s: string) => (s.length > 100 ? `${s.slice(0, 100)}…` : s);
+
+/** The decoders for a Content-Encoding list, outermost first; throws before creating any if one is unknown. */
+function decodersFor(encodings: string[], url: string): NodeJS.ReadWriteStream[] {
+  if (encodings.length > MAX_ENCODINGS)
+    throw new DownloadError(
+      "decoding",
+      url,
+      `Too many content-encodings (${encodings.length}, at most ${MAX_ENCODINGS}): '${clip(encodings.join(", "))}'`,
+    );
+  const unknown = encodings.find((e) => !Object.hasOwn(DECODERS, e));
+  if (unknown !== undefined)
+    throw new DownloadError("decoding", url, `Unsupported content-encoding '${clip(unknown)}'`);
+  return encodings.toReversed().map((e) => (DECODERS[e] as () => NodeJS.ReadWriteStream)());
 }
 
 function classify(err: unknown, url: string, timeoutMs: number): DownloadError {
@@ -113,9 +169,10 @@ function classify(err: unknown, url: string, timeoutMs: number): DownloadError {
   return new DownloadError("other", url, msg, err);
 }
 
-/** Performs one request. Throws DownloadError. */
+/** Performs one request. Rejects with a DownloadError naming the URL, never anything else. */
 export async function fetchOnce(url: string, opts: FetchOptions): Promise<FetchResult> {
   const signal = AbortSignal.timeout(opts.timeoutMs);
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   const started = performance.now();
   let res: Dispatcher.ResponseData;
   try {
@@ -131,6 +188,10 @@ export async function fetchOnce(url: string, opts: FetchOptions): Promise<FetchR
   } catch (err) {
     throw classify(err, url, opts.timeoutMs);
   }
+  // A body given up unread is destroyed, and undici then emits RequestAbortedError
+  // on it a tick later: with no listener that is an uncaught exception (issue 14).
+  // Real failures reach us through pipeline() or dump(), not through this listener.
+  res.body.on("error", () => {});
   const latencyMs = performance.now() - started;
   const contentType = String(res.headers["content-type"] ?? "").toLowerCase();
   const base = { url, status: res.statusCode, headers: res.headers, contentType, latencyMs };
@@ -158,28 +219,25 @@ export async function fetchOnce(url: string, opts: FetchOptions): Promise<FetchR
     .split(",")
     .map((s) => s.trim())
     .filter((s) => s && s !== "identity");
-  if (!opts.truncate && encodings.length === 0 && Number.isFinite(declared) && declared > opts.maxBytes) {
+  if (!opts.truncate && encodings.length === 0 && Number.isFinite(declared) && declared > maxBytes) {
     res.body.destroy();
     const err = new DownloadError(
       "responseTooLarge",
       url,
-      `Response of ${declared} bytes is larger than maxResponseBytes ${opts.maxBytes}`,
+      `Response of ${declared} bytes is larger than maxResponseBytes ${maxBytes}`,
     );
     err.decodedBytes = 0;
     throw err;
   }
 
+  const budget = opts.budget ?? inFlightBudget;
   let wireBytes = 0;
   let decoded = 0;
+  let charged = 0; // bytes taken from the budget, given back in finally
   let truncated = false;
   const chunks: Buffer[] = [];
   try {
-    if (encodings.length > 5)
-      throw new DownloadError("decoding", url, `Too many content-encodings (${encodings.length})`);
-    const decoders = encodings
-      .reverse()
-      .map((e) => decoderFor(e, url))
-      .filter((d): d is NodeJS.ReadWriteStream => d !== null);
+    const decoders = decodersFor(encodings, url);
     // Mark decoder errors so they are classified as "decoding", not a network failure.
     for (const d of decoders)
       d.on("error", (err: Error) => {
@@ -193,10 +251,10 @@ export async function fetchOnce(url: string, opts: FetchOptions): Promise<FetchR
     };
     const collect = async (source: AsyncIterable<Buffer>) => {
       for await (const chunk of source) {
-        if (decoded + chunk.length > opts.maxBytes) {
+        if (decoded + chunk.length > maxBytes) {
           if (opts.truncate) {
-            chunks.push(chunk.subarray(0, opts.maxBytes - decoded));
-            decoded = opts.maxBytes;
+            chunks.push(chunk.subarray(0, maxBytes - decoded));
+            decoded = maxBytes;
             truncated = true;
             return;
           }
@@ -204,20 +262,34 @@ export async function fetchOnce(url: string, opts: FetchOptions): Promise<FetchR
           const err = new DownloadError(
             "responseTooLarge",
             url,
-            `Decoded body passed maxResponseBytes ${opts.maxBytes} (${wireBytes} bytes on the wire)`,
+            `Decoded body passed maxResponseBytes ${maxBytes} (${wireBytes} bytes on the wire)`,
           );
           err.decodedBytes = decoded;
           throw err;
+        }
+        const charge = Math.max(0, decoded + chunk.length - FREE_BYTES_PER_RESPONSE) - charged;
+        if (charge > 0) {
+          if (!budget.take(charge, maxBytes)) {
+            throw new DownloadError(
+              "memoryBudget",
+              url,
+              `Decoded body reached ${decoded + chunk.length} bytes while responses in flight hold ${budget.used}: past the in-flight budget of ${Math.max(budget.size, maxBytes)} bytes`,
+            );
+          }
+          charged += charge;
         }
         decoded += chunk.length;
         chunks.push(chunk);
       }
     };
     await pipeline([res.body as Readable, countWire, ...decoders, collect] as never, { signal });
+    return { ...base, body: Buffer.concat(chunks, decoded), wireBytes, truncated };
   } catch (err) {
-    res.body.destroy();
     // Truncation ends the pipeline early on purpose; what was kept is the answer.
-    if (!truncated) throw classify(err, url, opts.timeoutMs);
+    if (truncated) return { ...base, body: Buffer.concat(chunks, decoded), wireBytes, truncated };
+    throw classify(err, url, opts.timeoutMs);
+  } finally {
+    if (!res.body.destroyed) res.body.destroy();
+    budget.give(charged);
   }
-  return { ...base, body: Buffer.concat(chunks, decoded), wireBytes, truncated };
 }

@@ -10,7 +10,7 @@ import type { Item } from "./item.ts";
 import type { ItemDropReason } from "./stats.ts";
 
 /** Scrapy's IGNORED_EXTENSIONS: links to these are never followed. */
-export const IGNORED_EXTENSIONS = new Set(
+const IGNORED_EXTENSIONS = new Set(
   (
     "7z 7zip bz2 rar tar tar.gz xz zip mng pct bmp gif jpg jpeg png pst psp tif tiff ai drw dxf eps ps svg cdr ico webp " +
     "mp3 wma ogg wav ra aac mid au aiff 3gp asf asx avi mov mp4 mpg qt rm swf wmv m4a m4v flv webm " +
@@ -18,7 +18,7 @@ export const IGNORED_EXTENSIONS = new Set(
   ).split(" "),
 );
 
-export type FieldProblem = "selectorError" | "typeConversion" | "regexNoMatch" | "missing";
+export type FieldProblem = "selectorError" | "typeConversion" | "regexNoMatch";
 
 export interface PageContext {
   url: string;
@@ -119,6 +119,167 @@ function convert(raw: string, type: FieldRule["type"]): Conversion {
   }
 }
 
+function extractLinks(follow: CompiledFollow[], $: CheerioAPI, page: PageContext): string[] {
+  if (follow.length === 0) return [];
+  const base = baseUrlOf($, page.url);
+  const pageHost = new URL(page.url).hostname;
+  const out = new Set<string>();
+  for (const rule of follow) {
+    let hrefs: string[] = [];
+    try {
+      const selected = rule.selector ? $(rule.selector) : $("a[href], area[href]");
+      selected.each((_, el) => {
+        const node = $(el);
+        const own = node.attr("href");
+        if (own !== undefined) hrefs.push(own);
+        else
+          node.find("a[href], area[href]").each((_, a) => {
+            const h = $(a).attr("href");
+            if (h !== undefined) hrefs.push(h);
+          });
+      });
+    } catch {
+      hrefs = [];
+    }
+    for (const href of hrefs) {
+      const url = resolveHttp(href, base);
+      if (!url || out.has(url)) continue;
+      if (hasIgnoredExtension(url)) continue;
+      if (rule.allow.length && !rule.allow.some((r) => r.test(url))) continue;
+      if (rule.deny.some((r) => r.test(url))) continue;
+      if (rule.restrict !== "none") {
+        const host = new URL(url).hostname;
+        if (rule.restrict === "sameHost" && host !== pageHost) continue;
+        if (rule.restrict === "sameDomain" && registrableDomain(host) !== registrableDomain(pageHost)) continue;
+      }
+      out.add(url);
+    }
+  }
+  return [...out];
+}
+
+function fieldValue(
+  $: CheerioAPI,
+  scope: ReturnType<CheerioAPI> | null,
+  f: CompiledField,
+  page: PageContext,
+  base: string,
+  ruleName: string,
+  report: ExtractReport,
+): { value: unknown } | undefined {
+  const fr = f.rule;
+  let raws: string[];
+  if (fr.meta) {
+    raws = [fr.meta === "url" ? page.url : String(fr.meta === "status" ? page.status : page.depth)];
+  } else {
+    let nodes: ReturnType<CheerioAPI>;
+    try {
+      nodes = fr.selector ? (scope ? scope.find(fr.selector) : $(fr.selector)) : (scope ?? $.root().children());
+    } catch (err) {
+      report.fieldProblem(ruleName, f.name, "selectorError", page.url, (err as Error).message);
+      return undefined;
+    }
+    const picked = fr.all ? nodes.toArray() : nodes.toArray().slice(0, 1);
+    raws = [];
+    for (const el of picked) {
+      const node = $(el as AnyNode);
+      const v = fr.attr ? node.attr(fr.attr) : normalizeSpace(node.text());
+      if (v !== undefined) raws.push(fr.attr ? v.trim() : v);
+    }
+  }
+  const values: unknown[] = [];
+  for (let raw of raws) {
+    if (f.regex) {
+      const m = f.regex.exec(raw);
+      if (!m) {
+        report.fieldProblem(
+          ruleName,
+          f.name,
+          "regexNoMatch",
+          page.url,
+          `/${f.regex.source}/ did not match '${raw.slice(0, 80)}'`,
+        );
+        continue;
+      }
+      raw = m[1] ?? m[0];
+    }
+    if (fr.absolute) {
+      const abs = (() => {
+        try {
+          return new URL(raw, base).href;
+        } catch {
+          return undefined;
+        }
+      })();
+      if (abs === undefined) {
+        report.fieldProblem(ruleName, f.name, "typeConversion", page.url, `'${raw.slice(0, 80)}' is not a URL`);
+        continue;
+      }
+      raw = abs;
+    }
+    const c = convert(raw, fr.meta === "status" || fr.meta === "depth" ? (fr.type ?? "integer") : fr.type);
+    if (!c.ok) {
+      report.fieldProblem(ruleName, f.name, "typeConversion", page.url, c.detail);
+      continue;
+    }
+    values.push(c.value);
+  }
+  if (fr.all) return { value: values };
+  if (values.length === 0) return undefined;
+  return { value: values[0] };
+}
+
+function extractItems(extract: CompiledExtract[], $: CheerioAPI, page: PageContext, report: ExtractReport): Item[] {
+  const out: Item[] = [];
+  if (extract.length === 0) return out;
+  const base = baseUrlOf($, page.url);
+  for (const ex of extract) {
+    if (ex.urlPattern && !ex.urlPattern.test(page.url)) continue;
+    let scopes: (ReturnType<CheerioAPI> | null)[];
+    if (ex.rule.itemSelector) {
+      try {
+        scopes = $(ex.rule.itemSelector)
+          .toArray()
+          .map((el) => $(el as AnyNode));
+      } catch (err) {
+        report.fieldProblem(ex.rule.name, "(itemSelector)", "selectorError", page.url, (err as Error).message);
+        continue;
+      }
+    } else {
+      scopes = [null];
+    }
+    for (const scope of scopes) {
+      const fields: Record<string, unknown> = {};
+      let dropped = false;
+      let found = 0;
+      for (const f of ex.fields) {
+        const v = fieldValue($, scope, f, page, base, ex.rule.name, report);
+        if (v !== undefined) {
+          fields[f.name] = v.value;
+          if (!f.rule.meta && (!Array.isArray(v.value) || v.value.length > 0)) found++;
+          continue;
+        }
+        if (f.rule.default !== undefined) {
+          fields[f.name] = f.rule.default;
+          continue;
+        }
+        if (f.rule.required) {
+          report.itemDropped(ex.rule.name, "missingRequired", page.url, `required field '${f.name}' has no value`);
+          dropped = true;
+          break;
+        }
+      }
+      if (dropped) continue;
+      if (found === 0 && ex.fields.some((f) => !f.rule.meta)) {
+        report.itemDropped(ex.rule.name, "empty", page.url, "no field has a value");
+        continue;
+      }
+      out.push({ type: ex.rule.name, fields });
+    }
+  }
+  return out;
+}
+
 export function compileSpider(spec: SpiderSpec): CompiledSpider {
   const follow: CompiledFollow[] = (spec.follow ?? []).map((f: FollowRule) => ({
     ...(f.selector ? { selector: f.selector } : {}),
@@ -136,166 +297,8 @@ export function compileSpider(spec: SpiderSpec): CompiledSpider {
     })),
   }));
 
-  function links($: CheerioAPI, page: PageContext): string[] {
-    if (follow.length === 0) return [];
-    const base = baseUrlOf($, page.url);
-    const pageHost = new URL(page.url).hostname;
-    const out = new Set<string>();
-    for (const rule of follow) {
-      let hrefs: string[] = [];
-      try {
-        const selected = rule.selector ? $(rule.selector) : $("a[href], area[href]");
-        selected.each((_, el) => {
-          const node = $(el);
-          const own = node.attr("href");
-          if (own !== undefined) hrefs.push(own);
-          else
-            node.find("a[href], area[href]").each((_, a) => {
-              const h = $(a).attr("href");
-              if (h !== undefined) hrefs.push(h);
-            });
-        });
-      } catch {
-        hrefs = [];
-      }
-      for (const href of hrefs) {
-        const url = resolveHttp(href, base);
-        if (!url || out.has(url)) continue;
-        if (hasIgnoredExtension(url)) continue;
-        if (rule.allow.length && !rule.allow.some((r) => r.test(url))) continue;
-        if (rule.deny.some((r) => r.test(url))) continue;
-        if (rule.restrict !== "none") {
-          const host = new URL(url).hostname;
-          if (rule.restrict === "sameHost" && host !== pageHost) continue;
-          if (rule.restrict === "sameDomain" && registrableDomain(host) !== registrableDomain(pageHost)) continue;
-        }
-        out.add(url);
-      }
-    }
-    return [...out];
-  }
-
-  function fieldValue(
-    $: CheerioAPI,
-    scope: ReturnType<CheerioAPI> | null,
-    f: CompiledField,
-    page: PageContext,
-    base: string,
-    ruleName: string,
-    report: ExtractReport,
-  ): { value: unknown } | undefined {
-    const fr = f.rule;
-    let raws: string[];
-    if (fr.meta) {
-      raws = [fr.meta === "url" ? page.url : String(fr.meta === "status" ? page.status : page.depth)];
-    } else {
-      let nodes: ReturnType<CheerioAPI>;
-      try {
-        nodes = fr.selector ? (scope ? scope.find(fr.selector) : $(fr.selector)) : (scope ?? $.root().children());
-      } catch (err) {
-        report.fieldProblem(ruleName, f.name, "selectorError", page.url, (err as Error).message);
-        return undefined;
-      }
-      const picked = fr.all ? nodes.toArray() : nodes.toArray().slice(0, 1);
-      raws = [];
-      for (const el of picked) {
-        const node = $(el as AnyNode);
-        const v = fr.attr ? node.attr(fr.attr) : normalizeSpace(node.text());
-        if (v !== undefined) raws.push(fr.attr ? v.trim() : v);
-      }
-    }
-    const values: unknown[] = [];
-    for (let raw of raws) {
-      if (f.regex) {
-        const m = f.regex.exec(raw);
-        if (!m) {
-          report.fieldProblem(
-            ruleName,
-            f.name,
-            "regexNoMatch",
-            page.url,
-            `/${f.regex.source}/ did not match '${raw.slice(0, 80)}'`,
-          );
-          continue;
-        }
-        raw = m[1] ?? m[0];
-      }
-      if (fr.absolute) {
-        const abs = (() => {
-          try {
-            return new URL(raw, base).href;
-          } catch {
-            return undefined;
-          }
-        })();
-        if (abs === undefined) {
-          report.fieldProblem(ruleName, f.name, "typeConversion", page.url, `'${raw.slice(0, 80)}' is not a URL`);
-          continue;
-        }
-        raw = abs;
-      }
-      const c = convert(raw, fr.meta === "status" || fr.meta === "depth" ? (fr.type ?? "integer") : fr.type);
-      if (!c.ok) {
-        report.fieldProblem(ruleName, f.name, "typeConversion", page.url, c.detail);
-        continue;
-      }
-      values.push(c.value);
-    }
-    if (fr.all) return { value: values };
-    if (values.length === 0) return undefined;
-    return { value: values[0] };
-  }
-
-  function items($: CheerioAPI, page: PageContext, report: ExtractReport): Item[] {
-    const out: Item[] = [];
-    if (extract.length === 0) return out;
-    const base = baseUrlOf($, page.url);
-    for (const ex of extract) {
-      if (ex.urlPattern && !ex.urlPattern.test(page.url)) continue;
-      let scopes: (ReturnType<CheerioAPI> | null)[];
-      if (ex.rule.itemSelector) {
-        try {
-          scopes = $(ex.rule.itemSelector)
-            .toArray()
-            .map((el) => $(el as AnyNode));
-        } catch (err) {
-          report.fieldProblem(ex.rule.name, "(itemSelector)", "selectorError", page.url, (err as Error).message);
-          continue;
-        }
-      } else {
-        scopes = [null];
-      }
-      for (const scope of scopes) {
-        const fields: Record<string, unknown> = {};
-        let dropped = false;
-        let found = 0;
-        for (const f of ex.fields) {
-          const v = fieldValue($, scope, f, page, base, ex.rule.name, report);
-          if (v !== undefined) {
-            fields[f.name] = v.value;
-            if (!f.rule.meta && (!Array.isArray(v.value) || v.value.length > 0)) found++;
-            continue;
-          }
-          if (f.rule.default !== undefined) {
-            fields[f.name] = f.rule.default;
-            continue;
-          }
-          if (f.rule.required) {
-            report.itemDropped(ex.rule.name, "missingRequired", page.url, `required field '${f.name}' has no value`);
-            dropped = true;
-            break;
-          }
-        }
-        if (dropped) continue;
-        if (found === 0 && ex.fields.some((f) => !f.rule.meta)) {
-          report.itemDropped(ex.rule.name, "empty", page.url, "no field has a value");
-          continue;
-        }
-        out.push({ type: ex.rule.name, fields });
-      }
-    }
-    return out;
-  }
-
-  return { links, items };
+  return {
+    links: ($, page) => extractLinks(follow, $, page),
+    items: ($, page, report) => extractItems(extract, $, page, report),
+  };
 }

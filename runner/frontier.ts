@@ -21,7 +21,6 @@ export class Frontier {
   #headPos = 0;
   #tail: CrawlRequest[] = [];
   #segments: string[] = [];
-  #segmentSizes: number[] = [];
   #dir: string | undefined;
   #seq = 0;
   #size = 0;
@@ -79,7 +78,6 @@ export class Frontier {
     const file = join(this.#dir, `segment-${String(this.#seq++).padStart(8, "0")}.jsonl`);
     writeFileSync(file, `${this.#tail.map((r) => JSON.stringify(r)).join("\n")}\n`);
     this.#segments.push(file);
-    this.#segmentSizes.push(this.#tail.length);
     this.spilled += this.#tail.length;
     this.#tail = [];
   }
@@ -89,7 +87,6 @@ export class Frontier {
     this.#headPos = 0;
     const file = this.#segments.shift();
     if (file) {
-      this.#segmentSizes.shift();
       const text = readFileSync(file, "utf8");
       unlinkSync(file);
       for (const line of text.split("\n")) if (line) this.#head.push(JSON.parse(line) as CrawlRequest);

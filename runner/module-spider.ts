@@ -1,12 +1,15 @@
 // The escape hatch: `spider.module` names a JS/TS module exporting
 // `parse(response, ctx)` that yields (or returns) items and requests, for what
-// the declarative rules cannot express. See docs/runner.md for the API.
+// the declarative rules cannot express. Here: its API, loading it, and running
+// it on one response. See docs/runner.md for the API.
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { CheerioAPI } from "cheerio";
 import type { Logger } from "pino";
 import type { SpiderSpec } from "../crds/schema/spider.ts";
+import { decodeBody } from "./html.ts";
 import type { Item } from "./item.ts";
+import { type CrawlRequest, newRequest } from "./request.ts";
 
 /** A request a module spider asks for. */
 export interface FollowRequest {
@@ -75,12 +78,97 @@ export async function loadSpiderModule(spec: string, baseDir = process.cwd()): P
   return { parse };
 }
 
-/** Runs parse() and iterates whatever shape it returned. */
-export async function* runParse(
+/** One 2xx response, as the crawler hands it to the module. */
+export interface ModulePage {
+  request: CrawlRequest;
+  status: number;
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+  contentType: string;
+  body: Buffer;
+  /** Set for HTML pages (parsed once, shared with the declarative rules). */
+  $?: CheerioAPI | undefined;
+  text?: string | undefined;
+}
+
+/** Where the module's output goes. */
+export interface ModuleOutputs {
+  item(item: Item): Promise<void>;
+  /** A request at depth + 1, to pass the crawler's admission filters. */
+  request(req: CrawlRequest): void;
+  /** A request whose URL does not parse, or an output that is neither an item nor a request. */
+  rejected(kind: "invalidUrl" | "unknownOutput", value: string): void;
+}
+
+/** Runs the module on one page, in order; rejects when parse() throws. */
+export async function runModuleSpider(
   mod: SpiderModule,
-  response: SpiderResponse,
-  ctx: SpiderContext,
-): AsyncGenerator<ParseOutput> {
+  spider: SpiderSpec,
+  logger: Logger,
+  page: ModulePage,
+  out: ModuleOutputs,
+): Promise<void> {
+  const req = page.request;
+  for await (const o of runParse(mod, moduleResponse(page), moduleContext(spider, logger, req.url))) {
+    if (isItem(o)) {
+      await out.item(o);
+    } else if (isFollowRequest(o)) {
+      let url: string;
+      try {
+        url = new URL(o.url, req.url).href;
+      } catch {
+        out.rejected("invalidUrl", o.url);
+        continue;
+      }
+      out.request(
+        newRequest(url, req.depth + 1, {
+          method: (o.method ?? "GET").toUpperCase(),
+          ...(o.body !== undefined ? { body: o.body } : {}),
+          ...(o.headers ? { headers: o.headers } : {}),
+          ...(o.meta ? { meta: o.meta } : {}),
+          ...(o.dontFilter ? { dontFilter: true } : {}),
+        }),
+      );
+    } else {
+      out.rejected("unknownOutput", req.url);
+    }
+  }
+}
+
+function moduleResponse(page: ModulePage): SpiderResponse {
+  const { request: req, body } = page;
+  let text = page.text;
+  return {
+    url: req.url,
+    status: page.status,
+    headers: page.headers,
+    body,
+    get text() {
+      text ??= decodeBody(body, page.contentType);
+      return text;
+    },
+    $: page.$,
+    depth: req.depth,
+    request: { url: req.url, method: req.method, meta: req.meta ?? {} },
+    json() {
+      return JSON.parse(this.text);
+    },
+  };
+}
+
+function moduleContext(spider: SpiderSpec, logger: Logger, pageUrl: string): SpiderContext {
+  return {
+    spider,
+    logger,
+    follow: (url: string, options: Omit<FollowRequest, "url"> = {}) => ({
+      ...options,
+      url: new URL(url, pageUrl).href,
+    }),
+    item: (type: string, fields: Record<string, unknown>) => ({ type, fields }),
+  };
+}
+
+/** Runs parse() and iterates whatever shape it returned. */
+async function* runParse(mod: SpiderModule, response: SpiderResponse, ctx: SpiderContext): AsyncGenerator<ParseOutput> {
   let out = mod.parse(response, ctx);
   if (out && typeof (out as Promise<unknown>).then === "function") out = (await out) as ParseResult;
   if (!out) return;
@@ -91,7 +179,7 @@ export async function* runParse(
   }
 }
 
-export function isItem(o: unknown): o is Item {
+function isItem(o: unknown): o is Item {
   return (
     typeof o === "object" &&
     o !== null &&
@@ -100,6 +188,6 @@ export function isItem(o: unknown): o is Item {
   );
 }
 
-export function isFollowRequest(o: unknown): o is FollowRequest {
+function isFollowRequest(o: unknown): o is FollowRequest {
   return typeof o === "object" && o !== null && typeof (o as FollowRequest).url === "string" && !("fields" in o);
 }

@@ -1,6 +1,6 @@
 // robots.txt per origin (RFC 9309): fetched once, cached up to 24 h, parsed
 // with robots-parser. 4xx: allow everything; 5xx or unreachable: disallow
-// everything; redirects followed up to 5 hops; the first 500 KiB are parsed.
+// everything; redirects followed up to 5 hops; the first 512 KiB are parsed.
 import robotsParserModule from "robots-parser";
 import type { Dispatcher } from "undici";
 import { DownloadError, fetchOnce } from "./downloader.ts";
@@ -10,10 +10,7 @@ import { DownloadError, fetchOnce } from "./downloader.ts";
 const robotsParser = robotsParserModule as unknown as typeof robotsParserModule.default;
 type Robot = ReturnType<typeof robotsParser>;
 
-export type RobotsVerdict =
-  | { kind: "rules"; robot: Robot }
-  | { kind: "allowAll" }
-  | { kind: "disallowAll"; why: string };
+type RobotsVerdict = { kind: "rules"; robot: Robot } | { kind: "allowAll" } | { kind: "disallowAll"; why: string };
 
 export interface RobotsOptions {
   dispatcher: Dispatcher;

@@ -15,8 +15,7 @@ export type RequestDropReason =
   | "redirectLoop"
   | "redirectMax"
   | "notHttp"
-  | "invalidUrl"
-  | "closeSpider";
+  | "invalidUrl";
 
 /** Why an item was not written. */
 export type ItemDropReason = "missingRequired" | "empty" | "closeSpider";

@@ -104,25 +104,26 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const isStr = (v: unknown): v is string => typeof v === "string";
 
-/** Semantic checks of spec.spider; tolerant of shapes the schema already rejected. */
-function spiderErrors(spider: unknown): FieldError[] {
-  const errors: FieldError[] = [];
-  if (!isObj(spider)) return errors;
-  const p = "spec.spider";
-  const err = (path: string, message: string): void => {
-    errors.push({ path, message });
-  };
-  const sel = (path: string, s: unknown) => {
-    if (!isStr(s) || !s) return;
-    const e = selectorError(s);
-    if (e) err(path, `invalid CSS selector ${JSON.stringify(s)}: ${e}`);
-  };
-  const re = (path: string, s: unknown) => {
-    if (!isStr(s) || !s) return;
-    const e = regexError(s);
-    if (e) err(path, `invalid regular expression: ${e}`);
-  };
+type Report = (path: string, message: string) => void;
 
+/** Checks of one spider field: selectors parse, regexes compile. */
+function fieldCheckers(err: Report) {
+  return {
+    sel(path: string, s: unknown) {
+      if (!isStr(s) || !s) return;
+      const e = selectorError(s);
+      if (e) err(path, `invalid CSS selector ${JSON.stringify(s)}: ${e}`);
+    },
+    re(path: string, s: unknown) {
+      if (!isStr(s) || !s) return;
+      const e = regexError(s);
+      if (e) err(path, `invalid regular expression: ${e}`);
+    },
+  };
+}
+
+/** allowedDomains are hostnames; start URLs are http(s) and not offsite. */
+function urlErrors(spider: Record<string, unknown>, p: string, err: Report): void {
   const domains = Array.isArray(spider.allowedDomains) ? spider.allowedDomains.filter(isStr) : [];
   if (Array.isArray(spider.allowedDomains)) {
     spider.allowedDomains.forEach((d, i) => {
@@ -130,27 +131,49 @@ function spiderErrors(spider: unknown): FieldError[] {
         err(`${p}.allowedDomains[${i}]`, `must be a hostname (no scheme, port or path): ${JSON.stringify(d)}`);
     });
   }
-  if (Array.isArray(spider.startUrls)) {
-    for (const [i, u] of spider.startUrls.entries()) {
-      if (!isStr(u)) continue;
-      let url: URL;
-      try {
-        url = new URL(u);
-      } catch {
-        err(`${p}.startUrls[${i}]`, `not a valid URL: ${JSON.stringify(u)}`);
-        continue;
-      }
-      if (url.protocol !== "http:" && url.protocol !== "https:") {
-        err(`${p}.startUrls[${i}]`, `must be an http or https URL, got ${url.protocol.replace(/:$/, "")}`);
-        continue;
-      }
-      if (domains.length && !hostAllowed(url.hostname.replace(/^\[|\]$/g, ""), domains))
-        err(
-          `${p}.startUrls[${i}]`,
-          `host ${url.hostname} is not in allowedDomains: the crawl would drop it as offsite`,
-        );
+  if (!Array.isArray(spider.startUrls)) return;
+  for (const [i, u] of spider.startUrls.entries()) {
+    if (!isStr(u)) continue;
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      err(`${p}.startUrls[${i}]`, `not a valid URL: ${JSON.stringify(u)}`);
+      continue;
     }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      err(`${p}.startUrls[${i}]`, `must be an http or https URL, got ${url.protocol.replace(/:$/, "")}`);
+      continue;
+    }
+    if (domains.length && !hostAllowed(url.hostname.replace(/^\[|\]$/g, ""), domains))
+      err(`${p}.startUrls[${i}]`, `host ${url.hostname} is not in allowedDomains: the crawl would drop it as offsite`);
   }
+}
+
+/** One extract field's contradictions (the schema cannot express them). */
+function fieldRuleErrors(f: Record<string, unknown>, fp: string, err: Report): void {
+  if (f.absolute === true && !isStr(f.attr) && f.meta === undefined)
+    err(`${fp}.absolute`, "absolute: true needs attr (the attribute that holds the URL, e.g. href or src)");
+  if (f.text === true && isStr(f.attr))
+    err(`${fp}.text`, "text: true and attr are contradictory: a field takes either the text or an attribute");
+  if (f.meta !== undefined) {
+    for (const k of ["selector", "attr", "text", "all"] as const)
+      if (f[k] !== undefined) err(`${fp}.${k}`, `meta takes the value from the response: ${k} does not apply`);
+  }
+  if (f.required === true && f.default !== undefined)
+    err(`${fp}.required`, "required: true and a default are contradictory: the default always fills the field");
+  if (f.all === true && f.default !== undefined && !Array.isArray(f.default))
+    err(`${fp}.default`, "all: true makes the field a list: an empty match gives [], so a default never applies");
+  if (f.default !== undefined && isStr(f.type) && f.type !== "string") {
+    const t = f.type === "boolean" ? "boolean" : "number";
+    if (typeof f.default !== t || (f.type === "integer" && !Number.isInteger(f.default)))
+      err(`${fp}.default`, `default ${JSON.stringify(f.default)} does not have the field's type ${f.type}`);
+  }
+}
+
+/** follow and extract rules: selectors, regexes, unique names, field contradictions. */
+function ruleErrors(spider: Record<string, unknown>, p: string, err: Report): void {
+  const { sel, re } = fieldCheckers(err);
   if (Array.isArray(spider.follow)) {
     spider.follow.forEach((f, i) => {
       if (!isObj(f)) return;
@@ -160,82 +183,82 @@ function spiderErrors(spider: unknown): FieldError[] {
           for (const [j, r] of (f[k] as unknown[]).entries()) re(`${p}.follow[${i}].${k}[${j}]`, r);
     });
   }
-  if (Array.isArray(spider.extract)) {
-    const names = new Map<string, number>();
-    spider.extract.forEach((x, i) => {
-      if (!isObj(x)) return;
-      const base = `${p}.extract[${i}]`;
-      if (isStr(x.name)) {
-        if (names.has(x.name))
-          err(`${base}.name`, `duplicate extract rule name '${x.name}' (also extract[${names.get(x.name)}])`);
-        else names.set(x.name, i);
-      }
-      sel(`${base}.itemSelector`, x.itemSelector);
-      re(`${base}.urlPattern`, x.urlPattern);
-      if (!isObj(x.fields)) return;
-      for (const [name, f] of Object.entries(x.fields)) {
-        if (!isObj(f)) continue;
-        const fp = `${base}.fields${/^[A-Za-z_$][\w$-]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`}`;
-        sel(`${fp}.selector`, f.selector);
-        re(`${fp}.regex`, f.regex);
-        if (f.absolute === true && !isStr(f.attr) && f.meta === undefined)
-          err(`${fp}.absolute`, "absolute: true needs attr (the attribute that holds the URL, e.g. href or src)");
-        if (f.text === true && isStr(f.attr))
-          err(`${fp}.text`, "text: true and attr are contradictory: a field takes either the text or an attribute");
-        if (f.meta !== undefined) {
-          for (const k of ["selector", "attr", "text", "all"] as const)
-            if (f[k] !== undefined) err(`${fp}.${k}`, `meta takes the value from the response: ${k} does not apply`);
-        }
-        if (f.required === true && f.default !== undefined)
-          err(`${fp}.required`, "required: true and a default are contradictory: the default always fills the field");
-        if (f.all === true && f.default !== undefined && !Array.isArray(f.default))
-          err(`${fp}.default`, "all: true makes the field a list: an empty match gives [], so a default never applies");
-        if (f.default !== undefined && isStr(f.type) && f.type !== "string") {
-          const t = f.type === "boolean" ? "boolean" : "number";
-          if (typeof f.default !== t || (f.type === "integer" && !Number.isInteger(f.default)))
-            err(`${fp}.default`, `default ${JSON.stringify(f.default)} does not have the field's type ${f.type}`);
-        }
+  if (!Array.isArray(spider.extract)) return;
+  const names = new Map<string, number>();
+  spider.extract.forEach((x, i) => {
+    if (!isObj(x)) return;
+    const base = `${p}.extract[${i}]`;
+    if (isStr(x.name)) {
+      if (names.has(x.name))
+        err(`${base}.name`, `duplicate extract rule name '${x.name}' (also extract[${names.get(x.name)}])`);
+      else names.set(x.name, i);
+    }
+    sel(`${base}.itemSelector`, x.itemSelector);
+    re(`${base}.urlPattern`, x.urlPattern);
+    if (!isObj(x.fields)) return;
+    for (const [name, f] of Object.entries(x.fields)) {
+      if (!isObj(f)) continue;
+      const fp = `${base}.fields${/^[A-Za-z_$][\w$-]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`}`;
+      sel(`${fp}.selector`, f.selector);
+      re(`${fp}.regex`, f.regex);
+      fieldRuleErrors(f, fp, err);
+    }
+  });
+}
+
+/** spider.settings: limits that contradict each other, CIDRs, header names and values. */
+function settingsErrors(s: Record<string, unknown>, sp: string, err: Report): void {
+  const global = typeof s.concurrentRequests === "number" ? s.concurrentRequests : 16;
+  if (typeof s.concurrentRequestsPerDomain === "number" && s.concurrentRequestsPerDomain > global)
+    err(
+      `${sp}.concurrentRequestsPerDomain`,
+      `${s.concurrentRequestsPerDomain} is more than concurrentRequests (${global}): the per-domain limit could never be reached`,
+    );
+  const at = s.autoThrottle;
+  if (isObj(at) && at.enabled === true) {
+    const start = typeof at.startDelayMs === "number" ? at.startDelayMs : 5000;
+    const max = typeof at.maxDelayMs === "number" ? at.maxDelayMs : 60000;
+    if (start > max) err(`${sp}.autoThrottle.startDelayMs`, `startDelayMs ${start} is more than maxDelayMs ${max}`);
+    if (typeof s.downloadDelayMs === "number" && s.downloadDelayMs > max)
+      err(
+        `${sp}.downloadDelayMs`,
+        `downloadDelayMs ${s.downloadDelayMs} is AutoThrottle's minimum and more than maxDelayMs ${max}`,
+      );
+  }
+  if (Array.isArray(s.retryHttpCodes))
+    s.retryHttpCodes.forEach((c, i) => {
+      if (typeof c === "number" && ((c >= 300 && c < 400) || (c >= 200 && c < 300)))
+        err(`${sp}.retryHttpCodes[${i}]`, `${c} is not an error status: redirects and successes are never retried`);
+    });
+  if (Array.isArray(s.allowPrivateNetworks))
+    s.allowPrivateNetworks.forEach((c, i) => {
+      if (!isStr(c)) return;
+      try {
+        parseCidrs([c]);
+      } catch {
+        err(`${sp}.allowPrivateNetworks[${i}]`, `not a CIDR (e.g. 10.0.0.0/8) or IP address: ${JSON.stringify(c)}`);
       }
     });
-  }
-  const s = spider.settings;
-  if (isObj(s)) {
-    const sp = `${p}.settings`;
-    const global = typeof s.concurrentRequests === "number" ? s.concurrentRequests : 16;
-    if (typeof s.concurrentRequestsPerDomain === "number" && s.concurrentRequestsPerDomain > global)
-      err(
-        `${sp}.concurrentRequestsPerDomain`,
-        `${s.concurrentRequestsPerDomain} is more than concurrentRequests (${global}): the per-domain limit could never be reached`,
-      );
-    const at = s.autoThrottle;
-    if (isObj(at) && at.enabled === true) {
-      const start = typeof at.startDelayMs === "number" ? at.startDelayMs : 5000;
-      const max = typeof at.maxDelayMs === "number" ? at.maxDelayMs : 60000;
-      if (start > max) err(`${sp}.autoThrottle.startDelayMs`, `startDelayMs ${start} is more than maxDelayMs ${max}`);
-      if (typeof s.downloadDelayMs === "number" && s.downloadDelayMs > max)
-        err(
-          `${sp}.downloadDelayMs`,
-          `downloadDelayMs ${s.downloadDelayMs} is AutoThrottle's minimum and more than maxDelayMs ${max}`,
-        );
+  if (isObj(s.headers))
+    for (const [name, value] of Object.entries(s.headers)) {
+      const hp = `${sp}.headers[${JSON.stringify(name)}]`;
+      if (!HEADER_NAME.test(name)) err(hp, "not a valid HTTP header name");
+      // RFC 9110 field-value: no CR, LF or NUL (they would split or end the request).
+      else if (isStr(value) && /[\r\n\0]/.test(value)) err(hp, "a header value may not contain CR, LF or NUL");
     }
-    if (Array.isArray(s.retryHttpCodes))
-      s.retryHttpCodes.forEach((c, i) => {
-        if (typeof c === "number" && ((c >= 300 && c < 400) || (c >= 200 && c < 300)))
-          err(`${sp}.retryHttpCodes[${i}]`, `${c} is not an error status: redirects and successes are never retried`);
-      });
-    if (Array.isArray(s.allowPrivateNetworks))
-      s.allowPrivateNetworks.forEach((c, i) => {
-        if (!isStr(c)) return;
-        try {
-          parseCidrs([c]);
-        } catch {
-          err(`${sp}.allowPrivateNetworks[${i}]`, `not a CIDR (e.g. 10.0.0.0/8) or IP address: ${JSON.stringify(c)}`);
-        }
-      });
-    if (isObj(s.headers))
-      for (const name of Object.keys(s.headers))
-        if (!HEADER_NAME.test(name)) err(`${sp}.headers[${JSON.stringify(name)}]`, "not a valid HTTP header name");
-  }
+}
+
+/** Semantic checks of spec.spider; tolerant of shapes the schema already rejected. */
+function spiderErrors(spider: unknown): FieldError[] {
+  const errors: FieldError[] = [];
+  if (!isObj(spider)) return errors;
+  const p = "spec.spider";
+  const err: Report = (path, message) => {
+    errors.push({ path, message });
+  };
+  urlErrors(spider, p, err);
+  ruleErrors(spider, p, err);
+  if (isObj(spider.settings)) settingsErrors(spider.settings, `${p}.settings`, err);
   if (
     !spider.module &&
     (!Array.isArray(spider.extract) || spider.extract.length === 0) &&
@@ -246,11 +269,26 @@ function spiderErrors(spider: unknown): FieldError[] {
   return errors;
 }
 
+/** spec.ingest.webhook.url: what the API server's CEL rule says, locally. */
+function ingestErrors(ingest: unknown): FieldError[] {
+  if (!isObj(ingest) || !isObj(ingest.webhook) || !isStr(ingest.webhook.url)) return [];
+  const path = "spec.ingest.webhook.url";
+  let url: URL;
+  try {
+    url = new URL(ingest.webhook.url);
+  } catch {
+    return [{ path, message: "must be an absolute http(s) URL" }];
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.hostname === "")
+    return [{ path, message: "must be an absolute http(s) URL" }];
+  return [];
+}
+
 /** Every problem with a CrawlJob spec, each with its field path. Empty: valid. */
 export function validateCrawlJobSpec(spec: unknown): FieldError[] {
   if (!isObj(spec)) return [{ path: "spec", message: "must be an object with at least spider" }];
   const errors = schemaErrors(spec);
-  errors.push(...spiderErrors(spec.spider));
+  errors.push(...spiderErrors(spec.spider), ...ingestErrors(spec.ingest));
   const parallelism =
     isObj(spec.runner) && typeof spec.runner.parallelism === "number" ? spec.runner.parallelism : undefined;
   errors.push(
@@ -261,6 +299,22 @@ export function validateCrawlJobSpec(spec: unknown): FieldError[] {
     ),
   );
   return errors;
+}
+
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/**
+ * Why the API server would refuse this metadata.name (a lowercase RFC 1123
+ * subdomain), in its own words; undefined when it is fine or absent. The local
+ * CLI puts the name into feed paths (`%(job)s`), so `../x` must never pass.
+ */
+export function nameProblem(name: unknown): string | undefined {
+  if (name === undefined) return undefined;
+  if (!isStr(name) || name === "") return "must be a non-empty string";
+  if (name.length > 253) return "must be no more than 253 characters";
+  if (!DNS1123_SUBDOMAIN.test(name))
+    return "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
+  return undefined;
 }
 
 export interface LoadedManifest {
@@ -294,6 +348,8 @@ export async function loadManifest(path: string): Promise<LoadedManifest> {
     if (!isObj(doc.spec)) throw new Error(`${path}: the CrawlJob has no spec`);
     spec = { ...doc.spec };
     name = isObj(doc.metadata) ? doc.metadata.name : undefined;
+    const problem = nameProblem(name);
+    if (problem) throw new Error(`${path}: metadata.name ${JSON.stringify(name)}: ${problem}`);
   } else if (isObj(doc.spider)) {
     spec = { ...doc };
   } else {

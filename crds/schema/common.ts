@@ -27,6 +27,15 @@ export const GROUP = "feedcrawl.io";
 export const VERSION = "v1alpha1";
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
+/** A custom object of one of the two kinds, as the API server returns it. */
+export interface CustomObject<Kind extends string, Spec, Status> {
+  apiVersion: typeof API_VERSION;
+  kind: Kind;
+  metadata: import("@kubernetes/client-node").V1ObjectMeta;
+  spec: Spec;
+  status?: Status;
+}
+
 /** A CEL rule the API server evaluates (`x-kubernetes-validations`). */
 export interface CelRule {
   rule: string;

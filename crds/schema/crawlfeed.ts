@@ -1,7 +1,7 @@
 // The CrawlFeed: one object per closed feed file, created by the runner only
 // after the storage confirmed the object, delivered by the operator.
 import Type from "typebox";
-import { type API_VERSION, cel, StringEnum } from "./common.ts";
+import { type CustomObject, cel, StringEnum } from "./common.ts";
 
 /** Also the runner's "feed closed" event: the same fields, emitted after upload. */
 export const CrawlFeedSpec = Type.Object(
@@ -44,13 +44,7 @@ export const CrawlFeedStatus = Type.Object({
 });
 export type CrawlFeedStatus = Type.Static<typeof CrawlFeedStatus>;
 
-export interface CrawlFeed {
-  apiVersion: typeof API_VERSION;
-  kind: "CrawlFeed";
-  metadata: import("@kubernetes/client-node").V1ObjectMeta;
-  spec: CrawlFeedSpec;
-  status?: CrawlFeedStatus;
-}
+export type CrawlFeed = CustomObject<"CrawlFeed", CrawlFeedSpec, CrawlFeedStatus>;
 
 /** Labels every CrawlFeed carries (the runner sets them; the operator selects by them). */
 export const CRAWLJOB_LABEL = "feedcrawl.io/crawljob";

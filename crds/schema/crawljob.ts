@@ -2,7 +2,7 @@
 // The same TypeBox schema gives the static types, the runtime validator and
 // (through crds/generate.ts) the CRD's structural OpenAPI schema + CEL rules.
 import Type from "typebox";
-import { API_VERSION, cel, GROUP, SecretKeyRef, StringEnum, VERSION } from "./common.ts";
+import { API_VERSION, type CustomObject, cel, GROUP, SecretKeyRef, StringEnum, VERSION } from "./common.ts";
 import { DeliveryStatus } from "./crawlfeed.ts";
 import { Feeds, StorageSpec } from "./feeds.ts";
 import { SpiderSpec } from "./spider.ts";
@@ -192,10 +192,4 @@ export const CrawlJobStatus = Type.Object({
 });
 export type CrawlJobStatus = Type.Static<typeof CrawlJobStatus>;
 
-export interface CrawlJob {
-  apiVersion: typeof API_VERSION;
-  kind: "CrawlJob";
-  metadata: import("@kubernetes/client-node").V1ObjectMeta;
-  spec: CrawlJobSpec;
-  status?: CrawlJobStatus;
-}
+export type CrawlJob = CustomObject<"CrawlJob", CrawlJobSpec, CrawlJobStatus>;

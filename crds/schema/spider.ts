@@ -74,7 +74,15 @@ export const SpiderSettings = Type.Object(
     retryHttpCodes: Type.Optional(Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), { maxItems: 64 })),
     redirectMaxTimes: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, default: 20 })),
     downloadTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, default: 180 })),
-    maxResponseBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1_073_741_824, default: 1_073_741_824 })),
+    maxResponseBytes: Type.Optional(
+      Type.Integer({
+        minimum: 1024,
+        maximum: 1_073_741_824,
+        default: 33_554_432,
+        description:
+          "Limit on one response's decoded body (after gzip/br/zstd), in bytes; a larger one fails as responseTooLarge. Default 32 MiB (Scrapy's DOWNLOAD_WARNSIZE).",
+      }),
+    ),
     userAgent: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
     headers: Type.Optional(
       Type.Record(Type.String({ maxLength: 256 }), Type.String({ maxLength: 4096 }), { maxProperties: 64 }),

@@ -35,11 +35,7 @@ export class Batch {
     compressors: Transform[];
     sink: BatchSink;
   }) {
-    this.batchId = init.batchId;
-    this.uri = init.uri;
-    this.encoder = init.encoder;
-    this.encoding = init.encoding;
-    this.sink = init.sink;
+    ({ batchId: this.batchId, uri: this.uri, encoder: this.encoder, encoding: this.encoding, sink: this.sink } = init);
     this.head = new PassThrough();
     const tap = new Writable({
       write: (chunk: Buffer, _enc, callback) => {

@@ -1,15 +1,18 @@
 // The engine's other paths against the fixture catalogue: no allowedDomains
 // (the address guard is the only fence), sharding, the frontier spilling to
-// disk, fields that break, and the spider.module escape hatch.
+// disk, fields that break, and the spider.module escape hatch; and, on a small
+// site of named hosts that all resolve to loopback, `restrict: sameDomain`.
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import type { SpiderSpec } from "../../crds/schema/spider.ts";
+import type { ResolveAll } from "../../net/address-guard.ts";
 import { Crawler } from "../../runner/crawler.ts";
 import { shardForHost } from "../../runner/shard.ts";
 import { type CatalogueServer, createCatalogue, TRAPS } from "../fixtures/catalogue.ts";
-import { booksSpider, captureLogger, itemKeys, MemorySink } from "./helpers.ts";
+import { booksSpider, captureLogger, itemKeys, MemorySink, startSite } from "./helpers.ts";
 
 const catalogue = createCatalogue({ products: 40, perPage: 10, seed: 3 });
 let site: CatalogueServer;
@@ -211,5 +214,60 @@ describe("spider.module", () => {
     const spider = booksSpider(site.url);
     spider.module = join(dir, "empty.mjs");
     await assert.rejects(new Crawler({ spider, sink: new MemorySink(), logger: quiet() }).run(), /empty\.mjs.*parse/);
+  });
+});
+
+describe("restrict: sameDomain (the Public Suffix List, private suffixes included)", () => {
+  const hosts = ["news.example.co.uk", "shop.example.co.uk", "other.co.uk", "alice.github.io", "bob.github.io"];
+  // Every test host is 127.0.0.1; the address guard still checks that answer.
+  const resolve: ResolveAll = (hostname, _options, callback) =>
+    hosts.includes(hostname)
+      ? callback(null, [{ address: "127.0.0.1", family: 4 }])
+      : callback(Object.assign(new Error(`no test address for ${hostname}`), { code: "ENOTFOUND" }), []);
+
+  async function crawl(restrict: "sameDomain" | "sameHost") {
+    let port = 0;
+    const link = (host: string, path = "/") => `<a href="http://${host}:${port}${path}">${host}</a>`;
+    const s = await startSite((host, path) => {
+      if (!hosts.includes(host)) return undefined;
+      const h1 = `<h1>${host}${path}</h1>`;
+      if (host === "news.example.co.uk" && path === "/") return h1 + link("shop.example.co.uk") + link("other.co.uk");
+      if (host === "alice.github.io" && path === "/") return h1 + link("bob.github.io") + '<a href="/about">about</a>';
+      return h1;
+    });
+    port = s.port;
+    try {
+      const spider: SpiderSpec = {
+        name: "domains",
+        startUrls: [`http://news.example.co.uk:${port}/`, `http://alice.github.io:${port}/`],
+        follow: [{ restrict }],
+        extract: [{ name: "page", fields: { title: { selector: "h1", text: true, required: true } } }],
+        settings: { allowPrivateNetworks: ["127.0.0.0/8"], robotsTxtObey: false },
+      };
+      const sink = new MemorySink();
+      const r = await new Crawler({ spider, sink, logger: quiet(), resolve }).run();
+      assert.equal(r.reason, "finished");
+      assert.equal(r.stats.status.errors, 0);
+      return { titles: sink.items.map((i) => String(i.fields.title)).sort(), site: s };
+    } finally {
+      await s.close();
+    }
+  }
+
+  test("follows shop.<site> from news.<site>, not another site under co.uk or github.io", async () => {
+    const { titles, site: s } = await crawl("sameDomain");
+    assert.deepEqual(titles, [
+      "alice.github.io/",
+      "alice.github.io/about",
+      "news.example.co.uk/",
+      "shop.example.co.uk/",
+    ]);
+    assert.equal(s.hits("bob.github.io", "/"), 0);
+    assert.equal(s.hits("other.co.uk", "/"), 0);
+  });
+
+  test("sameHost stays on the page's own host", async () => {
+    const { titles } = await crawl("sameHost");
+    assert.deepEqual(titles, ["alice.github.io/", "alice.github.io/about", "news.example.co.uk/"]);
   });
 });

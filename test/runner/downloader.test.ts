@@ -1,14 +1,24 @@
 // The downloader against real loopback servers: decoded-size limit (bombs stop
-// at the limit), every content-encoding, the deadline, and robots.txt rules.
+// at the limit), every content-encoding, the deadline, and robots.txt rules;
+// hostile responses (unknown or too many encodings, a bomb under the old 1 GiB
+// default, concurrent big bodies) fail with a DownloadError and nothing escapes.
 import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import zlib from "node:zlib";
 import { createGuardedAgent } from "../../net/address-guard.ts";
-import { DownloadError, fetchOnce } from "../../runner/downloader.ts";
+import {
+  ByteBudget,
+  DEFAULT_MAX_RESPONSE_BYTES,
+  DownloadError,
+  FREE_BYTES_PER_RESPONSE,
+  fetchOnce,
+  inFlightBudget,
+} from "../../runner/downloader.ts";
 import { RobotsCache } from "../../runner/robots.ts";
 import { type CatalogueServer, createCatalogue, TRAPS } from "../fixtures/catalogue.ts";
+import { gzipBomb } from "./hostile-site.ts";
 
 const agent = createGuardedAgent(["127.0.0.0/8"]);
 let site: CatalogueServer;
@@ -167,5 +177,138 @@ describe("RobotsCache", () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
     assert.equal(await cache([]).isAllowed(`http://127.0.0.1:${port}/x`), false);
+  });
+});
+
+describe("hostile responses", () => {
+  let hostile: http.Server;
+  let url = "";
+  const escaped: unknown[] = [];
+  const record = (e: unknown) => escaped.push(e);
+  const bomb = gzipBomb(160);
+  const big = Buffer.alloc(4 << 20, 0x61);
+
+  before(async () => {
+    process.on("uncaughtException", record);
+    process.on("unhandledRejection", record);
+    hostile = http.createServer(async (req, res) => {
+      const path = req.url ?? "/";
+      if (path === "/ok") return res.end("<html><body>fine</body></html>");
+      if (path === "/bomb") {
+        res.writeHead(200, { "content-type": "text/html", "content-encoding": "gzip" });
+        return res.end(bomb);
+      }
+      if (path === "/big") {
+        // 4 MiB in 256 KiB steps, so two of these are in flight at the same time.
+        res.writeHead(200, { "content-type": "text/html" });
+        for (let i = 0; i < big.length && !res.destroyed; i += 256 * 1024) {
+          res.write(big.subarray(i, i + 256 * 1024));
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        return res.end();
+      }
+      const encoding = decodeURIComponent(path.slice("/enc/".length));
+      res.writeHead(200, { "content-type": "text/html", "content-encoding": encoding });
+      res.end("<html><body>unreadable</body></html>");
+    });
+    await new Promise<void>((r) => hostile.listen(0, "127.0.0.1", r));
+    url = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    process.off("uncaughtException", record);
+    process.off("unhandledRejection", record);
+    hostile.closeAllConnections();
+    await new Promise<void>((r) => hostile.close(() => r()));
+  });
+
+  /** Lets a late 'error' event (undici emits it a tick after destroy) surface. */
+  const settle = () => new Promise((r) => setTimeout(r, 50));
+
+  for (const [encoding, message] of [
+    ["evil", /Unsupported content-encoding 'evil' \(http:\/\/127\.0\.0\.1:\d+\/enc\/evil\)/],
+    ["gzip, evil", /Unsupported content-encoding 'evil'/],
+    ["gzip, gzip, gzip, gzip, gzip, gzip", /Too many content-encodings \(6, at most 5\)/],
+  ] as const) {
+    test(`Content-Encoding '${encoding}' fails that request only, naming the URL and the encoding`, async () => {
+      const target = `${url}/enc/${encodeURIComponent(encoding)}`;
+      await assert.rejects(fetchOnce(target, opts()), (err: unknown) => {
+        assert.ok(err instanceof DownloadError);
+        assert.equal(err.kind, "decoding");
+        assert.equal(err.retryable, false);
+        assert.equal(err.url, target);
+        assert.match(err.message, message);
+        return true;
+      });
+      await settle();
+      assert.deepEqual(escaped, [], "nothing may escape as an uncaught exception or unhandled rejection");
+      // The same agent still works: the bad response broke nothing shared.
+      assert.equal((await fetchOnce(`${url}/ok`, opts())).body?.toString(), "<html><body>fine</body></html>");
+    });
+  }
+
+  test("a body refused by its declared Content-Length leaves nothing uncaught", async () => {
+    await assert.rejects(fetchOnce(`${otherUrl}/big`, opts({ maxBytes: 100_000 })), /larger than maxResponseBytes/);
+    await settle();
+    assert.deepEqual(escaped, []);
+  });
+
+  test("a 160 MiB gzip bomb is cut at the 32 MiB default, with memory bounded", async (t) => {
+    assert.equal(DEFAULT_MAX_RESPONSE_BYTES, 32 * 1024 * 1024);
+    const base = process.memoryUsage();
+    const peak = { rss: base.rss, arrayBuffers: base.arrayBuffers };
+    const sampler = setInterval(() => {
+      const m = process.memoryUsage();
+      peak.rss = Math.max(peak.rss, m.rss);
+      peak.arrayBuffers = Math.max(peak.arrayBuffers, m.arrayBuffers);
+    }, 5);
+    try {
+      // No maxBytes: the default applies (before issue 14 there was none, and this read 160 MiB).
+      await assert.rejects(fetchOnce(`${url}/bomb`, { dispatcher: agent, timeoutMs: 30_000 }), (err: unknown) => {
+        assert.ok(err instanceof DownloadError);
+        assert.equal(err.kind, "responseTooLarge");
+        assert.match(
+          err.message,
+          /Decoded body passed maxResponseBytes 33554432 \(\d+ bytes on the wire\) \(http:.*\/bomb\)/,
+        );
+        assert.ok((err.decodedBytes ?? 0) <= DEFAULT_MAX_RESPONSE_BYTES + 64 * 1024, `decoded ${err.decodedBytes}`);
+        return true;
+      });
+    } finally {
+      clearInterval(sampler);
+    }
+    const MiB = 1024 * 1024;
+    const grewBuffers = (peak.arrayBuffers - base.arrayBuffers) / MiB;
+    const grewRss = (peak.rss - base.rss) / MiB;
+    assert.ok(grewBuffers < 48, `buffers grew ${grewBuffers.toFixed(1)} MiB for a 160 MiB bomb`);
+    assert.ok(grewRss < 96, `RSS grew ${grewRss.toFixed(1)} MiB for a 160 MiB bomb`);
+    t.diagnostic(`160 MiB bomb: peak growth ${grewBuffers.toFixed(1)} MiB buffers, ${grewRss.toFixed(1)} MiB RSS`);
+    assert.equal(inFlightBudget.used, 0, "the bomb's bytes are given back to the budget");
+    await settle();
+    assert.deepEqual(escaped, []);
+  });
+
+  test("the in-flight budget fails the response that would pass it, retryably, and recovers", async () => {
+    // Budget 2 MiB, limit 4 MiB: one 4 MiB response alone may hold 3 MiB (its first
+    // MiB is free), two at once would hold 6 MiB > max(2, 4) MiB.
+    const budget = new ByteBudget(2 << 20);
+    const fetchBig = () => fetchOnce(`${url}/big`, opts({ maxBytes: 4 << 20, budget }));
+    const results = await Promise.allSettled([fetchBig(), fetchBig()]);
+    const ok = results.filter((r) => r.status === "fulfilled");
+    const failed = results.filter((r) => r.status === "rejected");
+    assert.equal(ok.length, 1, "one response completes");
+    assert.ok(ok[0]?.value.body?.equals(big));
+    assert.equal(failed.length, 1, "the other is refused");
+    const err = failed[0]?.reason as DownloadError;
+    assert.ok(err instanceof DownloadError);
+    assert.equal(err.kind, "memoryBudget");
+    assert.equal(err.retryable, true);
+    assert.match(err.message, /past the in-flight budget of 4194304 bytes \(http:.*\/big\)/);
+    assert.equal(budget.used, 0, "both responses gave their bytes back");
+    // Alone, it gets through: the refusal was about the others in flight.
+    assert.ok((await fetchBig()).body?.equals(big));
+    assert.equal(budget.used, 0);
+    assert.ok(FREE_BYTES_PER_RESPONSE <= 1 << 20);
+    await settle();
+    assert.deepEqual(escaped, []);
   });
 });

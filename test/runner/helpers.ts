@@ -1,6 +1,9 @@
 // Shared bits for the runner tests: an in-memory item sink, a logger whose
-// lines the test can read, and the books-local spider pointed at a fixture server.
+// lines the test can read, the books-local spider pointed at a fixture server,
+// and a small loopback site whose pages a test writes itself.
 import { readFileSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { parse } from "yaml";
@@ -58,4 +61,47 @@ export function itemKeys(items: readonly Item[]): string[] {
       }),
     )
     .sort();
+}
+
+export interface TestSite {
+  url: string;
+  port: number;
+  /** Requests per `host path` (host without the port). */
+  hits(host: string, path: string): number;
+  close(): Promise<void>;
+}
+
+/**
+ * A real HTTP server on 127.0.0.1 whose pages come from `page(host, path, res)`;
+ * it returns the HTML to serve (200), or undefined for a 404. `res` lets a page
+ * watch its own response (e.g. to act when it was sent).
+ */
+export async function startSite(
+  page: (host: string, path: string, res: http.ServerResponse) => string | undefined,
+): Promise<TestSite> {
+  const hits = new Map<string, number>();
+  const sockets = new Set<Socket>();
+  const server = http.createServer((req, res) => {
+    const host = (req.headers.host ?? "").replace(/:\d+$/, "");
+    const path = new URL(req.url ?? "/", "http://x").pathname;
+    hits.set(`${host} ${path}`, (hits.get(`${host} ${path}`) ?? 0) + 1);
+    const html = page(host, path, res);
+    res.writeHead(html === undefined ? 404 : 200, { "content-type": "text/html; charset=utf-8" });
+    res.end(html ?? "<h1>Not found</h1>");
+  });
+  server.on("connection", (s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    hits: (host, path) => hits.get(`${host} ${path}`) ?? 0,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

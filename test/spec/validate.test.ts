@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
-import { loadManifest, validateCrawlJobSpec } from "../../spec/validate.ts";
+import { loadManifest, nameProblem, validateCrawlJobSpec } from "../../spec/validate.ts";
 
 const run = promisify(execFile);
 const root = new URL("../../", import.meta.url).pathname;
@@ -182,5 +182,42 @@ describe("feedcrawl validate", () => {
         `missing ${p}`,
       );
     assert.match(r.stderr, /bad\.yaml: \d+ errors/);
+  });
+});
+
+describe("what the API server would refuse, refused locally", () => {
+  test("metadata.name must be an RFC 1123 subdomain (it ends up in feed paths)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "names-"));
+    try {
+      for (const bad of ["../../x", "Upper", "a_b", "-a", "a/b", ""]) {
+        const file = join(dir, "job.yaml");
+        writeFileSync(
+          file,
+          stringify({ apiVersion: "feedcrawl.io/v1alpha1", kind: "CrawlJob", metadata: { name: bad }, spec: {} }),
+        );
+        await assert.rejects(loadManifest(file), /metadata\.name .*(RFC 1123|non-empty)/, bad);
+      }
+      assert.equal(nameProblem("books-2026.daily"), undefined);
+      assert.equal(nameProblem(undefined), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("header values with CR, LF or NUL, and a non-http(s) webhook URL", () => {
+    const spec = {
+      spider: {
+        name: "s",
+        startUrls: ["https://example.com/"],
+        extract: [{ name: "p", fields: { t: { selector: "h1" } } }],
+        settings: { headers: { "X-Ok": "fine", "X-Split": "a\r\nInjected: yes", "X-Nul": "a\0b" } },
+      },
+      ingest: { webhook: { url: "ftp://backend.example/ingest", signingSecretRef: { name: "s" } } },
+    };
+    const byPath = new Map(validateCrawlJobSpec(spec).map((e) => [e.path, e.message]));
+    assert.match(byPath.get('spec.spider.settings.headers["X-Split"]') ?? "", /CR, LF or NUL/);
+    assert.match(byPath.get('spec.spider.settings.headers["X-Nul"]') ?? "", /CR, LF or NUL/);
+    assert.equal(byPath.has('spec.spider.settings.headers["X-Ok"]'), false);
+    assert.equal(byPath.get("spec.ingest.webhook.url"), "must be an absolute http(s) URL");
   });
 });

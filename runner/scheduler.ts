@@ -1,0 +1,216 @@
+// The scheduler: Scrapy's slot model. Requests wait in the frontier (FIFO,
+// breadth-first) or in a small priority lane (retries and redirects, served
+// first); the pump moves them into per-host download slots while
+// queued-in-slots + in-flight < concurrentRequests; a slot sends while its
+// active count is below concurrentRequestsPerDomain and its delay (fixed, with
+// jitter, or AutoThrottle's) has passed. It also knows when the crawl is done.
+import type { Frontier } from "./frontier.ts";
+import type { CrawlRequest } from "./request.ts";
+import { nextThrottleDelay } from "./throttle.ts";
+
+export interface SchedulerOptions {
+  frontier: Frontier;
+  concurrency: number;
+  perDomain: number;
+  delayMs: number;
+  randomizeDelay: boolean;
+  throttle: { enabled: boolean; targetConcurrency: number; startDelayMs: number; maxDelayMs: number };
+  /**
+   * Sends and handles one request; it counts as in flight until the promise
+   * settles. `observe(latencyMs, status)` feeds AutoThrottle for its slot.
+   */
+  process(req: CrawlRequest, observe: (latencyMs: number, status: number) => void): Promise<void>;
+  /** process() rejected: a bug, not a download error. */
+  onProcessError(err: unknown, req: CrawlRequest): void;
+  /** closeSpider.pageCount (0: none): never start more pages than this. */
+  pageLimit: number;
+  pagesDone(): number;
+  /** The page limit was reached and nothing is left in flight. */
+  onPageLimit(): void;
+}
+
+interface Slot {
+  queue: CrawlRequest[];
+  active: number;
+  /** Earliest time the next request may start (download delay). */
+  nextAt: number;
+  /** AutoThrottle's current delay for this slot, ms. */
+  throttleDelay: number;
+  timer?: NodeJS.Timeout;
+  idleSince: number;
+}
+
+const SLOT_IDLE_MS = 60_000;
+
+export class Scheduler {
+  readonly #o: SchedulerOptions;
+  readonly #lane: CrawlRequest[] = [];
+  readonly #slots = new Map<string, Slot>();
+  /** Timers of retries waiting for their delay. */
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #slotQueued = 0;
+  #inFlight = 0;
+  #stopped = false;
+  #resolveDone: (() => void) | undefined;
+  #sweepTimer: NodeJS.Timeout | undefined;
+
+  constructor(opts: SchedulerOptions) {
+    this.#o = opts;
+  }
+
+  /** Requests waiting: frontier, priority lane, slot queues and retries waiting for their delay. */
+  get queued(): number {
+    return this.#o.frontier.size + this.#lane.length + this.#slotQueued + this.#timers.size;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** Queues a new request at the back of the frontier. */
+  push(req: CrawlRequest): void {
+    this.#o.frontier.push(req);
+  }
+
+  /** Queues a redirect hop ahead of the frontier. */
+  pushPriority(req: CrawlRequest): void {
+    this.#lane.push(req);
+  }
+
+  /** Queues `req` ahead of the frontier after `waitMs` (a retry); dropped if the crawl stops first. */
+  pushLater(req: CrawlRequest, waitMs: number): void {
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      if (this.#stopped) return this.#checkDone();
+      this.#lane.push(req);
+      this.pump();
+    }, waitMs);
+    this.#timers.add(t);
+  }
+
+  /** Starts sending; resolves when nothing is left to do, or after stop() once in-flight requests finished. */
+  run(): Promise<void> {
+    const done = new Promise<void>((resolve) => {
+      this.#resolveDone = () => {
+        clearInterval(this.#sweepTimer);
+        resolve();
+      };
+    });
+    this.#sweepTimer = setInterval(() => this.#sweepSlots(), SLOT_IDLE_MS / 2);
+    this.#sweepTimer.unref();
+    this.pump();
+    return done;
+  }
+
+  /** Sends nothing new: requests waiting in slots and retries are dropped, in-flight ones finish. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const slot of this.#slots.values()) {
+      this.#slotQueued -= slot.queue.length;
+      slot.queue = [];
+      if (slot.timer) clearTimeout(slot.timer);
+      slot.timer = undefined;
+    }
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    this.#checkDone();
+  }
+
+  /** Moves requests from the queues into download slots while global concurrency allows. */
+  pump(): void {
+    const o = this.#o;
+    while (!this.#stopped && this.#slotQueued + this.#inFlight < o.concurrency) {
+      if (o.pageLimit > 0 && o.pagesDone() + this.#slotQueued + this.#inFlight >= o.pageLimit) break;
+      const req = this.#lane.shift() ?? o.frontier.shift();
+      if (!req) break;
+      const slot = this.#slotFor(new URL(req.url).hostname);
+      slot.queue.push(req);
+      this.#slotQueued++;
+      this.#processSlot(slot);
+    }
+    this.#checkDone();
+  }
+
+  #slotFor(key: string): Slot {
+    let slot = this.#slots.get(key);
+    if (!slot) {
+      const throttleDelay = Math.max(this.#o.throttle.startDelayMs, this.#o.delayMs);
+      slot = { queue: [], active: 0, nextAt: 0, throttleDelay, idleSince: Date.now() };
+      this.#slots.set(key, slot);
+    }
+    return slot;
+  }
+
+  #slotDelay(slot: Slot): number {
+    const base = this.#o.throttle.enabled ? slot.throttleDelay : this.#o.delayMs;
+    if (base <= 0) return 0;
+    return this.#o.randomizeDelay ? base * (0.5 + Math.random()) : base;
+  }
+
+  #processSlot(slot: Slot): void {
+    if (slot.timer) return;
+    while (slot.queue.length > 0 && slot.active < this.#o.perDomain && !this.#stopped) {
+      const now = Date.now();
+      if (slot.nextAt > now) {
+        slot.timer = setTimeout(() => {
+          slot.timer = undefined;
+          this.#processSlot(slot);
+        }, slot.nextAt - now);
+        return;
+      }
+      const req = slot.queue.shift() as CrawlRequest;
+      this.#slotQueued--;
+      slot.active++;
+      this.#inFlight++;
+      const delay = this.#slotDelay(slot);
+      if (delay > 0) slot.nextAt = now + delay;
+      this.#o
+        .process(req, (latencyMs, status) => this.#autoThrottle(slot, latencyMs, status))
+        .catch((err) => this.#o.onProcessError(err, req))
+        .finally(() => {
+          slot.active--;
+          this.#inFlight--;
+          if (slot.active === 0 && slot.queue.length === 0) slot.idleSince = Date.now();
+          this.#processSlot(slot);
+          this.pump();
+        });
+    }
+  }
+
+  /** Scrapy's AutoThrottle (see throttle.ts), per slot. */
+  #autoThrottle(slot: Slot, latencyMs: number, status: number): void {
+    const t = this.#o.throttle;
+    if (!t.enabled) return;
+    slot.throttleDelay = nextThrottleDelay(slot.throttleDelay, latencyMs, status, {
+      targetConcurrency: t.targetConcurrency,
+      minDelayMs: this.#o.delayMs,
+      maxDelayMs: t.maxDelayMs,
+    });
+  }
+
+  /** Forgets slots idle for a minute (Scrapy does the same), keeping memory flat over many hosts. */
+  #sweepSlots(): void {
+    const cutoff = Date.now() - SLOT_IDLE_MS;
+    for (const [key, slot] of this.#slots) {
+      if (slot.active === 0 && slot.queue.length === 0 && !slot.timer && slot.idleSince < cutoff)
+        this.#slots.delete(key);
+    }
+  }
+
+  #checkDone(): void {
+    if (!this.#resolveDone) return;
+    const idle = this.#inFlight === 0 && this.#slotQueued === 0;
+    if (this.#stopped) {
+      if (idle) this.#resolveDone();
+      return;
+    }
+    if (!idle || this.#timers.size > 0) return;
+    if (this.#lane.length === 0 && this.#o.frontier.size === 0) this.#resolveDone();
+    else if (this.#o.pageLimit > 0 && this.#o.pagesDone() >= this.#o.pageLimit) this.#o.onPageLimit();
+  }
+}
