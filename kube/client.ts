@@ -1,6 +1,7 @@
 // A small JSON client for the Kubernetes REST API. @kubernetes/client-node
 // supplies the kube config and authentication (tokens, client certs, exec
-// plugins, in-cluster); requests go through one long-lived undici Agent.
+// plugins, in-cluster); requests go through one long-lived undici Agent. A
+// failed call throws errors.ts's KubeApiError.
 //
 // Why not client-node's typed APIs: their ObjectSerializer turns timestamps
 // into Date objects on reads but not in watch events (one informer cache would
@@ -13,6 +14,7 @@ import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { Agent, type Dispatcher, fetch } from "undici";
+import { isNotFound, KubeApiError } from "./errors.ts";
 import type { ResourceType } from "./resources.ts";
 
 export interface KubeObject {
@@ -43,36 +45,17 @@ export interface OwnerReference {
   blockOwnerDeletion?: boolean;
 }
 
-export interface ObjectList<T> {
+interface ObjectList<T> {
   items: T[];
   metadata: { resourceVersion?: string; continue?: string };
 }
 
-export interface WatchEvent<T> {
+interface WatchEvent<T> {
   type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
   object: T;
 }
 
-/** A failed API call: `code` is the HTTP status, `reason` the Status reason (NotFound, Conflict, …). */
-export class KubeApiError extends Error {
-  readonly code: number;
-  readonly reason: string;
-  readonly details: unknown;
-  constructor(code: number, reason: string, message: string, details?: unknown) {
-    super(message);
-    this.name = "KubeApiError";
-    this.code = code;
-    this.reason = reason;
-    this.details = details;
-  }
-}
-
-export const isNotFound = (err: unknown) => err instanceof KubeApiError && err.code === 404;
-export const isConflict = (err: unknown) => err instanceof KubeApiError && err.code === 409;
-export const isAlreadyExists = (err: unknown) => err instanceof KubeApiError && err.reason === "AlreadyExists";
-export const isGone = (err: unknown) => err instanceof KubeApiError && err.code === 410;
-
-export interface ListOptions {
+interface ListOptions {
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
@@ -81,7 +64,7 @@ export interface ListOptions {
   resourceVersion?: string;
 }
 
-export interface WatchOptions {
+interface WatchOptions {
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
@@ -92,7 +75,7 @@ export interface WatchOptions {
   idleTimeoutMs?: number;
 }
 
-export type PatchType = "merge" | "json" | "apply";
+type PatchType = "merge" | "json" | "apply";
 const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
   merge: "application/merge-patch+json",
   json: "application/json-patch+json",
@@ -341,16 +324,4 @@ export class KubeClient {
   async close(): Promise<void> {
     await this.#dispatcher?.close();
   }
-}
-
-/** A short, secret-free description of an error for logs, status and events. */
-export function describeError(err: unknown): string {
-  if (err instanceof KubeApiError) return `${err.code} ${err.reason}: ${err.message}`;
-  if (err instanceof Error) {
-    // undici's "fetch failed" hides the reason (ECONNREFUSED, a TLS error, …) in `cause`.
-    const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
-    const detail = cause?.code ?? cause?.message;
-    return detail ? `${err.message}: ${detail}` : err.message;
-  }
-  return String(err);
 }

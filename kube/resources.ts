@@ -28,5 +28,3 @@ export const NAMESPACES = rt("", "v1", "namespaces", "Namespace", false);
 export const ROLES = rt("rbac.authorization.k8s.io", "v1", "roles", "Role");
 export const ROLEBINDINGS = rt("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding");
 export const LEASES = rt("coordination.k8s.io", "v1", "leases", "Lease");
-
-export const apiVersionOf = (type: ResourceType) => (type.group ? `${type.group}/${type.version}` : type.version);

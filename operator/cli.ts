@@ -6,7 +6,8 @@
 //                      [--log-level info]
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
+import { parseOrUsage } from "../lib/cli-args.ts";
 import { Manager } from "./manager.ts";
 
 const usage = `usage: feedcrawl operator [options]
@@ -24,17 +25,13 @@ The kube config comes from KubeConfig.loadFromDefault(): in-cluster, $KUBECONFIG
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  let values: ReturnType<typeof parse>;
-  try {
-    values = parse(argv);
-  } catch (err) {
-    process.stderr.write(`feedcrawl operator: ${(err as Error).message}\n\n${usage}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(usage);
-    return 0;
-  }
+  const values = parseOrUsage(
+    "feedcrawl operator",
+    usage,
+    () => parse(argv),
+    (v) => v.help,
+  );
+  if (typeof values === "number") return values;
   const logger = pino({
     level: values["log-level"],
     base: { component: "operator" },
@@ -53,11 +50,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   const addr = (value: string) => (value === "0" || value === "" ? undefined : value);
-  let exitCode = 0;
-  let resolveDone: () => void = () => {};
-  const done = new Promise<void>((resolve) => {
-    resolveDone = resolve;
-  });
+  const stop = stopper();
   const manager = new Manager({
     kc,
     logger,
@@ -70,26 +63,47 @@ export async function main(argv: string[]): Promise<number> {
     healthAddr: addr(values["health-addr"]),
     onFatal: (reason) => {
       logger.error({ reason }, "Operator stopping");
-      exitCode = 1;
-      resolveDone();
+      stop.request(1);
     },
   });
 
   const onSignal = (signal: string) => {
     logger.info({ signal }, "Received a signal; shutting down");
-    resolveDone();
+    stop.request(0);
   };
   process.once("SIGTERM", () => onSignal("SIGTERM"));
   process.once("SIGINT", () => onSignal("SIGINT"));
+  return runUntilStopped(manager, logger, stop);
+}
 
+/** A stop asked for by a signal, or by a lost Lease (which makes the exit code 1). */
+function stopper() {
+  let exitCode = 0;
+  let resolve: () => void = () => {};
+  const requested = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return {
+    requested,
+    get exitCode() {
+      return exitCode;
+    },
+    request(code: number) {
+      if (code !== 0) exitCode = code;
+      resolve();
+    },
+  };
+}
+
+async function runUntilStopped(manager: Manager, logger: Logger, stop: ReturnType<typeof stopper>): Promise<number> {
   try {
     // A signal during start (e.g. caches that cannot sync while the CRDs are
     // missing) must still stop the process.
     const started = manager.start().then(() => true);
     started.catch(() => {}); // a late failure after a stop is not news
-    if (!(await Promise.race([started, done.then(() => false)]))) {
+    if (!(await Promise.race([started, stop.requested.then(() => false)]))) {
       await manager.stop();
-      return exitCode;
+      return stop.exitCode;
     }
     logger.info(
       { identity: manager.identity, metricsPort: manager.metricsPort, healthPort: manager.healthPort },
@@ -100,7 +114,7 @@ export async function main(argv: string[]): Promise<number> {
     await manager.stop().catch(() => {});
     return 1;
   }
-  await done;
+  await stop.requested;
   // controller-runtime's graceful shutdown period: 30 s, then give up.
   const deadline = setTimeout(() => {
     logger.error("Graceful shutdown took longer than 30 s; exiting");
@@ -110,7 +124,7 @@ export async function main(argv: string[]): Promise<number> {
   await manager.stop();
   clearTimeout(deadline);
   logger.info("Operator stopped");
-  return exitCode;
+  return stop.exitCode;
 }
 
 function parse(argv: string[]) {

@@ -24,7 +24,7 @@ import { Informer, InformerGroup } from "./runtime/informer.ts";
 import { LeaderElector } from "./runtime/leader-election.ts";
 import { listen } from "./server.ts";
 
-export interface DeliveryParts {
+interface DeliveryParts {
   feeds: FeedDeliveryReconciler;
   completion?: CompletionDelivery;
   close?: () => Promise<void>;
@@ -53,7 +53,6 @@ export interface ManagerOptions {
   onFatal?: (reason: string) => void;
 }
 
-/** The delivery part (operator/delivery) adapted to the controllers. */
 /** The webhook delivery, sharing the manager's API client (one connection pool) and Event recorder. */
 function loadDelivery(kc: KubeConfig, client: KubeClient, events: EventRecorder, logger: Logger): DeliveryParts {
   const delivery = createFeedDeliveryReconciler({
@@ -123,7 +122,18 @@ export class Manager {
     });
     const delivery = o.delivery ?? loadDelivery(o.kc, this.client, events, this.#log);
     this.#delivery = delivery;
+    this.#controllers = this.#wire(events, delivery);
+    await this.#serve();
 
+    await Promise.all([this.#crawlJobs.start(), this.#crawlFeeds.start(), this.#runnerJobs.start()]);
+    if (this.#stopped) return; // stopped while the caches were syncing
+    this.#log.info({ namespaces: o.namespaces.length ? o.namespaces : "all" }, "Informer caches synced");
+    this.#campaign();
+  }
+
+  /** The two controllers, and the informer handlers that enqueue their keys. */
+  #wire(events: EventRecorder, delivery: DeliveryParts): Controller[] {
+    const o = this.#o;
     const crawlJobController = new Controller({
       name: "crawljob",
       logger: this.#log,
@@ -148,7 +158,6 @@ export class Manager {
         delivery: delivery.feeds,
       }),
     });
-    this.#controllers = [crawlJobController, crawlFeedController];
 
     // Event handlers only enqueue keys; reconciles re-read the caches.
     const enqueueJob = (obj: KubeObject) => crawlJobController.enqueue(obj.metadata.namespace!, obj.metadata.name!);
@@ -168,7 +177,12 @@ export class Manager {
       const job = obj.metadata.labels?.[CRAWLJOB_LABEL];
       if (job) crawlJobController.enqueue(obj.metadata.namespace!, job);
     });
+    return [crawlJobController, crawlFeedController];
+  }
 
+  /** The probe and metrics endpoints. */
+  async #serve(): Promise<void> {
+    const o = this.#o;
     if (o.healthAddr) {
       const { server, port } = await listen(o.healthAddr, {
         healthz: () => !this.#stopped,
@@ -182,39 +196,39 @@ export class Manager {
       this.#servers.push(server);
       this.metricsPort = port;
     }
+  }
 
-    await Promise.all([this.#crawlJobs.start(), this.#crawlFeeds.start(), this.#runnerJobs.start()]);
-    if (this.#stopped) return; // stopped while the caches were syncing
-    this.#log.info({ namespaces: o.namespaces.length ? o.namespaces : "all" }, "Informer caches synced");
-
+  /** Starts the controllers, at once or once this process holds the leader Lease. */
+  #campaign(): void {
+    const o = this.#o;
     const lead = () => {
       if (this.#stopped) return;
       this.#leading = true;
       this.#log.info({ identity: this.identity }, "Starting controllers");
       for (const c of this.#controllers) c.start();
     };
-    if (o.leaderElect) {
-      this.#elector = new LeaderElector({
-        client: this.client,
-        namespace: o.leaderElectionNamespace ?? "default",
-        name: o.leaderElectionId ?? "feedcrawl-operator",
-        identity: this.identity,
-        logger: this.#log,
-        leaseDurationMs: o.leaseDurationMs,
-        renewDeadlineMs: o.renewDeadlineMs,
-        retryPeriodMs: o.retryPeriodMs,
-        onStartedLeading: lead,
-        onStoppedLeading: () => {
-          this.#leading = false;
-          o.onFatal?.("leader election lost");
-        },
-      });
-      this.#log.info({ identity: this.identity }, "Waiting for the leader Lease");
-      this.#elector.start();
-    } else {
+    if (!o.leaderElect) {
       leaderStatus.set({ name: o.leaderElectionId ?? "feedcrawl-operator" }, 1);
       lead();
+      return;
     }
+    this.#elector = new LeaderElector({
+      client: this.client,
+      namespace: o.leaderElectionNamespace ?? "default",
+      name: o.leaderElectionId ?? "feedcrawl-operator",
+      identity: this.identity,
+      logger: this.#log,
+      leaseDurationMs: o.leaseDurationMs,
+      renewDeadlineMs: o.renewDeadlineMs,
+      retryPeriodMs: o.retryPeriodMs,
+      onStartedLeading: lead,
+      onStoppedLeading: () => {
+        this.#leading = false;
+        o.onFatal?.("leader election lost");
+      },
+    });
+    this.#log.info({ identity: this.identity }, "Waiting for the leader Lease");
+    this.#elector.start();
   }
 
   /** Graceful: stop taking work, let in-flight reconciles finish, release the Lease. */

@@ -7,75 +7,45 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: "feedcrawl_operator_" });
 
-export const reconcileTotal = new Counter({
-  name: "feedcrawl_reconcile_total",
-  help: "Reconciles per controller and result (success, error, requeue, requeue_after).",
-  labelNames: ["controller", "result"] as const,
-  registers: [registry],
-});
+/** What each metric counts (its HELP line). */
+const HELP: Record<string, string> = {
+  feedcrawl_reconcile_total: "Reconciles per controller and result (success, error, requeue, requeue_after).",
+  feedcrawl_reconcile_errors_total: "Reconciles that returned an error, per controller.",
+  feedcrawl_reconcile_time_seconds: "Time per reconcile, per controller.",
+  feedcrawl_workqueue_depth: "Keys waiting in the work queue (ready or delayed), per queue.",
+  feedcrawl_workqueue_adds_total: "Keys added to the work queue, per queue.",
+  feedcrawl_workqueue_retries_total: "Keys re-added after an error (rate limited), per queue.",
+  feedcrawl_informer_relists_total: "Full lists per informer and cause (start, expired, resync, stall, error).",
+  feedcrawl_leader_election_master_status:
+    "1 when this process holds the leader Lease (or runs without leader election), else 0.",
+  feedcrawl_webhook_deliveries_total: "Webhook delivery attempts per outcome (delivered, retry, failed, conflict).",
+  feedcrawl_delivery_latency_seconds: "Seconds from a feed file's close (spec.closedAt) to the webhook's 2xx.",
+};
 
-export const reconcileErrors = new Counter({
-  name: "feedcrawl_reconcile_errors_total",
-  help: "Reconciles that returned an error, per controller.",
-  labelNames: ["controller"] as const,
-  registers: [registry],
-});
+const counter = <L extends string>(name: string, labelNames: readonly L[]) =>
+  new Counter<L>({ name, help: HELP[name]!, labelNames, registers: [registry] });
+const gauge = <L extends string>(name: string, labelNames: readonly L[]) =>
+  new Gauge<L>({ name, help: HELP[name]!, labelNames, registers: [registry] });
+const histogram = <L extends string>(name: string, labelNames: readonly L[], buckets: number[]) =>
+  new Histogram<L>({ name, help: HELP[name]!, labelNames, buckets, registers: [registry] });
 
-export const reconcileDuration = new Histogram({
-  name: "feedcrawl_reconcile_time_seconds",
-  help: "Time per reconcile, per controller.",
-  labelNames: ["controller"] as const,
-  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-  registers: [registry],
-});
-
-export const workqueueDepth = new Gauge({
-  name: "feedcrawl_workqueue_depth",
-  help: "Keys waiting in the work queue (ready or delayed), per queue.",
-  labelNames: ["name"] as const,
-  registers: [registry],
-});
-
-export const workqueueAdds = new Counter({
-  name: "feedcrawl_workqueue_adds_total",
-  help: "Keys added to the work queue, per queue.",
-  labelNames: ["name"] as const,
-  registers: [registry],
-});
-
-export const workqueueRetries = new Counter({
-  name: "feedcrawl_workqueue_retries_total",
-  help: "Keys re-added after an error (rate limited), per queue.",
-  labelNames: ["name"] as const,
-  registers: [registry],
-});
-
-export const informerRelists = new Counter({
-  name: "feedcrawl_informer_relists_total",
-  help: "Full lists per informer and cause (start, expired, resync, stall, error).",
-  labelNames: ["resource", "cause"] as const,
-  registers: [registry],
-});
-
-export const leaderStatus = new Gauge({
-  name: "feedcrawl_leader_election_master_status",
-  help: "1 when this process holds the leader Lease (or runs without leader election), else 0.",
-  labelNames: ["name"] as const,
-  registers: [registry],
-});
-
+export const reconcileTotal = counter("feedcrawl_reconcile_total", ["controller", "result"]);
+export const reconcileErrors = counter("feedcrawl_reconcile_errors_total", ["controller"]);
+export const reconcileDuration = histogram(
+  "feedcrawl_reconcile_time_seconds",
+  ["controller"],
+  [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+);
+export const workqueueDepth = gauge("feedcrawl_workqueue_depth", ["name"]);
+export const workqueueAdds = counter("feedcrawl_workqueue_adds_total", ["name"]);
+export const workqueueRetries = counter("feedcrawl_workqueue_retries_total", ["name"]);
+export const informerRelists = counter("feedcrawl_informer_relists_total", ["resource", "cause"]);
+export const leaderStatus = gauge("feedcrawl_leader_election_master_status", ["name"]);
 /** Incremented by operator/delivery: one per webhook POST outcome. */
-export const webhookDeliveries = new Counter({
-  name: "feedcrawl_webhook_deliveries_total",
-  help: "Webhook delivery attempts per outcome (delivered, retry, failed, conflict).",
-  labelNames: ["outcome"] as const,
-  registers: [registry],
-});
-
+export const webhookDeliveries = counter("feedcrawl_webhook_deliveries_total", ["outcome"]);
 /** Observed by operator/delivery: from the feed's closedAt to the backend's 2xx. */
-export const deliveryLatencySeconds = new Histogram({
-  name: "feedcrawl_delivery_latency_seconds",
-  help: "Seconds from a feed file's close (spec.closedAt) to the webhook's 2xx.",
-  buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600],
-  registers: [registry],
-});
+export const deliveryLatencySeconds = histogram(
+  "feedcrawl_delivery_latency_seconds",
+  [],
+  [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600],
+);

@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { registry } from "./metrics.ts";
 
 /** ":8080" → all interfaces, "127.0.0.1:0" → loopback, any free port. */
-export function parseAddr(addr: string): { host: string | undefined; port: number } {
+function parseAddr(addr: string): { host: string | undefined; port: number } {
   const i = addr.lastIndexOf(":");
   if (i < 0) throw new Error(`Invalid address '${addr}': expected [host]:port`);
   const host = addr.slice(0, i).replace(/^\[|\]$/g, "");
@@ -14,7 +14,7 @@ export function parseAddr(addr: string): { host: string | undefined; port: numbe
   return { host: host || undefined, port };
 }
 
-export interface Endpoints {
+interface Endpoints {
   healthz?: () => boolean;
   readyz?: () => boolean;
   metrics?: boolean;

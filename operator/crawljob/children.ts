@@ -8,17 +8,17 @@ import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import type { KubeObject, OwnerReference } from "../../kube/client.ts";
 import { S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY } from "./validate.ts";
 
-export const SPEC_MOUNT_PATH = "/etc/feedcrawl";
-export const SPEC_KEY = "crawljob.json";
+const SPEC_MOUNT_PATH = "/etc/feedcrawl";
+const SPEC_KEY = "crawljob.json";
 export const SPEC_GENERATION_ANNOTATION = "feedcrawl.io/spec-generation";
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 export const MANAGED_BY = "feedcrawl-operator";
-export const RUNNER_UID = 65532;
+const RUNNER_UID = 65532;
 
 export const specConfigMapName = (job: string) => `${job}-spec`;
 export const runnerName = (job: string) => `${job}-runner`;
 
-export function ownerReference(job: CrawlJob): OwnerReference {
+function ownerReference(job: CrawlJob): OwnerReference {
   return {
     apiVersion: job.apiVersion,
     kind: job.kind,
@@ -29,7 +29,7 @@ export function ownerReference(job: CrawlJob): OwnerReference {
   };
 }
 
-export function childLabels(job: CrawlJob): Record<string, string> {
+function childLabels(job: CrawlJob): Record<string, string> {
   return {
     "app.kubernetes.io/name": "feedcrawl",
     "app.kubernetes.io/component": "runner",
@@ -87,7 +87,7 @@ export function runnerServiceAccount(job: CrawlJob): KubeObject {
 }
 
 /** Exactly what a runner needs: its own CrawlJob (read, status patch), and CrawlFeeds to report files. */
-export function runnerRoleRules(job: CrawlJob): Record<string, unknown>[] {
+function runnerRoleRules(job: CrawlJob): Record<string, unknown>[] {
   const name = job.metadata.name!;
   return [
     { apiGroups: [GROUP], resources: ["crawljobs"], resourceNames: [name], verbs: ["get"] },
@@ -120,12 +120,12 @@ export function runnerRoleBinding(job: CrawlJob): KubeObject {
   };
 }
 
-export interface RunnerJobOptions {
+interface RunnerJobOptions {
   /** The image when spec.runner.image is empty: the operator's own. */
   defaultImage: string;
 }
 
-export function runnerEnv(job: CrawlJob): Record<string, unknown>[] {
+function runnerEnv(job: CrawlJob): Record<string, unknown>[] {
   const parallelism = job.spec.runner?.parallelism ?? 1;
   const env: Record<string, unknown>[] = [
     { name: "FEEDCRAWL_SPEC", value: `${SPEC_MOUNT_PATH}/${SPEC_KEY}` },

@@ -9,46 +9,30 @@
 // reconcile of a job whose runners patch their stats every few seconds would
 // be a write per reconcile for nothing.
 import { isDeepStrictEqual } from "node:util";
+import type { Logger } from "pino";
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
-import type { CrawlJob } from "../../crds/schema/crawljob.ts";
-import { isAlreadyExists, isConflict, isNotFound, type KubeClient, type KubeObject } from "../../kube/client.ts";
-import {
-  CONFIGMAPS,
-  CRAWLFEEDS,
-  CRAWLJOBS,
-  JOBS,
-  type ResourceType,
-  ROLEBINDINGS,
-  ROLES,
-  SECRETS,
-  SERVICEACCOUNTS,
-} from "../../kube/resources.ts";
+import type { CrawlJob, CrawlJobStatus } from "../../crds/schema/crawljob.ts";
+import type { KubeClient, KubeObject } from "../../kube/client.ts";
+import { isAlreadyExists, isConflict, isNotFound } from "../../kube/errors.ts";
+import { CRAWLFEEDS, CRAWLJOBS, JOBS, SECRETS } from "../../kube/resources.ts";
 import { getCondition } from "../runtime/conditions.ts";
 import type { ReconcileRequest, ReconcileResult } from "../runtime/controller.ts";
 import type { EventRecorder } from "../runtime/events.ts";
 import type { InformerGroup } from "../runtime/informer.ts";
-import {
-  runnerJob as buildRunnerJob,
-  runnerName,
-  runnerRole,
-  runnerRoleBinding,
-  runnerServiceAccount,
-  SPEC_GENERATION_ANNOTATION,
-  specConfigMap,
-  specConfigMapName,
-} from "./children.ts";
+import { runnerJob as buildRunnerJob, runnerName, SPEC_GENERATION_ANNOTATION } from "./children.ts";
+import { ensureRbac, ensureSnapshot, isOwnedBy } from "./ensure.ts";
 import { type BatchJob, computeStatus, transitionEvents } from "./status.ts";
-import { validateCrawlJob } from "./validate.ts";
+import { type ValidationFailure, validateCrawlJob } from "./validate.ts";
 
 /** What the delivery part exposes to the CrawlJob reconcile (operator/delivery/index.ts). */
 export interface CompletionDelivery {
   deliverCompletion(job: CrawlJob, feeds: CrawlFeed[]): Promise<{ requeueAfterMs?: number } | undefined>;
 }
 
-export interface CrawlJobReconcilerDeps {
+interface CrawlJobReconcilerDeps {
   client: KubeClient;
-  crawlJobs: InformerGroup<CrawlJob & KubeObject>;
+  crawlJobs: InformerGroup<Job>;
   runnerJobs: InformerGroup<BatchJob>;
   crawlFeeds: InformerGroup<CrawlFeed & KubeObject>;
   events: EventRecorder;
@@ -58,15 +42,61 @@ export interface CrawlJobReconcilerDeps {
   now?: () => Date;
 }
 
-const isOwnedBy = (obj: KubeObject, uid: string | undefined) =>
-  obj.metadata.ownerReferences?.some((r) => r.controller && r.uid === uid) ?? false;
+type Job = CrawlJob & KubeObject;
+
+/** What one reconcile observed, shared by its steps. */
+interface Pass {
+  job: Job;
+  at: Date;
+  logger: Logger;
+  validation: ValidationFailure | undefined;
+  runner: BatchJob | undefined;
+}
 
 export function createCrawlJobReconciler(deps: CrawlJobReconcilerDeps) {
-  const { client, events } = deps;
-  const now = deps.now ?? (() => new Date());
+  const reconciler = new CrawlJobReconciler(deps);
+  return (req: ReconcileRequest) => reconciler.reconcile(req);
+}
 
-  async function secretKeys(namespace: string, name: string): Promise<string[] | undefined> {
-    const secret = await client.getOrUndefined<KubeObject & { data?: Record<string, string> }>(
+class CrawlJobReconciler {
+  readonly #d: CrawlJobReconcilerDeps;
+  readonly #client: KubeClient;
+  readonly #now: () => Date;
+
+  constructor(deps: CrawlJobReconcilerDeps) {
+    this.#d = deps;
+    this.#client = deps.client;
+    this.#now = deps.now ?? (() => new Date());
+  }
+
+  async reconcile(req: ReconcileRequest): Promise<ReconcileResult | undefined> {
+    const { namespace, name, logger } = req;
+    const cached = this.#d.crawlJobs.get(namespace, name);
+    if (!cached) return undefined; // deleted: its children go with it (ownerReferences)
+    if (cached.metadata.deletionTimestamp) return undefined;
+    const job = structuredClone(cached);
+    const uid = job.metadata.uid;
+    const at = this.#now();
+
+    const feeds = this.#d.crawlFeeds.list(
+      (f) => f.metadata.namespace === namespace && f.metadata.labels?.[CRAWLJOB_LABEL] === name && isOwnedBy(f, uid),
+    );
+    let runner = this.#d.runnerJobs.get(namespace, runnerName(name));
+    if (runner && !isOwnedBy(runner, uid)) {
+      throw new Error(`Job ${namespace}/${runnerName(name)} exists and is not owned by CrawlJob ${name}`);
+    }
+    const validation = await validateCrawlJob(namespace, job.spec, (ns, secret) => this.#secretKeys(ns, secret));
+    // A finished CrawlJob is never restarted, and one whose runner Job is gone keeps its last status.
+    const finished = job.status?.completionTime !== undefined && job.status.runner?.jobName !== undefined;
+    if (!finished) runner = await this.#syncRunner(job, runner, validation, logger);
+    const pass: Pass = { job, at, logger, validation, runner };
+    if (!(finished && !runner)) await this.#writeStatus(pass, feeds);
+    const result = await this.#deliverCompletion(job);
+    return this.#expire(pass, result);
+  }
+
+  async #secretKeys(namespace: string, name: string): Promise<string[] | undefined> {
+    const secret = await this.#client.getOrUndefined<KubeObject & { data?: Record<string, string> }>(
       SECRETS,
       namespace,
       name,
@@ -75,197 +105,146 @@ export function createCrawlJobReconciler(deps: CrawlJobReconcilerDeps) {
     return secret ? Object.keys({ ...secret.data, ...(secret.stringData as object | undefined) }) : undefined;
   }
 
-  /** Creates the object, or patches the listed top-level fields back when they drifted. */
-  async function ensure(rt: ResourceType, desired: KubeObject, fields: string[]): Promise<KubeObject> {
-    const { namespace, name } = desired.metadata;
-    const current = await client.getOrUndefined<KubeObject>(rt, namespace, name!);
-    if (!current) {
-      try {
-        return await client.create(rt, desired);
-      } catch (err) {
-        if (!isAlreadyExists(err)) throw err;
-        return client.get(rt, namespace, name!);
-      }
+  /** Starts the runner of a valid, unsuspended job; keeps a running one's RBAC and suspension in line. */
+  async #syncRunner(
+    job: Job,
+    runner: BatchJob | undefined,
+    validation: ValidationFailure | undefined,
+    logger: Logger,
+  ): Promise<BatchJob | undefined> {
+    if (runner) {
+      await ensureRbac(this.#client, job);
+      return this.#syncSuspend(job, runner, logger);
     }
-    const drift: Record<string, unknown> = {};
-    for (const field of fields) if (!isDeepStrictEqual(current[field], desired[field])) drift[field] = desired[field];
-    if (!isOwnedBy(current, desired.metadata.ownerReferences?.[0]?.uid)) {
-      throw new Error(`${rt.kind} ${namespace}/${name} exists and is not owned by this CrawlJob`);
+    if (validation || job.spec.suspend === true) return undefined;
+    const { namespace, name } = job.metadata as { namespace: string; name: string };
+    if (job.status?.runner?.generation === undefined) await ensureSnapshot(this.#client, job);
+    await ensureRbac(this.#client, job);
+    const desired = buildRunnerJob(job, { defaultImage: this.#d.runnerImage });
+    try {
+      const created = (await this.#client.create(JOBS, desired)) as BatchJob;
+      const shards = job.spec.runner?.parallelism ?? 1;
+      logger.info({ shards }, `Created Job ${namespace}/${runnerName(name)} for CrawlJob ${name}`);
+      await this.#d.events.record(
+        job,
+        "Normal",
+        "RunnerCreated",
+        `Created Job ${runnerName(name)} with ${shards} shard(s)`,
+      );
+      return created;
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      return this.#client.get<BatchJob>(JOBS, namespace, runnerName(name));
     }
-    if (Object.keys(drift).length === 0) return current;
-    return client.patch(rt, namespace, name!, {
-      ...drift,
-      metadata: { resourceVersion: current.metadata.resourceVersion },
+  }
+
+  /** spec.suspend onto the runner Job's spec.suspend, while the Job has not finished. */
+  async #syncSuspend(job: Job, runner: BatchJob, logger: Logger): Promise<BatchJob> {
+    const { namespace, name } = job.metadata as { namespace: string; name: string };
+    const wantSuspend = job.spec.suspend === true;
+    const terminal = runner.status?.conditions?.some(
+      (c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True",
+    );
+    if (terminal || (runner.spec?.suspend === true) === wantSuspend) return runner;
+    const patched = await this.#client.patch<BatchJob>(JOBS, namespace, runnerName(name), {
+      metadata: { resourceVersion: runner.metadata.resourceVersion },
+      spec: { suspend: wantSuspend },
     });
+    const verb = wantSuspend ? "Suspended" : "Resumed";
+    logger.info(`${verb} Job ${namespace}/${runnerName(name)}`);
+    await this.#d.events.record(job, "Normal", verb, `${verb} Job ${runnerName(name)}`);
+    return patched;
   }
 
-  async function ensureRbac(job: CrawlJob) {
-    await ensure(SERVICEACCOUNTS, runnerServiceAccount(job), []);
-    await ensure(ROLES, runnerRole(job), ["rules"]);
-    await ensure(ROLEBINDINGS, runnerRoleBinding(job), ["subjects"]);
+  /** The job's CrawlFeeds from the API server itself, not the cache. */
+  async #freshFeeds(job: Job): Promise<(CrawlFeed & KubeObject)[]> {
+    const list = await this.#client.list<CrawlFeed & KubeObject>(CRAWLFEEDS, {
+      namespace: job.metadata.namespace,
+      labelSelector: `${CRAWLJOB_LABEL}=${job.metadata.name}`,
+    });
+    return list.items.filter((f) => isOwnedBy(f, job.metadata.uid));
   }
 
-  /** The snapshot of the generation about to start; refreshed only while no runner exists. */
-  async function ensureSnapshot(job: CrawlJob) {
-    const desired = specConfigMap(job);
-    const current = await client.getOrUndefined<KubeObject>(
-      CONFIGMAPS,
-      job.metadata.namespace,
-      specConfigMapName(job.metadata.name!),
-    );
-    if (!current) {
-      await ensure(CONFIGMAPS, desired, ["data"]);
-      return;
+  /** Computes the status and writes it when it changed, with the Events its transitions deserve. */
+  async #writeStatus(pass: Pass, cachedFeeds: CrawlFeed[]): Promise<void> {
+    const { job, at, validation, runner, logger } = pass;
+    const compute = (feeds: CrawlFeed[]) => computeStatus({ job, now: at, validation, runnerJob: runner, feeds });
+    // CrawlFeeds are never deleted while their CrawlJob lives: fewer in the
+    // cache than the status already counted means the cache is behind.
+    let feeds = cachedFeeds;
+    if (feeds.length < (job.status?.feedSummary?.closed ?? 0)) feeds = await this.#freshFeeds(job);
+    let status = compute(feeds);
+    const wasSucceeded = getCondition(job.status?.conditions, "Succeeded")?.status === "True";
+    const isSucceeded = getCondition(status.conditions, "Succeeded")?.status === "True";
+    if (!wasSucceeded && isSucceeded) {
+      // The informers watch CrawlFeeds and Jobs separately, with no order
+      // between them: the runner's last CrawlFeed may still be on its way to
+      // the cache when its Job's completion arrives. Before declaring
+      // success, read the CrawlFeeds from the API server itself.
+      status = compute(await this.#freshFeeds(job));
+    } else if (wasSucceeded && !isSucceeded) {
+      // Succeeded=True is final (a bounded-execution object, like a Job):
+      // a cache that lags behind a delivery must not flip it back.
+      status = keepSucceeded(status, job.status!);
     }
-    if (!isOwnedBy(current, job.metadata.uid)) {
-      throw new Error(
-        `ConfigMap ${job.metadata.namespace}/${current.metadata.name} exists and is not owned by this CrawlJob`,
-      );
+    if (runner) {
+      const generation = Number(runner.metadata.annotations?.[SPEC_GENERATION_ANNOTATION] ?? job.metadata.generation);
+      status.runner = { ...status.runner, generation };
     }
-    if (!isDeepStrictEqual(current.data, desired.data)) {
-      await client.update(CONFIGMAPS, {
-        ...desired,
-        metadata: { ...desired.metadata, resourceVersion: current.metadata.resourceVersion },
-      });
+    if (isDeepStrictEqual(status, job.status ?? {})) return;
+    const before = job.status;
+    // An update carrying the resourceVersion read: 409 when a runner, the
+    // delivery or another (deposed) operator wrote in between; retried.
+    const updated = await this.#client.updateStatus<Job>(CRAWLJOBS, { ...job, status });
+    job.metadata = updated.metadata;
+    job.status = updated.status;
+    for (const e of transitionEvents(before, status)) await this.#d.events.record(job, e.type, e.reason, e.message);
+    if (before?.phase !== status.phase) {
+      logger.info({ phase: status.phase }, `CrawlJob ${job.metadata.name} is ${status.phase}`);
     }
   }
 
-  return async function reconcile(req: ReconcileRequest): Promise<ReconcileResult | undefined> {
-    const { namespace, name, logger } = req;
-    const cached = deps.crawlJobs.get(namespace, name);
-    if (!cached) return undefined; // deleted: its children go with it (ownerReferences)
-    if (cached.metadata.deletionTimestamp) return undefined;
-    const job = structuredClone(cached);
-    const uid = job.metadata.uid;
-    const at = now();
-
-    const feeds = deps.crawlFeeds.list(
-      (f) => f.metadata.namespace === namespace && f.metadata.labels?.[CRAWLJOB_LABEL] === name && isOwnedBy(f, uid),
-    );
-    let runner = deps.runnerJobs.get(namespace, runnerName(name));
-    if (runner && !isOwnedBy(runner, uid)) {
-      throw new Error(`Job ${namespace}/${runnerName(name)} exists and is not owned by CrawlJob ${name}`);
-    }
-
-    const validation = await validateCrawlJob(namespace, job.spec, secretKeys);
-    const finished = job.status?.completionTime !== undefined && job.status.runner?.jobName !== undefined;
-
-    if (!runner && !finished && !validation && job.spec.suspend !== true) {
-      if (job.status?.runner?.generation === undefined) await ensureSnapshot(job);
-      await ensureRbac(job);
-      const desired = buildRunnerJob(job, { defaultImage: deps.runnerImage });
-      try {
-        runner = (await client.create(JOBS, desired)) as BatchJob;
-        const shards = job.spec.runner?.parallelism ?? 1;
-        logger.info({ shards }, `Created Job ${namespace}/${runnerName(name)} for CrawlJob ${name}`);
-        await events.record(job, "Normal", "RunnerCreated", `Created Job ${runnerName(name)} with ${shards} shard(s)`);
-      } catch (err) {
-        if (!isAlreadyExists(err)) throw err;
-        runner = await client.get<BatchJob>(JOBS, namespace, runnerName(name));
-      }
-    } else if (runner && !finished) {
-      await ensureRbac(job);
-      const wantSuspend = job.spec.suspend === true;
-      const terminal = runner.status?.conditions?.some(
-        (c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True",
-      );
-      if (!terminal && (runner.spec?.suspend === true) !== wantSuspend) {
-        runner = await client.patch<BatchJob>(JOBS, namespace, runnerName(name), {
-          metadata: { resourceVersion: runner.metadata.resourceVersion },
-          spec: { suspend: wantSuspend },
-        });
-        logger.info(`${wantSuspend ? "Suspended" : "Resumed"} Job ${namespace}/${runnerName(name)}`);
-        await events.record(
-          job,
-          "Normal",
-          wantSuspend ? "Suspended" : "Resumed",
-          `${wantSuspend ? "Suspended" : "Resumed"} Job ${runnerName(name)}`,
-        );
-      }
-    }
-
-    const freshFeeds = async () => {
-      const list = await client.list<CrawlFeed & KubeObject>(CRAWLFEEDS, {
-        namespace,
-        labelSelector: `${CRAWLJOB_LABEL}=${name}`,
-      });
-      return list.items.filter((f) => isOwnedBy(f, uid));
-    };
-
-    let result: ReconcileResult | undefined;
-    if (!(finished && !runner)) {
-      // CrawlFeeds are never deleted while their CrawlJob lives: fewer in the
-      // cache than the status already counted means the cache is behind.
-      let counted = feeds;
-      if (counted.length < (job.status?.feedSummary?.closed ?? 0)) counted = await freshFeeds();
-      let status = computeStatus({ job, now: at, validation, runnerJob: runner, feeds: counted });
-      const wasSucceeded = getCondition(job.status?.conditions, "Succeeded")?.status === "True";
-      if (!wasSucceeded && getCondition(status.conditions, "Succeeded")?.status === "True") {
-        // The informers watch CrawlFeeds and Jobs separately, with no order
-        // between them: the runner's last CrawlFeed may still be on its way to
-        // the cache when its Job's completion arrives. Before declaring
-        // success, read the CrawlFeeds from the API server itself.
-        counted = await freshFeeds();
-        status = computeStatus({ job, now: at, validation, runnerJob: runner, feeds: counted });
-      } else if (wasSucceeded && getCondition(status.conditions, "Succeeded")?.status !== "True") {
-        // Succeeded=True is final (a bounded-execution object, like a Job):
-        // a cache that lags behind a delivery must not flip it back.
-        const previous = job.status!;
-        status = {
-          ...status,
-          phase: previous.phase,
-          conditions: previous.conditions,
-          completionTime: previous.completionTime,
-          feedSummary: previous.feedSummary,
-          recentFeeds: previous.recentFeeds,
-        };
-      }
-      if (runner) {
-        const generation = Number(runner.metadata.annotations?.[SPEC_GENERATION_ANNOTATION] ?? job.metadata.generation);
-        status.runner = { ...status.runner, generation };
-      }
-      if (!isDeepStrictEqual(status, job.status ?? {})) {
-        const before = job.status;
-        // An update carrying the resourceVersion read: 409 when a runner, the
-        // delivery or another (deposed) operator wrote in between; retried.
-        const updated = await client.updateStatus<CrawlJob & KubeObject>(CRAWLJOBS, { ...job, status });
-        job.metadata = updated.metadata;
-        job.status = updated.status;
-        for (const e of transitionEvents(before, status)) await events.record(job, e.type, e.reason, e.message);
-        if (before?.phase !== status.phase) logger.info({ phase: status.phase }, `CrawlJob ${name} is ${status.phase}`);
-      }
-    }
-
-    // onCompletion: one crawl.completed event once the runner finished.
-    const conditions = job.status?.conditions;
+  /** onCompletion: one crawl.completed event once the runner finished. */
+  async #deliverCompletion(job: Job): Promise<ReconcileResult | undefined> {
     if (
-      job.spec.ingest?.webhook?.mode === "onCompletion" &&
-      getCondition(conditions, "CrawlComplete")?.status === "True" &&
-      !["Delivered", "Failed"].includes(job.status?.completionDelivery?.state ?? "")
+      job.spec.ingest?.webhook?.mode !== "onCompletion" ||
+      getCondition(job.status?.conditions, "CrawlComplete")?.status !== "True" ||
+      ["Delivered", "Failed"].includes(job.status?.completionDelivery?.state ?? "")
     ) {
-      if (!deps.delivery) throw new Error("No delivery is configured for mode onCompletion");
-      // Every feed, read from the API server: the event lists them all.
-      const r = await deps.delivery.deliverCompletion(job, await freshFeeds());
-      if (r && r.requeueAfterMs !== undefined) result = { requeueAfterMs: r.requeueAfterMs };
+      return undefined;
     }
+    if (!this.#d.delivery) throw new Error("No delivery is configured for mode onCompletion");
+    // Every feed, read from the API server: the event lists them all.
+    const r = await this.#d.delivery.deliverCompletion(job, await this.#freshFeeds(job));
+    return r && r.requeueAfterMs !== undefined ? { requeueAfterMs: r.requeueAfterMs } : undefined;
+  }
 
-    // ttlSecondsAfterFinished: delete the CrawlJob (and, by ownership, everything it made).
+  /** ttlSecondsAfterFinished: delete the CrawlJob (and, by ownership, everything it made), or come back then. */
+  async #expire({ job, at, logger }: Pass, result: ReconcileResult | undefined): Promise<ReconcileResult | undefined> {
     const ttl = job.spec.ttlSecondsAfterFinished;
     const completed = job.status?.completionTime;
-    if (ttl !== undefined && completed) {
-      const deleteAt = Date.parse(completed) + ttl * 1000;
-      const wait = deleteAt - at.getTime();
-      if (wait <= 0) {
-        try {
-          await client.delete(CRAWLJOBS, namespace, name, { uid, propagationPolicy: "Background" });
-          logger.info({ ttlSeconds: ttl }, `Deleted CrawlJob ${namespace}/${name}: ttlSecondsAfterFinished elapsed`);
-        } catch (err) {
-          if (!isNotFound(err) && !isConflict(err)) throw err;
-        }
-        return undefined;
-      }
-      result = { requeueAfterMs: Math.min(result?.requeueAfterMs ?? Number.POSITIVE_INFINITY, wait + 50) };
+    if (ttl === undefined || !completed) return result;
+    const wait = Date.parse(completed) + ttl * 1000 - at.getTime();
+    if (wait > 0) return { requeueAfterMs: Math.min(result?.requeueAfterMs ?? Number.POSITIVE_INFINITY, wait + 50) };
+    const { namespace, name, uid } = job.metadata as { namespace: string; name: string; uid?: string };
+    try {
+      await this.#client.delete(CRAWLJOBS, namespace, name, { uid, propagationPolicy: "Background" });
+      logger.info({ ttlSeconds: ttl }, `Deleted CrawlJob ${namespace}/${name}: ttlSecondsAfterFinished elapsed`);
+    } catch (err) {
+      if (!isNotFound(err) && !isConflict(err)) throw err;
     }
-    return result;
+    return undefined;
+  }
+}
+
+/** The previous verdict of a CrawlJob that already succeeded, over a newly computed status. */
+function keepSucceeded(status: CrawlJobStatus, previous: CrawlJobStatus): CrawlJobStatus {
+  return {
+    ...status,
+    phase: previous.phase,
+    conditions: previous.conditions,
+    completionTime: previous.completionTime,
+    feedSummary: previous.feedSummary,
+    recentFeeds: previous.recentFeeds,
   };
 }

@@ -1,11 +1,13 @@
 // The CrawlJob's status as a pure function of what the reconcile observed:
 // the spec's validity, the runner Job, the CrawlFeeds, and the previous status
 // (for lastTransitionTime, startTime, and the fields other writers own:
-// shardStats from the runners, completionDelivery from the delivery).
+// shardStats from the runners, completionDelivery from the delivery). What
+// each condition says is in status-rules.ts.
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
-import type { CrawlJob, CrawlJobStatus, CrawlStats, FeedSummary, Phase } from "../../crds/schema/crawljob.ts";
+import type { CrawlJob, CrawlJobStatus, CrawlStats, FeedSummary } from "../../crds/schema/crawljob.ts";
 import type { KubeObject } from "../../kube/client.ts";
-import { type ConditionInput, getCondition, setCondition } from "../runtime/conditions.ts";
+import { getCondition, setCondition } from "../runtime/conditions.ts";
+import { type Facts, judge } from "./status-rules.ts";
 import type { ValidationFailure } from "./validate.ts";
 
 export interface BatchJob extends KubeObject {
@@ -21,7 +23,7 @@ export interface BatchJob extends KubeObject {
   };
 }
 
-export interface Observed {
+interface Observed {
   job: CrawlJob;
   now: Date;
   validation: ValidationFailure | undefined;
@@ -40,7 +42,7 @@ export function sumShardStats(shardStats: CrawlJobStatus["shardStats"]): Partial
   return total;
 }
 
-export function summarizeFeeds(feeds: readonly CrawlFeed[]): FeedSummary {
+function summarizeFeeds(feeds: readonly CrawlFeed[]): FeedSummary {
   let delivered = 0;
   let failed = 0;
   let items = 0;
@@ -63,256 +65,73 @@ const rfc3339 = (d: Date) => d.toISOString().replace(/\.\d+Z$/, "Z");
 
 /** The full next status (the caller writes it only when it differs). */
 export function computeStatus(o: Observed): CrawlJobStatus {
-  const { job, now, validation, runnerJob, feeds } = o;
+  const { job, now, runnerJob } = o;
   const previous = job.status ?? {};
   const generation = job.metadata.generation ?? 0;
   const status: CrawlJobStatus = structuredClone(previous);
-  let conditions = previous.conditions ?? [];
-  const set = (c: Omit<ConditionInput, "observedGeneration">) => {
-    conditions = setCondition(conditions, { ...c, observedGeneration: generation }, now);
-  };
-
   status.observedGeneration = generation;
+  count(status, o.feeds);
+  if (runnerJob) recordRunner(status, o);
 
-  // Counters: the runners' shards summed; the feeds summarised.
-  const summed = sumShardStats(previous.shardStats);
+  const { conditions, phase } = judge(facts(o, status));
+  status.conditions = conditions.reduce(
+    (list, [type, verdict]) => setCondition(list, { type, ...verdict, observedGeneration: generation }, now),
+    previous.conditions ?? [],
+  );
+  status.phase = phase;
+  const terminal = getCondition(status.conditions, "Succeeded")?.status !== "Unknown";
+  if (terminal && runnerJob) status.completionTime ??= rfc3339(now);
+  else if (!terminal) delete status.completionTime;
+  return status;
+}
+
+/** Counters: the runners' shards summed; the feeds summarised, the newest five named. */
+function count(status: CrawlJobStatus, feeds: readonly CrawlFeed[]): void {
+  const summed = sumShardStats(status.shardStats);
   if (summed) status.stats = summed;
-  const summary = summarizeFeeds(feeds);
-  status.feedSummary = summary;
+  status.feedSummary = summarizeFeeds(feeds);
   const recent = [...feeds]
     .sort((a, b) => (a.spec.closedAt < b.spec.closedAt ? 1 : a.spec.closedAt > b.spec.closedAt ? -1 : 0))
     .slice(0, 5)
     .map((f) => f.metadata.name!);
   if (recent.length > 0) status.recentFeeds = recent;
   else delete status.recentFeeds;
+}
 
-  // Validated: of the current generation (a running crawl keeps its snapshot).
-  if (validation) set({ type: "Validated", status: "False", reason: validation.reason, message: validation.message });
-  else set({ type: "Validated", status: "True", reason: "Valid", message: "The spec passed validation" });
+/** The runner Job's counts in status.runner, and the crawl's startTime. */
+function recordRunner(status: CrawlJobStatus, { job, now, runnerJob }: Observed): void {
+  const js = runnerJob!.status ?? {};
+  status.runner = {
+    ...status.runner,
+    jobName: runnerJob!.metadata.name,
+    shards: runnerJob!.spec?.completions ?? job.spec.runner?.parallelism ?? 1,
+    active: js.active ?? 0,
+    succeeded: js.succeeded ?? 0,
+    failed: js.failed ?? 0,
+  };
+  status.startTime ??= js.startTime ?? rfc3339(now);
+}
 
-  const suspended = job.spec.suspend === true;
-  const mode = job.spec.ingest?.webhook?.mode ?? "perFeed";
-  const hasWebhook = job.spec.ingest?.webhook !== undefined;
-  let phase: Phase;
-
-  if (runnerJob) {
-    const shards = runnerJob.spec?.completions ?? job.spec.runner?.parallelism ?? 1;
-    const js = runnerJob.status ?? {};
-    status.runner = {
-      ...status.runner,
-      jobName: runnerJob.metadata.name,
-      shards,
-      active: js.active ?? 0,
-      succeeded: js.succeeded ?? 0,
-      failed: js.failed ?? 0,
-    };
-    status.startTime ??= js.startTime ?? rfc3339(now);
-    const complete = jobCondition(runnerJob, "Complete");
-    const failed = jobCondition(runnerJob, "Failed");
-    const jobSuspended = runnerJob.spec?.suspend === true;
-    const progress = `${js.succeeded ?? 0} of ${shards} shards finished, ${js.active ?? 0} active, ${js.failed ?? 0} failed`;
-
-    if (failed) {
-      set({
-        type: "RunnerReady",
-        status: "False",
-        reason: "RunnerFailed",
-        message: `Job ${runnerJob.metadata.name} failed`,
-      });
-      set({
-        type: "CrawlComplete",
-        status: "False",
-        reason: failed.reason || "RunnerFailed",
-        message: failed.message || `Job ${runnerJob.metadata.name} failed: ${progress}`,
-      });
-    } else if (complete) {
-      set({
-        type: "RunnerReady",
-        status: "True",
-        reason: "RunnerFinished",
-        message: `Job ${runnerJob.metadata.name} completed`,
-      });
-      set({
-        type: "CrawlComplete",
-        status: "True",
-        reason: "RunnerSucceeded",
-        message: `All ${shards} shards finished`,
-      });
-    } else if (jobSuspended) {
-      set({
-        type: "RunnerReady",
-        status: "False",
-        reason: "Suspended",
-        message: `Job ${runnerJob.metadata.name} is suspended`,
-      });
-      set({ type: "CrawlComplete", status: "Unknown", reason: "Suspended", message: progress });
-    } else if (!js.active && !js.succeeded && !js.failed) {
-      set({
-        type: "RunnerReady",
-        status: "False",
-        reason: "WaitingForPods",
-        message: `Job ${runnerJob.metadata.name} has no running pod yet`,
-      });
-      set({ type: "CrawlComplete", status: "Unknown", reason: "NotStarted", message: progress });
-    } else {
-      set({
-        type: "RunnerReady",
-        status: "True",
-        reason: "RunnerStarted",
-        message: `Job ${runnerJob.metadata.name}: ${progress}`,
-      });
-      set({ type: "CrawlComplete", status: "Unknown", reason: "Crawling", message: progress });
-    }
-
-    // FeedsDelivered
-    let deliveredStatus: "True" | "False" | "Unknown" = "Unknown";
-    if (!hasWebhook) {
-      deliveredStatus = complete ? "True" : "Unknown";
-      set({
-        type: "FeedsDelivered",
-        status: deliveredStatus,
-        reason: "NoWebhook",
-        message: "No ingest webhook is configured",
-      });
-    } else if (mode === "onCompletion") {
-      const cd = previous.completionDelivery;
-      if (cd?.state === "Delivered") {
-        deliveredStatus = "True";
-        set({
-          type: "FeedsDelivered",
-          status: "True",
-          reason: "Delivered",
-          message: `The crawl.completed event with ${summary.closed} feeds was delivered`,
-        });
-      } else if (cd?.state === "Failed") {
-        deliveredStatus = "False";
-        set({
-          type: "FeedsDelivered",
-          status: "False",
-          reason: "DeliveryFailed",
-          message: `The crawl.completed event failed: ${cd.lastError ?? "no detail"}`,
-        });
-      } else {
-        set({
-          type: "FeedsDelivered",
-          status: "Unknown",
-          reason: complete ? "Delivering" : "WaitingForRunner",
-          message: complete
-            ? `Sending the crawl.completed event (${cd?.attempts ?? 0} attempts)`
-            : "The crawl.completed event is sent when the runner finishes",
-        });
-      }
-    } else {
-      const pending = summary.closed - summary.delivered - summary.failed;
-      if (summary.failed > 0 && (pending === 0 || failed)) {
-        deliveredStatus = "False";
-        const first = feeds.find((f) => f.status?.delivery?.state === "Failed");
-        set({
-          type: "FeedsDelivered",
-          status: "False",
-          reason: "DeliveryFailed",
-          message: `${summary.failed} of ${summary.closed} feeds failed; CrawlFeed ${first?.metadata.name}: ${first?.status?.delivery?.lastError ?? "no detail"}`,
-        });
-      } else if (complete && pending === 0) {
-        deliveredStatus = "True";
-        set({
-          type: "FeedsDelivered",
-          status: "True",
-          reason: summary.closed === 0 ? "NoFeeds" : "AllDelivered",
-          message:
-            summary.closed === 0
-              ? "The crawl closed no feed files"
-              : `${summary.delivered}/${summary.closed} feeds delivered`,
-        });
-      } else {
-        set({
-          type: "FeedsDelivered",
-          status: "Unknown",
-          reason: "Delivering",
-          message: `${summary.delivered}/${summary.closed} feeds delivered${complete ? "" : " so far"}`,
-        });
-      }
-    }
-
-    // Succeeded: the one `kubectl wait` uses.
-    if (failed) {
-      set({
-        type: "Succeeded",
-        status: "False",
-        reason: "RunnerFailed",
-        message: `The runner failed: ${failed.reason ?? ""} ${failed.message ?? ""}`.trim(),
-      });
-      phase = "Failed";
-    } else if (complete && deliveredStatus === "True") {
-      set({
-        type: "Succeeded",
-        status: "True",
-        reason: "CrawlSucceeded",
-        message: `The crawl finished and ${hasWebhook ? `${summary.delivered}/${summary.closed} feeds were delivered` : "no webhook was configured"}`,
-      });
-      phase = "Succeeded";
-    } else if (deliveredStatus === "False") {
-      set({
-        type: "Succeeded",
-        status: "False",
-        reason: "DeliveryFailed",
-        message: getCondition(conditions, "FeedsDelivered")!.message,
-      });
-      phase = "Failed";
-    } else if (complete) {
-      set({
-        type: "Succeeded",
-        status: "Unknown",
-        reason: "Ingesting",
-        message: "The runner finished; delivering feeds",
-      });
-      phase = "Ingesting";
-    } else if (jobSuspended) {
-      set({ type: "Succeeded", status: "Unknown", reason: "Suspended", message: "The runner is suspended" });
-      phase = "Pending";
-    } else if (getCondition(conditions, "RunnerReady")?.reason === "WaitingForPods") {
-      set({ type: "Succeeded", status: "Unknown", reason: "Pending", message: "Waiting for the runner pods" });
-      phase = "Pending";
-    } else {
-      set({ type: "Succeeded", status: "Unknown", reason: "Crawling", message: "The runner is crawling" });
-      phase = "Running";
-    }
-  } else if (validation) {
-    set({
-      type: "RunnerReady",
-      status: "False",
-      reason: "InvalidSpec",
-      message: "No runner is started for an invalid spec",
-    });
-    set({ type: "CrawlComplete", status: "Unknown", reason: "NotStarted", message: "The runner has not started" });
-    set({ type: "FeedsDelivered", status: "Unknown", reason: "NotStarted", message: "The runner has not started" });
-    set({ type: "Succeeded", status: "False", reason: validation.reason, message: validation.message });
-    phase = "Failed";
-  } else if (suspended) {
-    set({
-      type: "RunnerReady",
-      status: "False",
-      reason: "Suspended",
-      message: "spec.suspend is true: no runner is started",
-    });
-    set({ type: "CrawlComplete", status: "Unknown", reason: "NotStarted", message: "The runner has not started" });
-    set({ type: "FeedsDelivered", status: "Unknown", reason: "NotStarted", message: "The runner has not started" });
-    set({ type: "Succeeded", status: "Unknown", reason: "Suspended", message: "spec.suspend is true" });
-    phase = "Pending";
-  } else {
-    set({ type: "RunnerReady", status: "False", reason: "Creating", message: "Creating the runner Job" });
-    set({ type: "CrawlComplete", status: "Unknown", reason: "NotStarted", message: "The runner has not started" });
-    set({ type: "FeedsDelivered", status: "Unknown", reason: "NotStarted", message: "The runner has not started" });
-    set({ type: "Succeeded", status: "Unknown", reason: "Pending", message: "Waiting for the runner" });
-    phase = "Pending";
-  }
-
-  status.phase = phase;
-  status.conditions = conditions;
-  const terminal = getCondition(conditions, "Succeeded")?.status !== "Unknown";
-  if (terminal && runnerJob) status.completionTime ??= rfc3339(now);
-  else if (!terminal) delete status.completionTime;
-  return status;
+function facts({ job, validation, runnerJob, feeds }: Observed, status: CrawlJobStatus): Facts {
+  const js = runnerJob?.status ?? {};
+  const shards = runnerJob?.spec?.completions ?? job.spec.runner?.parallelism ?? 1;
+  const webhook = job.spec.ingest?.webhook;
+  return {
+    validation,
+    suspended: job.spec.suspend === true,
+    jobName: runnerJob?.metadata.name,
+    jobFailure: jobCondition(runnerJob, "Failed"),
+    complete: jobCondition(runnerJob, "Complete") !== undefined,
+    jobSuspended: runnerJob?.spec?.suspend === true,
+    noPods: !js.active && !js.succeeded && !js.failed,
+    shards,
+    progress: `${js.succeeded ?? 0} of ${shards} shards finished, ${js.active ?? 0} active, ${js.failed ?? 0} failed`,
+    webhook: webhook !== undefined,
+    onCompletion: (webhook?.mode ?? "perFeed") === "onCompletion",
+    completionDelivery: status.completionDelivery,
+    summary: status.feedSummary!,
+    feeds,
+  };
 }
 
 /** The CamelCase Events a status change deserves (condition transitions). */

@@ -1,6 +1,6 @@
 // What the operator checks before it starts a runner, beyond what the CRD
 // schema and its CEL rules already enforced at admission:
-// - the spec's semantics: runner/validate.ts `validateCrawlJobSpec` (selectors
+// - the spec's semantics: spec/validate.ts `validateCrawlJobSpec` (selectors
 //   parse, regexes compile, feeds are consistent, …), the same check
 //   `feedcrawl validate` runs;
 // - referenced Secrets exist and hold the keys the runner/delivery read
@@ -13,11 +13,12 @@ import type { FieldError } from "../../crds/schema/common.ts";
 import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
 import { isAddressAllowed } from "../../net/address-guard.ts";
 import { validateCrawlJobSpec } from "../../spec/validate.ts";
+import { DEFAULT_SECRET_KEY } from "../delivery/kube.ts";
 
 /** The Secret's data keys, or undefined when it does not exist. */
-export type SecretLookup = (namespace: string, name: string) => Promise<string[] | undefined>;
+type SecretLookup = (namespace: string, name: string) => Promise<string[] | undefined>;
 
-export type ValidationReason =
+type ValidationReason =
   | "InvalidSpec"
   | "SecretNotFound"
   | "SecretKeyMissing"
@@ -32,7 +33,6 @@ export interface ValidationFailure {
 
 export const S3_ACCESS_KEY_ID = "accessKeyId";
 export const S3_SECRET_ACCESS_KEY = "secretAccessKey";
-export const DEFAULT_SIGNING_SECRET_KEY = "secret";
 
 const isLoopbackName = (host: string) => host === "localhost" || host.endsWith(".localhost");
 
@@ -96,11 +96,11 @@ export async function validateCrawlJob(
       keys: [S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY],
     });
   }
-  if (webhook?.signingSecretRef) {
+  if (webhook) {
     secretRefs.push({
       path: "spec.ingest.webhook.signingSecretRef",
       name: webhook.signingSecretRef.name,
-      keys: [webhook.signingSecretRef.key ?? DEFAULT_SIGNING_SECRET_KEY],
+      keys: [webhook.signingSecretRef.key ?? DEFAULT_SECRET_KEY],
     });
   }
   for (const ref of secretRefs) {

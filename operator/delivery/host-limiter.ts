@@ -26,9 +26,4 @@ export class HostLimiter {
       if (slots.active === 0 && slots.waiting === 0) this.#hosts.delete(host);
     }
   }
-
-  /** Running tasks for `host` (for tests and metrics). */
-  active(host: string): number {
-    return this.#hosts.get(host)?.active ?? 0;
-  }
 }

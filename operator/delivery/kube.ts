@@ -5,12 +5,13 @@
 // object changed since it was read (the same optimistic lock as an update
 // with the read resourceVersion), and they touch no other status field (the
 // CrawlJob's status is shared with the runners and the CrawlJob reconcile).
-// Events go through operator/controller/events.ts's EventRecorder.
+// Events go through operator/runtime/events.ts's EventRecorder.
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { SecretKeyRef } from "../../crds/schema/common.ts";
 import type { CrawlFeed, DeliveryStatus } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
-import { describeError, isConflict, isNotFound, KubeClient, type KubeObject } from "../../kube/client.ts";
+import { KubeClient, type KubeObject } from "../../kube/client.ts";
+import { describeError, isConflict, isNotFound } from "../../kube/errors.ts";
 import { CRAWLFEEDS, CRAWLJOBS, type ResourceType, SECRETS } from "../../kube/resources.ts";
 
 export const DEFAULT_SECRET_KEY = "secret";
@@ -18,7 +19,7 @@ export const DEFAULT_SECRET_KEY = "secret";
 /** Every DeliveryStatus key, so a merge patch removes the ones the new status leaves out. */
 const DELIVERY_KEYS = ["state", "attempts", "lastError", "lastResponseCode", "nextAttemptAt", "deliveredAt"] as const;
 
-export function deliveryMergeValue(status: DeliveryStatus): Record<string, unknown> {
+function deliveryMergeValue(status: DeliveryStatus): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of DELIVERY_KEYS) out[key] = status[key] ?? null;
   return out;

@@ -4,15 +4,21 @@
 // backend's idempotency key.
 import { createHash } from "node:crypto";
 import type { CrawlFeedSpec } from "../../crds/schema/crawlfeed.ts";
+import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import { parseS3Uri, type S3Location } from "../../lib/s3-uri.ts";
 
-export interface CrawlJobRef {
+interface CrawlJobRef {
   namespace: string;
   name: string;
   uid: string;
 }
 
-export interface FeedPayload {
+/** The CrawlJob as the events name it. */
+export function crawlJobRef(job: CrawlJob): CrawlJobRef {
+  return { namespace: job.metadata.namespace!, name: job.metadata.name!, uid: job.metadata.uid! };
+}
+
+interface FeedPayload {
   uri: string;
   bucket?: string;
   key?: string;
@@ -25,14 +31,14 @@ export interface FeedPayload {
   shard: number;
 }
 
-export interface FeedClosedEvent {
+interface FeedClosedEvent {
   type: "feed.closed";
   id: string;
   crawlJob: CrawlJobRef;
   feed: FeedPayload;
 }
 
-export interface CrawlCompletedEvent {
+interface CrawlCompletedEvent {
   type: "crawl.completed";
   id: string;
   crawlJob: CrawlJobRef;
@@ -40,7 +46,7 @@ export interface CrawlCompletedEvent {
   feeds: FeedPayload[];
 }
 
-export function sha256Hex(text: string): string {
+function sha256Hex(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
 
@@ -63,7 +69,7 @@ export function s3Location(uri: string): S3Location | undefined {
   }
 }
 
-export function feedPayload(spec: CrawlFeedSpec): FeedPayload {
+function feedPayload(spec: CrawlFeedSpec): FeedPayload {
   return {
     uri: spec.uri,
     ...s3Location(spec.uri),

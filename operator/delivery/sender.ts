@@ -7,7 +7,7 @@ import { parseRetryAfter } from "../../lib/retry-after.ts";
 import { HostLimiter } from "./host-limiter.ts";
 import type { AttemptOutcome } from "./state.ts";
 
-export interface WebhookRequest {
+interface WebhookRequest {
   url: string;
   body: string;
   headers: Record<string, string>;
@@ -16,7 +16,7 @@ export interface WebhookRequest {
   dispatcher: Dispatcher;
 }
 
-export interface WebhookSenderOptions {
+interface WebhookSenderOptions {
   /** Concurrent POSTs per backend host:port (default 4). */
   perHostConcurrency?: number;
   userAgent?: string;
@@ -99,11 +99,6 @@ export class WebhookSender {
     this.#now = options.now ?? (() => new Date());
   }
 
-  /** POSTs once (waiting for a per-host slot first) and classifies the result; never throws. */
-  send(req: WebhookRequest): Promise<AttemptOutcome> {
-    return this.withHostSlot(req.url, () => this.post(req));
-  }
-
   /**
    * Runs `task` holding one of the URL's host:port slots. The delivery claims
    * a feed (writes Sending) inside the slot, so feeds queued behind a slow
@@ -117,11 +112,6 @@ export class WebhookSender {
       host = "<invalid URL>";
     }
     return this.#limiter.run(host, task);
-  }
-
-  /** Host slots in use (for tests). */
-  active(host: string): number {
-    return this.#limiter.active(host);
   }
 
   /** POSTs once, without a host slot; never throws. */

@@ -8,7 +8,7 @@ import { type BackoffPolicy, backoffDelayMs } from "../../lib/backoff.ts";
 /** Webhook retries: full jitter below 5 s, 10 s, 20 s … up to 1 h ceilings: 12 attempts span about 2.5 h at most. */
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 5_000, capMs: 3_600_000, minMs: 1_000 };
 
-export interface DeliveryPolicy {
+interface DeliveryPolicy {
   maxAttempts: number;
   backoff: BackoffPolicy;
 }
@@ -24,7 +24,7 @@ export type AttemptOutcome =
   /** Any other answer (other 4xx, 3xx), or a refused address: retrying cannot help. */
   | { kind: "reject"; code?: number; error: string };
 
-export type Decision =
+type Decision =
   /** POST now, after persisting `claim` (state Sending). `resumed`: a previous attempt's outcome was lost. */
   | { action: "send"; claim: DeliveryStatus; resumed: boolean }
   /** Not due yet: come back in `delayMs`. */
@@ -122,6 +122,28 @@ export function afterAttempt(
 function withCode(status: DeliveryStatus, code: number | undefined): DeliveryStatus {
   if (code !== undefined) status.lastResponseCode = code;
   return status;
+}
+
+/**
+ * Waiting for the signing Secret: a configuration problem, not an attempt, so
+ * no attempt is used up; the next look is on the backoff schedule.
+ */
+export function deferred(
+  current: DeliveryStatus | undefined,
+  error: string,
+  now: Date,
+  backoff: BackoffPolicy,
+  random: () => number,
+): DeliveryStatus {
+  const attempts = current?.attempts ?? 0;
+  const delayMs = backoffDelayMs(Math.max(attempts, 1), backoff, random);
+  const waiting: DeliveryStatus = {
+    state: "Pending",
+    attempts,
+    lastError: error,
+    nextAttemptAt: new Date(now.getTime() + delayMs).toISOString(),
+  };
+  return withCode(waiting, current?.lastResponseCode);
 }
 
 /** Back to the start, for the redeliver annotation: a fresh attempt budget. */

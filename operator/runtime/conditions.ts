@@ -3,9 +3,9 @@
 // reason, message and observedGeneration are updated in place.
 import type { Condition } from "../../crds/schema/crawljob.ts";
 
-export type ConditionStatus = Condition["status"];
+type ConditionStatus = Condition["status"];
 
-export interface ConditionInput {
+interface ConditionInput {
   type: string;
   status: ConditionStatus;
   reason: string;
@@ -40,8 +40,4 @@ export function setCondition(
 
 export function getCondition(conditions: readonly Condition[] | undefined, type: string): Condition | undefined {
   return conditions?.find((c) => c.type === type);
-}
-
-export function isConditionTrue(conditions: readonly Condition[] | undefined, type: string): boolean {
-  return getCondition(conditions, type)?.status === "True";
 }

@@ -5,7 +5,7 @@
 // controller-runtime does) and feeds the reconcile metrics.
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { describeError, isConflict } from "../../kube/client.ts";
+import { describeError, isConflict } from "../../kube/errors.ts";
 import { reconcileDuration, reconcileErrors, reconcileTotal } from "../metrics.ts";
 import { WorkQueue } from "./workqueue.ts";
 
@@ -20,9 +20,9 @@ export interface ReconcileRequest {
   logger: Logger;
 }
 
-export type Reconcile = (request: ReconcileRequest) => Promise<ReconcileResult | undefined>;
+type Reconcile = (request: ReconcileRequest) => Promise<ReconcileResult | undefined>;
 
-export interface ControllerOptions {
+interface ControllerOptions {
   name: string;
   reconcile: Reconcile;
   logger: Logger;

@@ -5,10 +5,11 @@
 // microsecond eventTime/reporting fields and kubectl describe reads both.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import { describeError, type KubeClient, type KubeObject } from "../../kube/client.ts";
+import type { KubeClient, KubeObject } from "../../kube/client.ts";
+import { describeError } from "../../kube/errors.ts";
 import { EVENTS } from "../../kube/resources.ts";
 
-export type EventType = "Normal" | "Warning";
+type EventType = "Normal" | "Warning";
 
 interface Recorded {
   name: string;

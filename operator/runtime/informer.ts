@@ -9,16 +9,17 @@
 // - periodic resync: every `resyncMs` each cached object is re-delivered to the
 //   update handlers (level-triggered controllers re-check everything).
 import type { Logger } from "pino";
-import { describeError, isGone, type KubeClient, type KubeObject } from "../../kube/client.ts";
+import type { KubeClient, KubeObject } from "../../kube/client.ts";
+import { describeError, isGone } from "../../kube/errors.ts";
 import type { ResourceType } from "../../kube/resources.ts";
 import { backoffDelayMs } from "../../lib/backoff.ts";
 import { sleep } from "../../lib/sleep.ts";
 import { informerRelists } from "../metrics.ts";
 
-export type InformerEvent = "add" | "update" | "delete";
-export type Handler<T> = (obj: T, old?: T) => void;
+type InformerEvent = "add" | "update" | "delete";
+type Handler<T> = (obj: T, old?: T) => void;
 
-export interface InformerOptions {
+interface InformerOptions {
   client: KubeClient;
   resource: ResourceType;
   /** One namespace, or every namespace when unset. */
@@ -30,7 +31,7 @@ export interface InformerOptions {
   maxBackoffMs?: number;
 }
 
-export const objectKey = (obj: KubeObject) => `${obj.metadata.namespace ?? ""}/${obj.metadata.name}`;
+const objectKey = (obj: KubeObject) => `${obj.metadata.namespace ?? ""}/${obj.metadata.name}`;
 
 export class Informer<T extends KubeObject> {
   readonly resource: ResourceType;

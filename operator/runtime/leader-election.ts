@@ -14,18 +14,12 @@
 // A Lease is not fencing: the operator's writes also carry resourceVersion
 // preconditions, so a deposed leader cannot clobber newer state.
 import type { Logger } from "pino";
-import {
-  describeError,
-  isAlreadyExists,
-  isConflict,
-  isNotFound,
-  type KubeClient,
-  type KubeObject,
-} from "../../kube/client.ts";
+import type { KubeClient, KubeObject } from "../../kube/client.ts";
+import { describeError, isAlreadyExists, isConflict, isNotFound } from "../../kube/errors.ts";
 import { LEASES } from "../../kube/resources.ts";
 import { leaderStatus } from "../metrics.ts";
 
-export interface LeaderElectionOptions {
+interface LeaderElectionOptions {
   client: KubeClient;
   namespace: string;
   name: string;
@@ -49,7 +43,7 @@ interface Lease extends KubeObject {
 }
 
 /** RFC 3339 with microseconds: the Lease's MicroTime format. */
-export function microTime(date: Date): string {
+function microTime(date: Date): string {
   return date.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }
 

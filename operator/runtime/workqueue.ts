@@ -8,7 +8,7 @@
 import { backoffDelayMs } from "../../lib/backoff.ts";
 import { workqueueAdds, workqueueDepth, workqueueRetries } from "../metrics.ts";
 
-export interface RateLimiterOptions {
+interface RateLimiterOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   /** Token bucket refill per second (overall retry rate). */

@@ -3,12 +3,17 @@
 // into the manifest's feeds (or ./feeds/<name>-<time>.jsonl), shows a live
 // progress line on a TTY (pino JSON logs otherwise), stops gracefully on
 // Ctrl-C/SIGTERM (a second Ctrl-C exits at once) and prints the final stats.
+// stdout carries nothing but the items of `stdout:` feeds: logs, progress and
+// the stats all go to stderr.
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
+import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
 import type { Feeds } from "../../crds/schema/feeds.ts";
-import { validateCrawlJobSpec } from "../../spec/validate.ts";
-import { Crawler } from "../crawler.ts";
+import { parseOrUsage } from "../../lib/cli-args.ts";
+import { type LoadedManifest, validateCrawlJobSpec } from "../../spec/validate.ts";
+import { Crawler, type CrawlResult } from "../crawler.ts";
+import type { FeedExporter } from "../feeds/exporter.ts";
 import type { StatsSnapshot } from "../stats.ts";
 import { loadManifestArg } from "./manifest-arg.ts";
 
@@ -25,9 +30,23 @@ options:
   --no-progress             no live progress line, JSON logs even on a TTY
   -h, --help                this text
 
+stdout carries only the items of stdout: feeds; logs and the final stats go to stderr.
+
 exit codes: 0 crawl finished (or a closeSpider limit hit), 1 the feeds failed,
             2 invalid manifest, 130 stopped by Ctrl-C (SIGINT), 143 by SIGTERM
 `;
+
+interface CrawlArgs {
+  file: string;
+  manifest: LoadedManifest;
+  allowPrivateNetworks: boolean;
+  out: string | undefined;
+  logLevel: string | undefined;
+  progress: boolean;
+}
+
+/** Fields only a cluster acts on; a local run names the ones it ignores, once. */
+const CLUSTER_ONLY = ["ingest", "runner", "ttlSecondsAfterFinished", "suspend"] as const;
 
 function formatDuration(s: number): string {
   const m = Math.floor(s / 60);
@@ -62,121 +81,94 @@ function summary(stats: StatsSnapshot): string {
   return `${lines.join("\n")}\n`;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  let values: {
-    "allow-private-networks"?: boolean;
-    out?: string;
-    "log-level"?: string;
-    "no-progress"?: boolean;
-    help?: boolean;
-  };
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        "allow-private-networks": { type: "boolean" },
-        out: { type: "string" },
-        "log-level": { type: "string" },
-        "no-progress": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (err) {
-    process.stderr.write(`feedcrawl crawl: ${(err as Error).message}\n\n${usage}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(usage);
-    return 0;
-  }
+/** Parses the options and loads FILE; an exit code when there is nothing to crawl. */
+async function parseCrawlArgs(argv: string[]): Promise<CrawlArgs | number> {
+  const parsed = parseOrUsage(
+    "feedcrawl crawl",
+    usage,
+    () => parseOptions(argv),
+    (p) => p.values.help,
+  );
+  if (typeof parsed === "number") return parsed;
+  const { values, positionals } = parsed;
   const loaded = await loadManifestArg(positionals, usage);
   if (typeof loaded === "number") return loaded;
-  const { file, manifest } = loaded;
-  const spec = manifest.spec;
-  if (values["allow-private-networks"] && spec.spider && typeof spec.spider === "object") {
+  return {
+    ...loaded,
+    allowPrivateNetworks: values["allow-private-networks"] ?? false,
+    out: values.out,
+    logLevel: values["log-level"],
+    progress: !values["no-progress"],
+  };
+}
+
+function parseOptions(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      "allow-private-networks": { type: "boolean" },
+      out: { type: "string" },
+      "log-level": { type: "string" },
+      "no-progress": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+}
+
+/** Applies the command-line overrides and validates; exit code 2 after printing every error. */
+function checkSpec(args: CrawlArgs): number | undefined {
+  const { spec } = args.manifest;
+  if (args.allowPrivateNetworks && spec.spider && typeof spec.spider === "object") {
     spec.spider.settings = { ...(spec.spider.settings ?? {}), allowPrivateNetworks: true };
   }
   const errors = validateCrawlJobSpec(spec);
-  if (errors.length > 0) {
-    for (const e of errors) process.stderr.write(`${e.path}: ${e.message}\n`);
-    process.stderr.write(`${file}: ${errors.length} error${errors.length === 1 ? "" : "s"}; nothing was crawled\n`);
-    return 2;
+  if (errors.length === 0) return undefined;
+  for (const e of errors) process.stderr.write(`${e.path}: ${e.message}\n`);
+  process.stderr.write(`${args.file}: ${errors.length} error${errors.length === 1 ? "" : "s"}; nothing was crawled\n`);
+  return 2;
+}
+
+function clusterOnlyFields(spec: CrawlJobSpec): string[] {
+  const fields: string[] = CLUSTER_ONLY.filter((f) => spec[f] !== undefined).map((f) => `spec.${f}`);
+  if (spec.storage?.s3?.credentialsSecretRef) fields.push("spec.storage.s3.credentialsSecretRef");
+  return fields;
+}
+
+/** stderr: pino logs, and on a TTY a live progress line that logs are written above. */
+class Terminal {
+  readonly tty: boolean;
+  #shown = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(progress: boolean) {
+    this.tty = process.stderr.isTTY === true && progress;
   }
 
-  const tty = process.stderr.isTTY === true && !values["no-progress"];
-  let progressShown = false;
-  const clearProgress = () => {
-    if (progressShown) process.stderr.write("\r\x1b[K");
-    progressShown = false;
-  };
-  const destination = tty
-    ? {
-        write(line: string) {
-          clearProgress();
-          process.stderr.write(line);
-        },
-      }
-    : pino.destination({ fd: 2, sync: true });
-  const logger = pino(
-    { level: values["log-level"] ?? (tty ? "warn" : "info"), base: { job: manifest.name } },
-    destination,
-  );
-
-  const outDir = resolve(values.out ?? "feeds");
-  const feeds: Feeds =
-    spec.feeds && Object.keys(spec.feeds).length > 0
-      ? spec.feeds
-      : { [`file://${outDir}/%(name)s-%(time)s.jsonl`]: { format: "jsonlines" } };
-
-  let exporter: import("../feeds/exporter.ts").FeedExporter;
-  try {
-    // Loaded only now: the exporter pulls in the AWS SDK, which an invalid manifest never needs.
-    const { createFeedExporter } = await import("../feeds/exporter.ts");
-    exporter = await createFeedExporter({
-      feeds,
-      ...(spec.storage ? { storage: spec.storage } : {}),
-      params: { name: spec.spider.name, job: manifest.name, shard: 0 },
-      logger,
-    });
-  } catch (err) {
-    process.stderr.write(`feedcrawl crawl: cannot open the feeds: ${(err as Error).message}\n`);
-    return 1;
+  logger(level: string | undefined, job: string): Logger {
+    const destination = this.tty
+      ? {
+          write: (line: string) => {
+            this.clear();
+            process.stderr.write(line);
+          },
+        }
+      : pino.destination({ fd: 2, sync: true });
+    return pino({ level: level ?? (this.tty ? "warn" : "info"), base: { job } }, destination);
   }
 
-  const stop = new AbortController();
-  const crawler = new Crawler({
-    spider: spec.spider,
-    sink: exporter,
-    logger,
-    signal: stop.signal,
-    moduleBaseDir: dirname(resolve(file)),
-  });
+  clear(): void {
+    if (this.#shown) process.stderr.write("\r\x1b[K");
+    this.#shown = false;
+  }
 
-  let interrupted: NodeJS.Signals | undefined;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (interrupted && sig === "SIGINT") {
-      clearProgress();
-      process.stderr.write("feedcrawl crawl: second Ctrl-C, exiting now (open feed files are lost)\n");
-      process.exit(130);
-    }
-    interrupted ??= sig;
-    clearProgress();
-    process.stderr.write(
-      `feedcrawl crawl: ${sig}, stopping: finishing in-flight pages and closing the feeds${sig === "SIGINT" ? " (Ctrl-C again to quit at once)" : ""}\n`,
-    );
-    stop.abort();
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-
-  let progress: NodeJS.Timeout | undefined;
-  if (tty) {
+  /** Redraws the line every 500 ms: elapsed, pages and a smoothed pages/s, items, errors, queue, in flight. */
+  startProgress(crawler: Crawler): void {
+    if (!this.tty) return;
     let lastPages = 0;
     let lastAt = Date.now();
     let rate = 0;
-    progress = setInterval(() => {
+    this.#timer = setInterval(() => {
       const s = crawler.stats;
       const now = Date.now();
       const inst = ((s.pages - lastPages) * 1000) / Math.max(1, now - lastAt);
@@ -187,38 +179,124 @@ export async function main(argv: string[]): Promise<number> {
         `${formatDuration(s.elapsedSeconds())}  pages ${s.pages} (${rate.toFixed(1)}/s)  items ${s.items}` +
         `  errors ${s.errors}  queue ${crawler.queueSize}  in flight ${s.gauges.inFlight()}`;
       process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns || 120) - 1)}`);
-      progressShown = true;
+      this.#shown = true;
     }, 500);
   }
 
-  let result: Awaited<ReturnType<Crawler["run"]>>;
+  stopProgress(): void {
+    clearInterval(this.#timer);
+    this.clear();
+  }
+}
+
+async function openFeeds(args: CrawlArgs, logger: Logger): Promise<FeedExporter | number> {
+  const { spec, name } = args.manifest;
+  const outDir = resolve(args.out ?? "feeds");
+  const feeds: Feeds =
+    spec.feeds && Object.keys(spec.feeds).length > 0
+      ? spec.feeds
+      : { [`file://${outDir}/%(name)s-%(time)s.jsonl`]: { format: "jsonlines" } };
+  try {
+    // Loaded only now: the exporter pulls in the AWS SDK, which an invalid manifest never needs.
+    const { createFeedExporter } = await import("../feeds/exporter.ts");
+    return await createFeedExporter({
+      feeds,
+      ...(spec.storage ? { storage: spec.storage } : {}),
+      params: { name: spec.spider.name, job: name, shard: 0 },
+      logger,
+    });
+  } catch (err) {
+    process.stderr.write(`feedcrawl crawl: cannot open the feeds: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+/** SIGINT/SIGTERM stop the crawl gracefully; a second Ctrl-C exits at once. */
+function handleSignals(stop: AbortController, terminal: Terminal) {
+  const state: { interrupted?: NodeJS.Signals; remove(): void } = {
+    remove: () => {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    },
+  };
+  const onSignal = (sig: NodeJS.Signals) => {
+    terminal.clear();
+    if (state.interrupted && sig === "SIGINT") {
+      process.stderr.write("feedcrawl crawl: second Ctrl-C, exiting now (open feed files are lost)\n");
+      process.exit(130);
+    }
+    state.interrupted ??= sig;
+    process.stderr.write(
+      `feedcrawl crawl: ${sig}, stopping: finishing in-flight pages and closing the feeds${sig === "SIGINT" ? " (Ctrl-C again to quit at once)" : ""}\n`,
+    );
+    stop.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return state;
+}
+
+/** The final stats, on stderr: a table on a TTY, one JSON line otherwise. */
+function printSummary(tty: boolean, result: CrawlResult, exporter: FeedExporter): void {
+  const out = process.stderr;
+  const written = exporter.closedFeeds.map((f) => ({ uri: f.uri, items: f.items, bytes: f.bytes }));
+  const failed = exporter.failedFeeds.map((f) => ({ uri: f.uri, items: f.items, keptAt: f.keptAt }));
+  if (!tty) {
+    out.write(`${JSON.stringify({ reason: result.reason, stats: result.stats, feeds: written, failed })}\n`);
+    return;
+  }
+  out.write(summary(result.stats));
+  for (const f of written) out.write(`feed  ${f.uri}  ${f.items} items  ${f.bytes} bytes\n`);
+  for (const f of failed) out.write(`FAILED  ${f.uri}  ${f.items} items  kept in ${f.keptAt ?? "(nothing kept)"}\n`);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const args = await parseCrawlArgs(argv);
+  if (typeof args === "number") return args;
+  const invalid = checkSpec(args);
+  if (invalid !== undefined) return invalid;
+  const { spec, name } = args.manifest;
+
+  const terminal = new Terminal(args.progress);
+  const logger = terminal.logger(args.logLevel, name);
+  const ignored = clusterOnlyFields(spec);
+  if (ignored.length > 0) {
+    logger.warn(
+      { fields: ignored },
+      `CrawlJob ${name}: ${ignored.join(", ")} ignored by feedcrawl crawl (they apply on a cluster only)`,
+    );
+  }
+  const exporter = await openFeeds(args, logger);
+  if (typeof exporter === "number") return exporter;
+
+  const stop = new AbortController();
+  const crawler = new Crawler({
+    spider: spec.spider,
+    sink: exporter,
+    logger,
+    signal: stop.signal,
+    moduleBaseDir: dirname(resolve(args.file)),
+  });
+  const signals = handleSignals(stop, terminal);
+  terminal.startProgress(crawler);
+  let result: CrawlResult;
   try {
     result = await crawler.run();
   } catch (err) {
-    if (progress) clearInterval(progress);
-    clearProgress();
+    terminal.stopProgress();
     process.stderr.write(`feedcrawl crawl: ${(err as Error).message}\n`);
+    // Whatever was collected is still stored (or kept): never dropped with the error.
+    await exporter.close("error").catch((e) => process.stderr.write(`feedcrawl crawl: ${(e as Error).message}\n`));
     return 1;
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    signals.remove();
   }
-  if (progress) clearInterval(progress);
-  clearProgress();
-
-  const out = tty ? process.stderr : process.stdout;
-  if (tty) out.write(summary(result.stats));
-  else {
-    const written = exporter.closedFeeds.map((f) => ({ uri: f.uri, items: f.items, bytes: f.bytes }));
-    out.write(`${JSON.stringify({ reason: result.reason, stats: result.stats, feeds: written })}\n`);
-  }
-  for (const f of exporter.closedFeeds) {
-    if (tty) out.write(`feed  ${f.uri}  ${f.items} items  ${f.bytes} bytes\n`);
-  }
+  terminal.stopProgress();
+  printSummary(terminal.tty, result, exporter);
   if (result.error) {
     process.stderr.write(`feedcrawl crawl: the feeds failed: ${result.error.message}\n`);
     return 1;
   }
-  if (interrupted) return interrupted === "SIGTERM" ? 143 : 130;
+  if (signals.interrupted) return signals.interrupted === "SIGTERM" ? 143 : 130;
   return 0;
 }

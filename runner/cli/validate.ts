@@ -1,28 +1,21 @@
 // `feedcrawl validate FILE.yaml`: prints OK, or every problem as `path: message`.
 // Exit codes: 0 valid, 2 invalid (or unreadable).
 import { parseArgs } from "node:util";
+import { parseOrUsage } from "../../lib/cli-args.ts";
 import { validateCrawlJobSpec } from "../../spec/validate.ts";
 import { loadManifestArg } from "./manifest-arg.ts";
 
 const usage = "usage: feedcrawl validate FILE.yaml\n";
 
 export async function main(argv: string[]): Promise<number> {
-  let positionals: string[];
-  try {
-    ({ positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { help: { type: "boolean", short: "h" } },
-    }));
-  } catch (err) {
-    process.stderr.write(`feedcrawl validate: ${(err as Error).message}\n${usage}`);
-    return 2;
-  }
-  if (argv.includes("--help") || argv.includes("-h")) {
-    process.stdout.write(usage);
-    return 0;
-  }
-  const loaded = await loadManifestArg(positionals, usage);
+  const parsed = parseOrUsage(
+    "feedcrawl validate",
+    usage,
+    () => parseArgs({ args: argv, allowPositionals: true, options: { help: { type: "boolean", short: "h" } } }),
+    (p) => p.values.help,
+  );
+  if (typeof parsed === "number") return parsed;
+  const loaded = await loadManifestArg(parsed.positionals, usage);
   if (typeof loaded === "number") return loaded;
   const { file, manifest } = loaded;
   const errors = validateCrawlJobSpec(manifest.spec);

@@ -12,9 +12,9 @@ import type { Feeds, StorageSpec } from "../../crds/schema/feeds.ts";
 import type { BackoffPolicy } from "../../lib/backoff.ts";
 import { parseFeedLocation } from "../../spec/feed-location.ts";
 import { validateFeeds } from "../../spec/feeds.ts";
-import { formatUriTime, parseUriTemplate, renderUri, staticBatchPrefix } from "../../spec/uri-template.ts";
+import { formatUriTime, parseUriTemplate } from "../../spec/uri-template.ts";
 import type { Item, ItemSink } from "../item.ts";
-import { type FeedFailed, type Manifest, manifestUri } from "./manifest.ts";
+import { type FeedFailed, type Manifest, storeManifest } from "./manifest.ts";
 import { FeedSlot } from "./slot.ts";
 import { Spool } from "./spool.ts";
 import { createFileStorage } from "./storages/file.ts";
@@ -66,119 +66,156 @@ export interface FeedExporter extends ItemSink {
 
 const DEFAULT_SPOOL_BYTES = 1024 * 1024 * 1024;
 
+type UriParams = { name: string; job: string; shard: number; time: string };
+
 export async function createFeedExporter(opts: FeedExporterOptions): Promise<FeedExporter> {
   const errors = validateFeeds(opts.feeds, opts.storage);
   if (errors.length > 0) {
     throw new Error(`Invalid feeds: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`);
   }
-  const log = opts.logger.child({ subsystem: "feeds" });
-  const startedAt = opts.params.time ?? new Date();
-  const params = {
-    name: opts.params.name,
-    job: opts.params.job,
-    shard: opts.params.shard,
-    time: formatUriTime(startedAt),
-  };
+  const exporter = new Exporter(opts);
+  await exporter.checkTargets();
+  return exporter;
+}
+
+function openSpool(opts: FeedExporterOptions, params: UriParams): Spool {
   // The pod gives the spool an emptyDir through FEEDCRAWL_SPOOL_DIR (a read-only root filesystem has no /tmp).
   const spoolRoot = process.env.FEEDCRAWL_SPOOL_DIR || path.join(os.tmpdir(), "feedcrawl-spool");
-  const spool = new Spool(
+  return new Spool(
     opts.spool?.dir ?? path.join(spoolRoot, `${params.job}-${params.shard}`.replace(/[^A-Za-z0-9._-]+/g, "_")),
     opts.spool?.maxBytes ?? (Number(process.env.FEEDCRAWL_SPOOL_MAX_BYTES) || DEFAULT_SPOOL_BYTES),
   );
+}
 
-  let s3: FeedStorage | undefined;
-  let file: FeedStorage | undefined;
-  let stdout: FeedStorage | undefined;
-  const storageFor = (kind: "s3" | "file" | "stdout"): FeedStorage => {
-    if (kind === "s3") {
-      s3 ??= createS3Storage({
-        spec: opts.storage?.s3,
-        client: opts.s3?.client,
-        credentials: opts.s3?.credentials,
-        spool,
-        logger: log,
-        backoff: opts.s3?.backoff,
-      });
-      return s3;
-    }
-    if (kind === "file") {
-      file ??= createFileStorage();
-      return file;
-    }
-    stdout ??= createStdoutStorage(opts.stdout);
-    return stdout;
-  };
+class Exporter implements FeedExporter {
+  readonly closedFeeds: FeedClosed[] = [];
+  readonly failedFeeds: FeedFailed[] = [];
+  manifestUri: string | undefined;
+  readonly #opts: FeedExporterOptions;
+  readonly #log: Logger;
+  readonly #params: UriParams;
+  readonly #spool: Spool;
+  readonly #storages = new Map<"s3" | "file" | "stdout", FeedStorage>();
+  readonly #slots: FeedSlot[];
+  readonly #reportErrors: string[] = [];
+  #closing: Promise<void> | undefined;
 
-  const closedFeeds: FeedClosed[] = [];
-  const failedFeeds: FeedFailed[] = [];
-  const reportErrors: string[] = [];
-  const slots: FeedSlot[] = [];
-  for (const [template, options] of Object.entries(opts.feeds)) {
-    const parsed = parseUriTemplate(template);
-    const location = parseFeedLocation(template);
-    slots.push(
-      new FeedSlot({
-        template,
-        options,
-        parsed,
-        storage: storageFor(location.kind),
-        params,
-        lastBatchId: opts.resumeAfter?.[template] ?? 0,
-        logger: log,
-        events: {
-          async closed(ev) {
-            closedFeeds.push(ev);
-            try {
-              await opts.onFeedClosed?.(ev);
-            } catch (err) {
-              const message = `reporting ${ev.uri} failed: ${(err as Error).message}`;
-              reportErrors.push(message);
-              log.error({ uri: ev.uri, err }, "Feed closed event could not be reported");
-            }
-          },
-          async failed(ev) {
-            failedFeeds.push(ev);
-            try {
-              await opts.onFeedFailed?.(ev);
-            } catch (err) {
-              log.error({ uri: ev.uri, err }, "Feed failed event could not be reported");
-            }
-          },
-        },
-      }),
+  constructor(opts: FeedExporterOptions) {
+    this.#opts = opts;
+    this.#log = opts.logger.child({ subsystem: "feeds" });
+    this.#params = {
+      name: opts.params.name,
+      job: opts.params.job,
+      shard: opts.params.shard,
+      time: formatUriTime(opts.params.time ?? new Date()),
+    };
+    this.#spool = openSpool(opts, this.#params);
+    this.#slots = Object.entries(opts.feeds).map(
+      ([template, options]) =>
+        new FeedSlot({
+          template,
+          options,
+          parsed: parseUriTemplate(template),
+          storage: this.#storageFor(parseFeedLocation(template).kind),
+          params: this.#params,
+          lastBatchId: opts.resumeAfter?.[template] ?? 0,
+          logger: this.#log,
+          events: { closed: (ev) => this.#closed(ev), failed: (ev) => this.#failed(ev) },
+        }),
     );
   }
 
-  // Every target is checked before the first item: a missing bucket fails the run now, not in an hour.
-  for (const slot of slots) {
-    const folder = renderUri(staticBatchPrefix(slot.parsed), { ...params, batch_id: 0, batch_time: "" });
-    try {
-      await slot.storage.check(folder || slot.template);
-    } catch (err) {
-      throw new Error(`Feed ${JSON.stringify(slot.template)}: ${(err as Error).message}`);
+  get itemsDropped(): Record<string, number> {
+    return Object.fromEntries(this.#slots.map((s) => [s.template, s.dropped]));
+  }
+
+  /** Every target is checked before the first item: a missing bucket fails the run now, not in an hour. */
+  async checkTargets(): Promise<void> {
+    for (const slot of this.#slots) {
+      try {
+        await slot.check();
+      } catch (err) {
+        throw new Error(`Feed ${JSON.stringify(slot.template)}: ${(err as Error).message}`);
+      }
     }
   }
 
-  const manifestSlot = slots.find((s) => parseFeedLocation(s.template).kind !== "stdout");
-  let writtenManifest: string | undefined;
-  let closing: Promise<void> | undefined;
+  async write(item: Item): Promise<void> {
+    if (this.#closing) throw new Error("Feed exporter is closed: no more items");
+    if (this.#spool.full) await this.#waitForSpool();
+    for (const slot of this.#slots) if (slot.accepts(item)) await slot.write(item);
+  }
+
+  close(reason: string): Promise<void> {
+    this.#closing ??= this.#closeAll(reason);
+    return this.#closing;
+  }
+
+  async abort(): Promise<void> {
+    this.#closing ??= Promise.reject(new Error("Feed exporter aborted"));
+    this.#closing.catch(() => {});
+    for (const storage of this.#storages.values()) storage.abort?.();
+    await Promise.allSettled(this.#slots.map((s) => s.abandon()));
+  }
+
+  #storageFor(kind: "s3" | "file" | "stdout"): FeedStorage {
+    let storage = this.#storages.get(kind);
+    if (!storage) {
+      const { s3 } = this.#opts;
+      storage =
+        kind === "s3"
+          ? createS3Storage({
+              spec: this.#opts.storage?.s3,
+              client: s3?.client,
+              credentials: s3?.credentials,
+              spool: this.#spool,
+              logger: this.#log,
+              backoff: s3?.backoff,
+            })
+          : kind === "file"
+            ? createFileStorage()
+            : createStdoutStorage(this.#opts.stdout);
+      this.#storages.set(kind, storage);
+    }
+    return storage;
+  }
+
+  async #closed(ev: FeedClosed): Promise<void> {
+    this.closedFeeds.push(ev);
+    try {
+      await this.#opts.onFeedClosed?.(ev);
+    } catch (err) {
+      this.#reportErrors.push(`reporting ${ev.uri} failed: ${(err as Error).message}`);
+      this.#log.error({ uri: ev.uri, err }, "Feed closed event could not be reported");
+    }
+  }
+
+  async #failed(ev: FeedFailed): Promise<void> {
+    this.failedFeeds.push(ev);
+    try {
+      await this.#opts.onFeedFailed?.(ev);
+    } catch (err) {
+      this.#log.error({ uri: ev.uri, err }, "Feed failed event could not be reported");
+    }
+  }
 
   /** Past the spool budget: close batched S3 feeds' open batches and wait for their uploads to free space. */
-  async function waitForSpool() {
+  async #waitForSpool(): Promise<void> {
+    const spool = this.#spool;
     let warned = false;
     while (spool.full) {
-      await Promise.all(slots.filter((s) => s.batched && s.hasOpenItems).map((s) => s.rollover()));
+      await Promise.all(this.#slots.filter((s) => s.batched && s.hasOpenItems).map((s) => s.rollover()));
       if (!spool.full) return;
       // Only an unbatched feed's open file is left: nothing will free space before the end.
-      if (slots.every((s) => s.storingCount === 0)) {
-        log.warn(
+      if (this.#slots.every((s) => s.storingCount === 0)) {
+        this.#log.warn(
           { used: spool.used, maxBytes: spool.maxBytes },
           "Feed spool is over budget with an unbatched S3 feed: set batchMaxBytes",
         );
         return;
       }
       if (!warned) {
-        log.warn(
+        this.#log.warn(
           { used: spool.used, maxBytes: spool.maxBytes },
           "Feed spool is full: waiting for uploads before taking more items",
         );
@@ -188,80 +225,49 @@ export async function createFeedExporter(opts: FeedExporterOptions): Promise<Fee
     }
   }
 
-  async function writeManifest(reason: string) {
+  async #writeManifest(reason: string): Promise<void> {
+    const manifestSlot = this.#slots.find((s) => parseFeedLocation(s.template).kind !== "stdout");
     if (!manifestSlot) return;
-    const uri = manifestUri(manifestSlot.parsed, params);
-    const itemsDropped: Record<string, number> = {};
-    for (const s of slots) itemsDropped[s.template] = s.dropped;
+    const { resumeAfter } = this.#opts;
     const manifest: Manifest = {
       version: 1,
-      name: params.name,
-      job: params.job,
-      shard: params.shard,
-      time: params.time,
+      ...this.#params,
       reason,
       closedAt: new Date().toISOString(),
-      ...(opts.resumeAfter && Object.keys(opts.resumeAfter).length > 0 ? { resumedAfter: opts.resumeAfter } : {}),
-      files: closedFeeds,
-      failed: failedFeeds,
-      itemsDropped,
+      ...(resumeAfter && Object.keys(resumeAfter).length > 0 ? { resumedAfter: resumeAfter } : {}),
+      files: this.closedFeeds,
+      failed: this.failedFeeds,
+      itemsDropped: this.itemsDropped,
     };
-    await manifestSlot.storage.putSmall(uri, `${JSON.stringify(manifest, null, 2)}\n`, "application/json");
+    const uri = await storeManifest(manifestSlot.storage, manifestSlot.parsed, this.#params, manifest);
     const loc = parseFeedLocation(uri);
-    writtenManifest = loc.kind === "file" ? `file://${loc.path}` : uri;
-    log.info({ uri: writtenManifest, files: closedFeeds.length, failed: failedFeeds.length }, "Feed manifest written");
+    this.manifestUri = loc.kind === "file" ? `file://${loc.path}` : uri;
+    this.#log.info(
+      { uri: this.manifestUri, files: this.closedFeeds.length, failed: this.failedFeeds.length },
+      "Feed manifest written",
+    );
   }
 
-  async function closeAll(reason: string) {
-    log.info({ reason }, "Feed exporter closing: storing every open batch");
-    const results = await Promise.allSettled(slots.map((s) => s.close()));
+  async #closeAll(reason: string): Promise<void> {
+    this.#log.info({ reason }, "Feed exporter closing: storing every open batch");
+    const results = await Promise.allSettled(this.#slots.map((s) => s.close()));
     const problems: string[] = [];
     results.forEach((r, i) => {
       if (r.status === "rejected")
-        problems.push(`feed ${slots[i]?.template}: ${(r.reason as Error)?.message ?? r.reason}`);
+        problems.push(`feed ${this.#slots[i]?.template}: ${(r.reason as Error)?.message ?? r.reason}`);
     });
     try {
-      await writeManifest(reason);
+      await this.#writeManifest(reason);
     } catch (err) {
       problems.push(`manifest: ${(err as Error).message}`);
-      log.error({ err: (err as Error).message }, "Feed manifest could not be written");
+      this.#log.error({ err: (err as Error).message }, "Feed manifest could not be written");
     }
     // The spool folder goes when empty; failed batches' files stay in it for recovery.
-    await rmdir(spool.dir).catch(() => {});
-    for (const f of failedFeeds) problems.push(`${f.uri} (batch ${f.batchId}, ${f.items} items): ${f.error}`);
-    problems.push(...reportErrors);
+    await rmdir(this.#spool.dir).catch(() => {});
+    for (const f of this.failedFeeds) problems.push(`${f.uri} (batch ${f.batchId}, ${f.items} items): ${f.error}`);
+    problems.push(...this.#reportErrors);
     if (problems.length > 0) {
       throw new Error(`Feed export failed for ${problems.length} file(s): ${problems.join("; ")}`);
     }
   }
-
-  return {
-    get closedFeeds() {
-      return closedFeeds;
-    },
-    get failedFeeds() {
-      return failedFeeds;
-    },
-    get manifestUri() {
-      return writtenManifest;
-    },
-    get itemsDropped() {
-      return Object.fromEntries(slots.map((s) => [s.template, s.dropped]));
-    },
-    async write(item: Item) {
-      if (closing) throw new Error("Feed exporter is closed: no more items");
-      if (spool.full) await waitForSpool();
-      for (const slot of slots) if (slot.accepts(item)) await slot.write(item);
-    },
-    close(reason: string) {
-      closing ??= closeAll(reason);
-      return closing;
-    },
-    async abort() {
-      closing ??= Promise.reject(new Error("Feed exporter aborted"));
-      closing.catch(() => {});
-      for (const storage of [s3, file, stdout]) storage?.abort?.();
-      await Promise.allSettled(slots.map((s) => s.abandon()));
-    },
-  };
 }

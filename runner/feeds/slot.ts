@@ -5,11 +5,13 @@ import type { Logger } from "pino";
 import type { FeedClosed } from "../../crds/schema/crawlfeed.ts";
 import type { FeedOptions, Postprocessor } from "../../crds/schema/feeds.ts";
 import { compressionName, contentEncoding } from "../../spec/compression.ts";
+import { parseFeedLocation } from "../../spec/feed-location.ts";
 import {
   formatUriTime,
   isBatchTemplate,
   type ParsedTemplate,
   renderUri,
+  staticBatchPrefix,
   type UriParams,
 } from "../../spec/uri-template.ts";
 import type { Item } from "../item.ts";
@@ -19,7 +21,7 @@ import { type EncoderOptions, textEncoding, UnserializableItemError } from "./fo
 import { canonicalFormat, createEncoder } from "./formats/index.ts";
 import type { FeedFailed } from "./manifest.ts";
 import { createCompressors } from "./postprocessing.ts";
-import type { FeedStorage } from "./storages/types.ts";
+import { AlreadyExistsError, type FeedStorage, StoreFailedError } from "./storages/types.ts";
 
 export interface SlotEvents {
   closed(ev: FeedClosed): Promise<void>;
@@ -90,6 +92,31 @@ export class FeedSlot {
   /** Closed batches still being stored. */
   get storingCount(): number {
     return this.storing.size;
+  }
+
+  /**
+   * Before the first item: the folder takes files, feedcrawl's temp files left there by
+   * killed runs go, and an unbatched create-only target is still free — found now, not
+   * after the whole crawl.
+   */
+  async check(): Promise<void> {
+    const runParams = { ...this.params, batch_id: 0, batch_time: "" };
+    const folder = renderUri(staticBatchPrefix(this.parsed), runParams) || this.template;
+    await this.storage.check(folder);
+    const stale = (await this.storage.removeStale?.(folder)) ?? [];
+    if (stale.length > 0) {
+      this.log.warn(
+        { folder, removed: stale.length, files: stale.slice(0, 20) },
+        "Feed folder held temp files of killed runs: removed",
+      );
+    }
+    if (this.batched || this.options.overwrite) return;
+    const uri = renderUri(this.parsed, runParams);
+    if (await this.storage.exists(uri)) {
+      const loc = parseFeedLocation(uri);
+      const where = loc.kind === "file" ? loc.path : uri;
+      throw new AlreadyExistsError(`${where} already exists: move it away, or set overwrite: true to replace it`);
+    }
   }
 
   private run<T>(op: () => Promise<T>): Promise<T> {
@@ -225,8 +252,9 @@ export class FeedSlot {
     try {
       summary = await batch.end();
     } catch (err) {
-      await batch.sink.discard().catch(() => {});
-      await this.reportFailure(batch, err);
+      // The items written so far stay where the storage has them.
+      const keptAt = await batch.sink.keep().catch(() => undefined);
+      await this.reportFailure(batch, err, keptAt);
       return;
     }
     // Stored concurrently, reported in batch order: "last reported batch id" is then a clean prefix.
@@ -256,7 +284,7 @@ export class FeedSlot {
       });
     } catch (err) {
       await previous;
-      await this.reportFailure(batch, err);
+      await this.reportFailure(batch, err, err instanceof StoreFailedError ? err.keptAt : undefined);
       return;
     }
     await previous;
@@ -276,10 +304,11 @@ export class FeedSlot {
     await this.events.closed(ev);
   }
 
-  private async reportFailure(batch: Batch, err: unknown) {
-    const error = (err as Error)?.message ?? String(err);
+  private async reportFailure(batch: Batch, err: unknown, keptAt: string | undefined) {
+    const message = (err as Error)?.message ?? String(err);
+    const error = keptAt ? `${message}; its bytes are kept in ${keptAt}` : message;
     this.log.error(
-      { uri: batch.uri, batchId: batch.batchId, items: batch.items, error },
+      { uri: batch.uri, batchId: batch.batchId, items: batch.items, error, ...(keptAt ? { keptAt } : {}) },
       "Feed batch failed: not stored",
     );
     await this.events.failed({
@@ -288,6 +317,7 @@ export class FeedSlot {
       batchId: batch.batchId,
       items: batch.items,
       error,
+      ...(keptAt ? { keptAt } : {}),
     });
   }
 }

@@ -5,7 +5,8 @@
 // operator's KubeClient; failures are its KubeApiError (or a network error).
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
-import { KubeApiError, KubeClient, type KubeObject } from "../../kube/client.ts";
+import { KubeClient, type KubeObject } from "../../kube/client.ts";
+import { KubeApiError } from "../../kube/errors.ts";
 import { CRAWLFEEDS, CRAWLJOBS } from "../../kube/resources.ts";
 
 export interface RunnerApi {

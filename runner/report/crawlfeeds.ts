@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import { API_VERSION } from "../../crds/schema/common.ts";
 import { CRAWLJOB_LABEL, type CrawlFeed, type FeedClosed, SHARD_LABEL } from "../../crds/schema/crawlfeed.ts";
-import { describeError, isConflict } from "../../kube/client.ts";
+import { describeError, isConflict } from "../../kube/errors.ts";
 import { backoffDelayMs } from "../../lib/backoff.ts";
 import { sleep } from "../../lib/sleep.ts";
 import { isTransient, type RunnerApi } from "./api.ts";

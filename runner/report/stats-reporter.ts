@@ -5,7 +5,7 @@
 // status.stats itself, so the numbers show up even before the operator sums.
 import type { Logger } from "pino";
 import type { CrawlStats } from "../../crds/schema/crawljob.ts";
-import { describeError } from "../../kube/client.ts";
+import { describeError } from "../../kube/errors.ts";
 import { type BackoffPolicy, backoffDelayMs } from "../../lib/backoff.ts";
 import { sleep } from "../../lib/sleep.ts";
 import type { RunnerApi } from "./api.ts";

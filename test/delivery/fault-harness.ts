@@ -26,44 +26,51 @@ import { type Receiver, startReceiver } from "./receiver.ts";
 
 const root = resolve(import.meta.dirname, "..", "..");
 
-/** The stand-in operator process; killed (SIGKILL) at the end whatever happens. */
-export class Worker {
+/** A node process logging to a file in the platform's work dir, with the platform's kubeconfig; SIGKILLed by `kill`. */
+export class LoggedProcess {
   readonly child: ChildProcess;
   readonly exited: Promise<void>;
   readonly logFile: string;
-  /** `paused`: loads and waits for `go()` (process start-up is seconds on a busy machine). */
-  constructor(namespace: string, logName: string, paused = false) {
+  constructor(logName: string, args: string[], env: Record<string, string>, stdin: "pipe" | "ignore") {
     this.logFile = join(platform().workDir, `${logName}-${process.pid}-${Date.now()}.log`);
     const log = openSync(this.logFile, "a");
-    this.child = spawn(process.execPath, [join(root, "test/delivery/delivery-worker.ts")], {
-      env: {
-        ...process.env,
-        KUBECONFIG: platform().kubeconfig,
-        FEEDCRAWL_TEST_WORKER_NAMESPACE: namespace,
-        FEEDCRAWL_TEST_WORKER_PAUSED: paused ? "1" : "0",
-      },
-      stdio: ["pipe", log, log],
+    this.child = spawn(process.execPath, args, {
+      env: { ...process.env, KUBECONFIG: platform().kubeconfig, ...env },
+      stdio: [stdin, log, log],
     });
     closeSync(log);
     this.exited = new Promise((done) => this.child.once("exit", () => done()));
   }
   /**
-   * Waits until the process has loaded and started its loop. Start-up is not
-   * what the tests measure, and on a busy 2-core machine it can take a minute.
+   * Waits until the log shows `marker`. Start-up is not what the tests
+   * measure, and on a busy 2-core machine it can take a minute.
    */
-  async started(): Promise<void> {
+  async logged(what: string, marker: string): Promise<void> {
     await eventually(
-      `delivery worker ${this.child.pid} to start (log ${this.logFile})`,
-      () => existsSync(this.logFile) && readFileSync(this.logFile, "utf8").includes("Delivery worker for namespace"),
+      `${what} ${this.child.pid} to start (log ${this.logFile})`,
+      () => existsSync(this.logFile) && readFileSync(this.logFile, "utf8").includes(marker),
       150_000,
     );
-  }
-  go(): void {
-    this.child.stdin?.write("go\n");
   }
   async kill(): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
     await this.exited;
+  }
+}
+
+/** The stand-in operator process; killed (SIGKILL) at the end whatever happens. */
+export class Worker extends LoggedProcess {
+  /** `paused`: loads and waits for `go()` (process start-up is seconds on a busy machine). */
+  constructor(namespace: string, logName: string, paused = false) {
+    const env = { FEEDCRAWL_TEST_WORKER_NAMESPACE: namespace, FEEDCRAWL_TEST_WORKER_PAUSED: paused ? "1" : "0" };
+    super(logName, [join(root, "test/delivery/delivery-worker.ts")], env, "pipe");
+  }
+  /** Waits until the process has loaded and started its loop. */
+  started(): Promise<void> {
+    return this.logged("delivery worker", "Delivery worker for namespace");
+  }
+  go(): void {
+    this.child.stdin?.write("go\n");
   }
 }
 

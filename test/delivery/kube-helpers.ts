@@ -73,18 +73,19 @@ export async function createCrawlJob(
       },
     },
   };
-  return (await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
-    ...G,
-    namespace,
-    plural: "crawljobs",
-    body,
-  })) as CrawlJob;
+  return (await createObject(kc, namespace, "crawljobs", body)) as CrawlJob;
+}
+
+function createObject(kc: KubeConfig, namespace: string, plural: string, body: object): Promise<unknown> {
+  return kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({ ...G, namespace, plural, body });
+}
+
+function getObject(kc: KubeConfig, namespace: string, plural: string, name: string): Promise<unknown> {
+  return kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ ...G, namespace, plural, name });
 }
 
 export async function getJob(kc: KubeConfig, namespace: string, name: string): Promise<CrawlJob> {
-  return (await kc
-    .makeApiClient(CustomObjectsApi)
-    .getNamespacedCustomObject({ ...G, namespace, plural: "crawljobs", name })) as CrawlJob;
+  return (await getObject(kc, namespace, "crawljobs", name)) as CrawlJob;
 }
 
 export function feedEvent(uri: string, overrides: Partial<FeedClosed> = {}): FeedClosed {
@@ -109,18 +110,11 @@ export async function createFeedAsRunner(kc: KubeConfig, job: CrawlJob, ev: Feed
     ev.shard,
     ev,
   );
-  return (await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
-    ...G,
-    namespace: job.metadata.namespace!,
-    plural: "crawlfeeds",
-    body,
-  })) as CrawlFeed;
+  return (await createObject(kc, job.metadata.namespace!, "crawlfeeds", body)) as CrawlFeed;
 }
 
 export async function getFeed(kc: KubeConfig, namespace: string, name: string): Promise<CrawlFeed> {
-  return (await kc
-    .makeApiClient(CustomObjectsApi)
-    .getNamespacedCustomObject({ ...G, namespace, plural: "crawlfeeds", name })) as CrawlFeed;
+  return (await getObject(kc, namespace, "crawlfeeds", name)) as CrawlFeed;
 }
 
 export async function listFeeds(kc: KubeConfig, namespace: string): Promise<CrawlFeed[]> {

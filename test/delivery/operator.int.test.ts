@@ -4,15 +4,14 @@
 // receives a POST (before it answers) loses nothing after a restart, and
 // duplicates only repeat a webhook-id; /metrics counts the outcomes.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { feedWebhookId } from "../../operator/delivery/index.ts";
-import { adminKubeConfig, platform } from "../platform/env.ts";
+import { adminKubeConfig } from "../platform/env.ts";
 import { createNamespace, type Disposable, eventually } from "../platform/fixtures.ts";
 import { freePort } from "../platform/ports.ts";
+import { LoggedProcess } from "./fault-harness.ts";
 import {
   createCrawlJob,
   createFeedAsRunner,
@@ -26,43 +25,16 @@ import { type Receiver, startReceiver } from "./receiver.ts";
 
 const root = resolve(import.meta.dirname, "..", "..");
 
-class Operator {
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
+class Operator extends LoggedProcess {
   readonly metricsPort: number;
-  readonly logFile: string;
   constructor(namespace: string, metricsPort: number, logName: string) {
+    const args = ["--namespace", namespace, "--metrics-addr", `127.0.0.1:${metricsPort}`, "--health-addr", "0"];
+    super(logName, [join(root, "bin/feedcrawl.ts"), "operator", ...args], {}, "ignore");
     this.metricsPort = metricsPort;
-    this.logFile = join(platform().workDir, `${logName}-${process.pid}-${Date.now()}.log`);
-    const log = openSync(this.logFile, "a");
-    this.child = spawn(
-      process.execPath,
-      [
-        join(root, "bin/feedcrawl.ts"),
-        "operator",
-        "--namespace",
-        namespace,
-        "--metrics-addr",
-        `127.0.0.1:${metricsPort}`,
-        "--health-addr",
-        "0",
-      ],
-      { env: { ...process.env, KUBECONFIG: platform().kubeconfig }, stdio: ["ignore", log, log] },
-    );
-    closeSync(log);
-    this.exited = new Promise((done) => this.child.once("exit", () => done()));
   }
-  /** Waits for "Operator started" (start-up can take a minute on a busy 2-core machine). */
-  async started(): Promise<void> {
-    await eventually(
-      `feedcrawl operator ${this.child.pid} to start (log ${this.logFile})`,
-      () => existsSync(this.logFile) && readFileSync(this.logFile, "utf8").includes('"Operator started"'),
-      150_000,
-    );
-  }
-  async kill(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
-    await this.exited;
+  /** Waits for "Operator started". */
+  started(): Promise<void> {
+    return this.logged("feedcrawl operator", '"Operator started"');
   }
   async metric(name: string): Promise<number | undefined> {
     const text = await (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();

@@ -132,7 +132,8 @@ describe("WebhookSender", () => {
 
   function post(body = "{}", timeoutMs = 5000, dispatcher = open as Agent, url = receiver.url) {
     const headers = signatureHeaders(webhookSigner(Buffer.from(SECRET)), "id-x", new Date(), body);
-    return sender.send({ url, body, headers, timeoutMs, dispatcher });
+    // As the delivery does: the POST inside the backend's host slot.
+    return sender.withHostSlot(url, () => sender.post({ url, body, headers, timeoutMs, dispatcher }));
   }
 
   it("2xx is delivered; the receiver verified the signature", async () => {

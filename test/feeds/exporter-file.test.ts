@@ -1,7 +1,8 @@
 // The exporter end to end on local files (file:// and plain paths) and stdout:
-// batching rules, storeEmpty, resume numbering, create-only, filters, drops, manifest.
+// batching rules, storeEmpty, resume numbering, create-only, filters, drops, manifest,
+// failed batches kept, one manifest per run, temp files of killed runs cleaned.
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
@@ -9,7 +10,7 @@ import { after, before, test } from "node:test";
 import type { FeedClosed } from "../../crds/schema/crawlfeed.ts";
 import type { Feeds } from "../../crds/schema/feeds.ts";
 import { createFeedExporter, type FeedExporterOptions } from "../../runner/feeds/exporter.ts";
-import { assertIdRange, decompress, makeItem, parseFeed, quietLogger, sha256 } from "./helpers.ts";
+import { assertIdRange, capturingLogger, decompress, makeItem, parseFeed, quietLogger, sha256 } from "./helpers.ts";
 
 let dir: string;
 before(async () => {
@@ -20,6 +21,7 @@ after(async () => {
 });
 
 const TIME = new Date("2026-11-25T10:00:00Z");
+const MANIFEST = "_manifest-2026-11-25T10-00-00.json";
 
 async function exporter(feeds: Feeds, extra: Partial<FeedExporterOptions> = {}) {
   const events: FeedClosed[] = [];
@@ -73,13 +75,13 @@ test("item-count batches: ids from 1, counts per file, union equals input, gzip 
   assertIdRange(ids, 25);
   const folder = path.join(base, "books", "2026-11-25T10-00-00");
   assert.deepEqual((await readdir(folder)).sort(), [
-    "_manifest.json",
+    MANIFEST,
     "part-001.json.gz",
     "part-002.json.gz",
     "part-003.json.gz",
   ]);
-  assert.equal(exp.manifestUri, `file://${folder}/_manifest.json`);
-  const manifest = JSON.parse(await readFile(path.join(folder, "_manifest.json"), "utf8"));
+  assert.equal(exp.manifestUri, `file://${folder}/${MANIFEST}`);
+  const manifest = JSON.parse(await readFile(path.join(folder, MANIFEST), "utf8"));
   assert.deepEqual(manifest.files, events);
   assert.equal(manifest.reason, "finished");
   assert.deepEqual(manifest.failed, []);
@@ -106,7 +108,7 @@ test("storeEmpty: one empty first file, never an empty second batch", async () =
   const c = await exporter({ [t3]: { format: "jsonlines", batchItemCount: 5 } });
   await c.exp.close("finished");
   assert.equal(c.events.length, 0);
-  assert.deepEqual(await readdir(path.join(dir, "empty3")).catch(() => []), ["_manifest.json"]);
+  assert.deepEqual(await readdir(path.join(dir, "empty3")).catch(() => []), [MANIFEST]);
 });
 
 test("resumeAfter continues numbering and an existing batch file is never overwritten (Scrapy #5153)", async () => {
@@ -137,17 +139,18 @@ test("resumeAfter continues numbering and an existing batch file is never overwr
   assert.deepEqual(names, ["part-01.jsonl", "part-02.jsonl", "part-03.jsonl", "part-04.jsonl", "part-05.jsonl"]);
 });
 
-test("create-only by default: an unbatched file that exists fails the batch and close rejects; overwrite replaces", async () => {
+test("create-only by default: an unbatched file that exists fails the feed at open, before any item; overwrite replaces", async () => {
   const file = path.join(dir, "single", "items.jsonl");
   const a = await exporter({ [file]: { format: "jsonlines" } });
   await a.exp.write(makeItem(1));
   await a.exp.close("finished");
-  const b = await exporter({ [file]: { format: "jsonlines" } });
-  await b.exp.write(makeItem(2));
-  await assert.rejects(b.exp.close("finished"), /already exists/);
-  assert.equal(b.events.length, 0, "no closed event for a batch that was not stored");
-  assert.equal(b.exp.failedFeeds.length, 1);
-  assert.equal(b.exp.failedFeeds[0]?.items, 1);
+  // Found when the feed opens, naming the file — not after a whole crawl whose items would then be lost.
+  await assert.rejects(
+    exporter({ [file]: { format: "jsonlines" } }),
+    (err: Error) =>
+      err.message.includes(`Feed ${JSON.stringify(file)}: ${file} already exists`) &&
+      /overwrite: true/.test(err.message),
+  );
   assert.deepEqual(
     parseFeed(await readFile(file, "utf8"), "jsonlines").map((r) => r.id),
     [1],
@@ -164,6 +167,113 @@ test("create-only by default: an unbatched file that exists fails the batch and 
     [],
     "no temp files left",
   );
+});
+
+test("a batch that cannot be stored at close is kept, never deleted, and the error and log say where", async () => {
+  // The target appears while the crawl runs (another process): the link at close fails.
+  const file = path.join(dir, "race", "items.jsonl");
+  const { logger, lines } = capturingLogger();
+  const b = await exporter({ [file]: { format: "jsonlines" } }, { logger });
+  await b.exp.write(makeItem(1));
+  await b.exp.write(makeItem(2));
+  await writeFile(file, "precious\n");
+  const closing = b.exp.close("finished");
+  await assert.rejects(closing, /items\.jsonl already exists.*its bytes are kept in /);
+  assert.equal(b.events.length, 0, "no closed event for a batch that was not stored");
+  assert.equal(await readFile(file, "utf8"), "precious\n", "the other file is untouched");
+  const failed = b.exp.failedFeeds[0];
+  assert.equal(failed?.items, 2);
+  const kept = failed?.keptAt as string;
+  assert.equal(path.dirname(kept), path.dirname(file), "kept beside its target");
+  assert.match(path.basename(kept), /^unstored-[0-9a-f]{8}-items\.jsonl$/);
+  assert.deepEqual(
+    parseFeed(await readFile(kept, "utf8"), "jsonlines").map((r) => r.id),
+    [1, 2],
+    "every collected item is in the kept file",
+  );
+  assert.ok(failed?.error.includes(kept), failed?.error);
+  const logged = lines.find((l) => l.msg === "Feed batch failed: not stored");
+  assert.equal(logged?.keptAt, kept);
+  const manifest = JSON.parse(await readFile(path.join(dir, "race", MANIFEST), "utf8"));
+  assert.equal(manifest.failed[0].keptAt, kept);
+  // A later run into the folder leaves the kept file alone (it is no temp file).
+  await rm(file);
+  const again = await exporter({ [file]: { format: "jsonlines" } });
+  await again.exp.close("finished");
+  assert.deepEqual(
+    parseFeed(await readFile(kept, "utf8"), "jsonlines").map((r) => r.id),
+    [1, 2],
+  );
+});
+
+test("each run writes its own manifest: a rerun into the same folder never replaces one", async () => {
+  const folder = path.join(dir, "reruns");
+  const template = path.join(folder, "%(time)s-%(batch_id)d.jsonl");
+  const feeds: Feeds = { [template]: { format: "jsonlines", batchItemCount: 10 } };
+  const first = await exporter(feeds);
+  await first.exp.write(makeItem(1));
+  await first.exp.close("finished");
+  const firstText = await readFile(path.join(folder, MANIFEST), "utf8");
+  // The same start second (a quick rerun, or the tests' fixed time): the next free name.
+  const second = await exporter(feeds, { resumeAfter: { [template]: 1 } });
+  await second.exp.write(makeItem(2));
+  await second.exp.close("finished");
+  // A later run: named by its own time.
+  const third = await exporter(feeds, {
+    params: { name: "books", job: "books-job", shard: 0, time: new Date("2026-11-25T11:00:00Z") },
+  });
+  await third.exp.write(makeItem(3));
+  await third.exp.close("finished");
+
+  assert.equal(await readFile(path.join(folder, MANIFEST), "utf8"), firstText, "the first run's manifest is unchanged");
+  assert.equal(second.exp.manifestUri, `file://${folder}/_manifest-2026-11-25T10-00-00-2.json`);
+  assert.equal(third.exp.manifestUri, `file://${folder}/_manifest-2026-11-25T11-00-00.json`);
+  // Each manifest lists its own run's files (in run order here, not name order: "-2" sorts first).
+  const runs = [MANIFEST, "_manifest-2026-11-25T10-00-00-2.json", "_manifest-2026-11-25T11-00-00.json"];
+  assert.deepEqual((await readdir(folder)).filter((n) => n.startsWith("_manifest")).sort(), [...runs].sort());
+  const listed = [];
+  for (const name of runs) {
+    const m = JSON.parse(await readFile(path.join(folder, name), "utf8"));
+    listed.push(m.files.map((f: FeedClosed) => path.basename(new URL(f.uri).pathname)));
+  }
+  assert.deepEqual(listed, [
+    ["2026-11-25T10-00-00-1.jsonl"],
+    ["2026-11-25T10-00-00-2.jsonl"],
+    ["2026-11-25T11-00-00-1.jsonl"],
+  ]);
+});
+
+test("temp files of killed runs in the feed folder are removed at open and counted; nothing else is touched", async () => {
+  const folder = path.join(dir, "stale");
+  await mkdir(folder, { recursive: true });
+  const hourAgo = new Date(Date.now() - 3600_000);
+  const old = async (name: string) => {
+    await writeFile(path.join(folder, name), "x");
+    await utimes(path.join(folder, name), hourAgo, hourAgo);
+  };
+  // A killed run's batch temp file and write probe: removed.
+  await old(".part-7.jsonl.0a1b2c3d.part");
+  await old(".feedcrawl-write-check-deadbeef");
+  // Not feedcrawl's names, or a live run's file (touched within the last minutes): kept.
+  await old("notes.part");
+  await old(".part-7.jsonl.part");
+  await old("unstored-0a1b2c3d-part-1.jsonl");
+  await writeFile(path.join(folder, ".part-9.jsonl.99aabbcc.part"), "a live run's batch");
+  const { logger, lines } = capturingLogger();
+  const { exp } = await exporter(
+    { [path.join(folder, "part-%(batch_id)d.jsonl")]: { format: "jsonlines", batchItemCount: 5 } },
+    { logger },
+  );
+  const cleaned = lines.find((l) => l.msg === "Feed folder held temp files of killed runs: removed");
+  assert.equal(cleaned?.removed, 2);
+  assert.equal(cleaned?.folder, `${folder}/`);
+  assert.deepEqual((await readdir(folder)).sort(), [
+    ".part-7.jsonl.part",
+    ".part-9.jsonl.99aabbcc.part",
+    "notes.part",
+    "unstored-0a1b2c3d-part-1.jsonl",
+  ]);
+  await exp.close("finished");
 });
 
 test("batchMaxBytes and batchMaxSeconds close files too", async () => {
@@ -244,7 +354,7 @@ test("routing by item type and field conditions; unserialisable items dropped an
   assert.equal(byFeed.get("stdout:")?.uri, "stdout:");
   assert.equal(exp.itemsDropped[products], 1);
   assert.equal(exp.itemsDropped[cheap], 0, "the cyclic item had no price: the filter did not take it");
-  const manifest = JSON.parse(await readFile(path.join(dir, "route", "_manifest.json"), "utf8"));
+  const manifest = JSON.parse(await readFile(path.join(dir, "route", MANIFEST), "utf8"));
   assert.equal(manifest.itemsDropped[products], 1);
 });
 

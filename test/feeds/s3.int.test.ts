@@ -2,7 +2,7 @@
 // read back independently of the writer: list, get, decompress, parse.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -22,6 +22,7 @@ import {
   S3Proxy,
 } from "./s3-helpers.ts";
 
+const MANIFEST = "_manifest-2026-11-25T10-00-00.json";
 let s3: S3Client;
 let bucket: string;
 let spoolDir: string;
@@ -120,7 +121,7 @@ test("batched gzip feeds in three formats: every object read back, counts, union
   // The manifest sits next to the first feed's files.
   assert.deepEqual(listed, [
     ...["csv", "jl", "json"].flatMap((d) => [
-      ...(d === "jl" ? [`${folder}/jl/_manifest.json`] : []),
+      ...(d === "jl" ? [`${folder}/jl/${MANIFEST}`] : []),
       ...[1, 2, 3].map((n) => `${folder}/${d}/part-0000${n}.${d === "jl" ? "jsonl" : d}.gz`),
     ]),
   ]);
@@ -138,8 +139,8 @@ test("batched gzip feeds in three formats: every object read back, counts, union
     for (const ev of mine) ids.push(...(await readBack(ev)).map((r) => Number(r.id)));
     assertIdRange(ids, 2500, `union of ${template}`);
   }
-  const manifest = JSON.parse((await getObject(s3, bucket, `${folder}/jl/_manifest.json`)).body.toString());
-  assert.equal(exp.manifestUri, `s3://${bucket}/${folder}/jl/_manifest.json`);
+  const manifest = JSON.parse((await getObject(s3, bucket, `${folder}/jl/${MANIFEST}`)).body.toString());
+  assert.equal(exp.manifestUri, `s3://${bucket}/${folder}/jl/${MANIFEST}`);
   assert.deepEqual(manifest.files, events);
   assert.deepEqual(await listMultipartUploads(s3, bucket), []);
 });
@@ -158,14 +159,29 @@ test("a multi-part batch streams while it fills and is stored once, intact", asy
 });
 
 test("create-only: an existing object is never overwritten", async () => {
-  // Unbatched: the batch fails, close rejects, nothing is reported, the object is unchanged.
+  // Unbatched, the object exists: the feed fails when it opens, before any item, naming the object.
   const key = "single/items.jsonl";
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: "precious\n" }));
-  const a = await exporter({ [`s3://${bucket}/${key}`]: { format: "jsonlines" } });
+  await assert.rejects(
+    exporter({ [`s3://${bucket}/${key}`]: { format: "jsonlines" } }),
+    new RegExp(`s3://${bucket}/single/items\\.jsonl already exists`),
+  );
+  // Unbatched, the object appears during the run: the batch fails at close, nothing is
+  // reported, the object is unchanged, and the items stay in the spool file the error names.
+  const late = "single/late.jsonl";
+  const a = await exporter({ [`s3://${bucket}/${late}`]: { format: "jsonlines" } });
   await a.exp.write(makeItem(1));
-  await assert.rejects(a.exp.close("finished"), /already exists/);
+  await a.exp.write(makeItem(2));
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: late, Body: "precious\n" }));
+  await assert.rejects(a.exp.close("finished"), /already exists.*its bytes are kept in /);
   assert.deepEqual(a.events, []);
-  assert.equal((await getObject(s3, bucket, key)).body.toString(), "precious\n");
+  assert.equal((await getObject(s3, bucket, late)).body.toString(), "precious\n");
+  const kept = a.exp.failedFeeds[0]?.keptAt as string;
+  assert.equal(path.dirname(kept), spoolDir, "kept in the spool");
+  assert.deepEqual(
+    parseFeed(await readFile(kept, "utf8"), "jsonlines").map((r) => r.id),
+    [1, 2],
+  );
 
   // Batched: an object that appears while the batch is open (another writer, a restarted
   // runner) makes the completion fail with 412; the batch is stored under the next id.
@@ -192,6 +208,16 @@ test("create-only: an existing object is never overwritten", async () => {
   assert.deepEqual(
     (await readBack(c.events[0] as FeedClosed)).map((r) => r.id),
     [3],
+  );
+  // Two runs into one folder in the same second: two manifests, the first one not replaced.
+  assert.deepEqual(await listKeys(s3, bucket, "single/_manifest"), [
+    "single/_manifest-2026-11-25T10-00-00-2.json",
+    `single/${MANIFEST}`,
+  ]);
+  const first = JSON.parse((await getObject(s3, bucket, `single/${MANIFEST}`)).body.toString());
+  assert.deepEqual(
+    first.failed.map((f: { uri: string; keptAt: string }) => [f.uri, f.keptAt]),
+    [[`s3://${bucket}/${late}`, kept]],
   );
   assert.deepEqual(await listMultipartUploads(s3, bucket), []);
 });
@@ -228,7 +254,7 @@ test("an upload cut mid-way is aborted and retried from the spool: nothing lost,
   const ids: number[] = [];
   for (const ev of events) ids.push(...(await readBack(ev)).map((r) => Number(r.id)));
   assertIdRange(ids, 30_000);
-  assert.deepEqual(await listKeys(s3, bucket, "cut/"), ["cut/_manifest.json", "cut/part-1.jsonl", "cut/part-2.jsonl"]);
+  assert.deepEqual(await listKeys(s3, bucket, "cut/"), [`cut/${MANIFEST}`, "cut/part-1.jsonl", "cut/part-2.jsonl"]);
   assert.deepEqual(await listMultipartUploads(s3, bucket), [], "failed multipart uploads were aborted");
 });
 
@@ -269,7 +295,7 @@ test("a completed upload whose answer is lost is recognised as this batch's own 
     ],
   );
   assert.deepEqual(await listKeys(s3, bucket, "lost-answer/"), [
-    "lost-answer/_manifest.json",
+    `lost-answer/${MANIFEST}`,
     "lost-answer/part-1.jsonl",
     "lost-answer/part-2.jsonl",
     "lost-answer/part-3.jsonl",
@@ -312,6 +338,7 @@ test("an S3 outage of a while (server unreachable) loses no items", async () => 
 test("the spool is bounded: past its budget the crawl waits for S3, then goes on", async () => {
   const proxy = await new S3Proxy().start();
   proxies.push(proxy);
+  await mkdir(spoolDir, { recursive: true }); // an exporter that closed empty removed it
   const dir = await mkdtemp(path.join(spoolDir, "bounded-"));
   const template = `s3://${bucket}/bounded/part-%(batch_id)d.jsonl`;
   const { exp, events } = await exporter(
@@ -368,9 +395,16 @@ test("an upload that fails past the retry budget is reported failed, never close
     [],
     "the failed attempts' multipart uploads were aborted",
   );
-  const manifest = JSON.parse((await getObject(s3, bucket, "lost/_manifest.json")).body.toString());
+  const manifest = JSON.parse((await getObject(s3, bucket, `lost/${MANIFEST}`)).body.toString());
   assert.equal(manifest.failed.length, 1);
   assert.equal(manifest.failed[0].items, 25_000);
+  // Nothing collected is deleted: the spool file the manifest names holds every item.
+  const kept = parseFeed(await readFile(manifest.failed[0].keptAt, "utf8"), "jsonlines");
+  assertIdRange(
+    kept.map((r) => Number(r.id)),
+    25_000,
+    "items in the kept spool file",
+  );
 });
 
 test("the bucket is checked before crawling: missing bucket, bad credentials", async () => {

@@ -11,13 +11,12 @@ import { informerRelists } from "../../operator/metrics.ts";
 import { Informer } from "../../operator/runtime/informer.ts";
 import { eventually, type OwnControlPlane, startOwnControlPlane } from "../platform/fixtures.ts";
 import {
-  condition,
   createCrawlJob,
   installCrds,
   type RunningOperator,
-  readCrawlJob,
   startOperator,
   tempDir,
+  untilCondition,
 } from "./harness.ts";
 import { playJob, reportingExecutor } from "./kubelet.ts";
 
@@ -68,14 +67,7 @@ describe("apiserver restarted under a running operator", () => {
       workDir,
       execute: reportingExecutor({ feedsPerShard: 1 }),
     });
-    const done = await eventually(
-      "before: Succeeded=True",
-      async () => {
-        const j = await readCrawlJob(client, ns, "before");
-        return condition(j, "Succeeded")?.status === "True" ? j : undefined;
-      },
-      45_000,
-    );
+    const done = await untilCondition(client, ns, "before", "Succeeded", "True", 45_000);
     assert.equal(done.status?.feedSummary?.closed, 1);
     assert.equal(done.status?.phase, "Succeeded", "no webhook: finished once the runner completed");
   });

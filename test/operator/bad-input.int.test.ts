@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
-import { KubeApiError, KubeClient } from "../../kube/client.ts";
+import { KubeClient } from "../../kube/client.ts";
+import { KubeApiError } from "../../kube/errors.ts";
 import { CONFIGMAPS, CRAWLJOBS, EVENTS, JOBS } from "../../kube/resources.ts";
 import { adminKubeConfig } from "../platform/env.ts";
 import { createNamespace, type Disposable, eventually } from "../platform/fixtures.ts";
@@ -20,6 +21,7 @@ import {
   readCrawlJob,
   startOperator,
   tempDir,
+  untilCondition,
 } from "./harness.ts";
 
 const SECRET_VALUE = "sEcReT-VaLuE-that-must-never-leak-0123456789";
@@ -324,10 +326,7 @@ describe("malformed CrawlJobs never get a runner", () => {
 
   test("a valid CrawlJob is accepted and validated (the control case)", async () => {
     await createCrawlJob(client, ns.name, "valid", { ...validSpec(), suspend: true });
-    const job = await eventually("Validated=True", async () => {
-      const j = await readCrawlJob(client, ns.name, "valid");
-      return condition(j, "Validated")?.status === "True" ? j : undefined;
-    });
+    const job = await untilCondition(client, ns.name, "valid", "Validated", "True");
     assert.equal(job.status?.phase, "Pending");
   });
 
@@ -347,10 +346,7 @@ describe("malformed CrawlJobs never get a runner", () => {
       }
       await createCrawlJob(client, ns.name, c.name, spec);
       accepted.push(c);
-      const job = await eventually(`${c.name} Validated=False`, async () => {
-        const j = await readCrawlJob(client, ns.name, c.name);
-        return condition(j, "Validated")?.status === "False" ? j : undefined;
-      });
+      const job = await untilCondition(client, ns.name, c.name, "Validated", "False");
       const validated = condition(job, "Validated")!;
       assert.equal(validated.reason, c.reason, validated.message);
       assert.match(validated.message, c.field!);

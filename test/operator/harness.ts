@@ -11,7 +11,7 @@ import type { KubeClient, KubeObject } from "../../kube/client.ts";
 import { CRAWLJOBS, SECRETS } from "../../kube/resources.ts";
 import { Manager, type ManagerOptions } from "../../operator/manager.ts";
 import { getCondition } from "../../operator/runtime/conditions.ts";
-import { kubectl } from "../platform/fixtures.ts";
+import { eventually, kubectl } from "../platform/fixtures.ts";
 import { REPO_ROOT } from "./kubelet.ts";
 
 export const CRD_FILES = [
@@ -109,4 +109,23 @@ export async function readCrawlJob(
 
 export function condition(job: CrawlJob, type: string) {
   return getCondition(job.status?.conditions, type);
+}
+
+/** Waits until the CrawlJob's condition `type` has `status`; returns the CrawlJob as read then. */
+export function untilCondition(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  type: string,
+  status: "True" | "False" | "Unknown",
+  timeoutMs?: number,
+): Promise<CrawlJob & KubeObject> {
+  return eventually(
+    `CrawlJob ${name}: ${type}=${status}`,
+    async () => {
+      const job = await readCrawlJob(client, namespace, name);
+      return condition(job, type)?.status === status ? job : undefined;
+    },
+    timeoutMs,
+  );
 }

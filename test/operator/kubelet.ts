@@ -309,55 +309,26 @@ export async function playJob(options: PlayJobOptions): Promise<PlayedJob> {
     };
     await Promise.all(Array.from({ length: completions }, (_, i) => runIndex(i)));
 
+    // The Job controller's two terminal conditions: the criterion reached, then the verdict.
     const now = rfc3339();
-    if (succeeded === completions) {
-      await writeStatus((s) => {
-        s.active = 0;
-        s.ready = 0;
-        s.conditions = [
-          {
-            type: "SuccessCriteriaMet",
-            status: "True",
-            reason: "CompletionsReached",
-            message: "Reached expected number of succeeded pods",
-            lastProbeTime: now,
-            lastTransitionTime: now,
-          },
-          {
-            type: "Complete",
-            status: "True",
-            reason: "CompletionsReached",
-            message: "Reached expected number of succeeded pods",
-            lastProbeTime: now,
-            lastTransitionTime: now,
-          },
-        ];
-        s.completionTime = now;
-      });
-    } else {
-      await writeStatus((s) => {
-        s.active = 0;
-        s.ready = 0;
-        s.conditions = [
-          {
-            type: "FailureTarget",
-            status: "True",
-            reason: "BackoffLimitExceeded",
-            message: "Job has reached the specified backoff limit",
-            lastProbeTime: now,
-            lastTransitionTime: now,
-          },
-          {
-            type: "Failed",
-            status: "True",
-            reason: "BackoffLimitExceeded",
-            message: "Job has reached the specified backoff limit",
-            lastProbeTime: now,
-            lastTransitionTime: now,
-          },
-        ];
-      });
-    }
+    const complete = succeeded === completions;
+    const [criterion, verdict, reason, message] = complete
+      ? ["SuccessCriteriaMet", "Complete", "CompletionsReached", "Reached expected number of succeeded pods"]
+      : ["FailureTarget", "Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"];
+    const condition = (type: string) => ({
+      type,
+      status: "True",
+      reason,
+      message,
+      lastProbeTime: now,
+      lastTransitionTime: now,
+    });
+    await writeStatus((s) => {
+      s.active = 0;
+      s.ready = 0;
+      s.conditions = [condition(criterion), condition(verdict)];
+      if (complete) s.completionTime = now;
+    });
     return { succeeded, failed, exitCodes, pods };
   } finally {
     await client.close();

@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
-import { KubeApiError, KubeClient, type KubeObject } from "../../kube/client.ts";
+import { KubeClient, type KubeObject } from "../../kube/client.ts";
+import { KubeApiError } from "../../kube/errors.ts";
 import {
   CONFIGMAPS,
   CRAWLFEEDS,
@@ -31,8 +32,9 @@ import {
   readCrawlJob,
   startOperator,
   tempDir,
+  untilCondition,
 } from "./harness.ts";
-import { type PreparedPod, playJob, reportingExecutor, tokenKubeConfig } from "./kubelet.ts";
+import { type PodExecutor, type PreparedPod, playJob, reportingExecutor, tokenKubeConfig } from "./kubelet.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests read back from the API
@@ -66,6 +68,12 @@ describe("CrawlJob lifecycle (kubelet and Job controller played by the test)", (
     },
     ...overrides,
   });
+
+  /** Waits for the CrawlJob's runner Job, then plays it with `execute`. */
+  async function playRunner(job: string, execute: PodExecutor) {
+    await eventually("the runner Job", () => client.getOrUndefined(JOBS, ns.name, `${job}-runner`));
+    return playJob({ admin: kc, namespace: ns.name, jobName: `${job}-runner`, workDir, execute });
+  }
 
   before(async () => {
     await installCrds();
@@ -143,14 +151,7 @@ describe("CrawlJob lifecycle (kubelet and Job controller played by the test)", (
     pods = played.pods;
     assert.equal(played.succeeded, 2);
 
-    const done = await eventually(
-      "Succeeded=True",
-      async () => {
-        const j = await readCrawlJob(client, ns.name, "books");
-        return condition(j, "Succeeded")?.status === "True" ? j : undefined;
-      },
-      60_000,
-    );
+    const done = await untilCondition(client, ns.name, "books", "Succeeded", "True", 60_000);
     await eventually("the phase poller to see Succeeded", () => phases.includes("Succeeded"));
     polling = false;
     await poller;
@@ -312,22 +313,8 @@ describe("CrawlJob lifecycle (kubelet and Job controller played by the test)", (
     onCompletion.ingest!.webhook!.mode = "onCompletion";
     const before = receiver.received.length;
     await createCrawlJob(client, ns.name, "whole", onCompletion);
-    await eventually("the runner Job", () => client.getOrUndefined(JOBS, ns.name, "whole-runner"));
-    await playJob({
-      admin: kc,
-      namespace: ns.name,
-      jobName: "whole-runner",
-      workDir,
-      execute: reportingExecutor({ feedsPerShard: 3 }),
-    });
-    const done = await eventually(
-      "Succeeded=True",
-      async () => {
-        const j = await readCrawlJob(client, ns.name, "whole");
-        return condition(j, "Succeeded")?.status === "True" ? j : undefined;
-      },
-      30_000,
-    );
+    await playRunner("whole", reportingExecutor({ feedsPerShard: 3 }));
+    const done = await untilCondition(client, ns.name, "whole", "Succeeded", "True", 30_000);
     assert.equal(done.status?.completionDelivery?.state, "Delivered");
     assert.equal(condition(done, "FeedsDelivered")?.reason, "Delivered");
     const hooks = receiver.received.slice(before);
@@ -337,19 +324,9 @@ describe("CrawlJob lifecycle (kubelet and Job controller played by the test)", (
 
   test("a runner that exhausts its backoffLimit fails the CrawlJob with the Job's reason", async () => {
     await createCrawlJob(client, ns.name, "failing", spec({ runner: { backoffLimit: 1 } }));
-    await eventually("the runner Job", () => client.getOrUndefined(JOBS, ns.name, "failing-runner"));
-    const played = await playJob({
-      admin: kc,
-      namespace: ns.name,
-      jobName: "failing-runner",
-      workDir,
-      execute: async () => 1,
-    });
+    const played = await playRunner("failing", async () => 1);
     assert.equal(played.failed, 2);
-    const failed = await eventually("Succeeded=False", async () => {
-      const j = await readCrawlJob(client, ns.name, "failing");
-      return condition(j, "Succeeded")?.status === "False" ? j : undefined;
-    });
+    const failed = await untilCondition(client, ns.name, "failing", "Succeeded", "False");
     assert.equal(failed.status?.phase, "Failed");
     assert.equal(condition(failed, "CrawlComplete")?.reason, "BackoffLimitExceeded");
     assert.equal(condition(failed, "Succeeded")?.reason, "RunnerFailed");
@@ -359,14 +336,7 @@ describe("CrawlJob lifecycle (kubelet and Job controller played by the test)", (
     const noWebhook = spec({ ttlSecondsAfterFinished: 1 });
     delete noWebhook.ingest;
     await createCrawlJob(client, ns.name, "short", noWebhook);
-    await eventually("the runner Job", () => client.getOrUndefined(JOBS, ns.name, "short-runner"));
-    await playJob({
-      admin: kc,
-      namespace: ns.name,
-      jobName: "short-runner",
-      workDir,
-      execute: reportingExecutor({ feedsPerShard: 1 }),
-    });
+    await playRunner("short", reportingExecutor({ feedsPerShard: 1 }));
     await eventually(
       "the CrawlJob deleted",
       async () => (await client.getOrUndefined(CRAWLJOBS, ns.name, "short")) === undefined,

@@ -15,7 +15,6 @@ import { type CatalogueServer, createCatalogue } from "../fixtures/catalogue.ts"
 import { adminKubeConfig, platform } from "../platform/env.ts";
 import { createBucket, createNamespace, type Disposable, eventually, s3Client } from "../platform/fixtures.ts";
 import {
-  condition,
   createCrawlJob,
   createSecret,
   installCrds,
@@ -23,6 +22,7 @@ import {
   readCrawlJob,
   startOperator,
   tempDir,
+  untilCondition,
 } from "./harness.ts";
 import { playJob } from "./kubelet.ts";
 import { type Receiver, startReceiver } from "./receiver.ts";
@@ -107,14 +107,7 @@ describe("a CrawlJob against the fixture site with the real feedcrawl run (kubel
     const played = await playJob({ admin: kc, namespace: ns.name, jobName: "books-runner", workDir });
     assert.deepEqual(played.exitCodes, { 0: [0] }, `pod log: ${played.pods.map((p) => p.logPath).join(", ")}`);
 
-    const done = await eventually(
-      "Succeeded=True",
-      async () => {
-        const j = await readCrawlJob(client, ns.name, "books");
-        return condition(j, "Succeeded")?.status === "True" ? j : undefined;
-      },
-      60_000,
-    );
+    const done = await untilCondition(client, ns.name, "books", "Succeeded", "True", 60_000);
     const feeds = await client.list(CRAWLFEEDS, { namespace: ns.name, labelSelector: "feedcrawl.io/crawljob=books" });
     assert.ok(feeds.items.length >= Math.ceil(PRODUCTS / 10), `${feeds.items.length} feeds`);
     assert.equal(done.status?.feedSummary?.items, PRODUCTS);

@@ -1,9 +1,11 @@
 // `feedcrawl crawl` end to end: a real process crawling the fixture catalogue
 // into the default JSON-lines feed through the feed exporter; invalid manifests
-// exit 2 before any request; SIGINT stops gracefully with the feed closed.
+// exit 2 before any request; SIGINT stops gracefully with the feed closed; stdout
+// holds only a stdout: feed's items; a taken target fails before the crawl;
+// cluster-only fields are named once.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -49,13 +51,18 @@ function crawl(args: string[]): {
   return { child, done };
 }
 
-function manifest(name: string, spider: ReturnType<typeof booksSpider>): string {
+function manifest(name: string, spider: ReturnType<typeof booksSpider>, spec: Record<string, unknown> = {}): string {
   const file = join(tmp, `${name}.yaml`);
   writeFileSync(
     file,
-    stringify({ apiVersion: "feedcrawl.io/v1alpha1", kind: "CrawlJob", metadata: { name }, spec: { spider } }),
+    stringify({ apiVersion: "feedcrawl.io/v1alpha1", kind: "CrawlJob", metadata: { name }, spec: { spider, ...spec } }),
   );
   return file;
+}
+
+/** The final stats: the last line of stderr (never stdout, which belongs to stdout: feeds). */
+function finalStats(stderr: string) {
+  return JSON.parse(stderr.trim().split("\n").pop() as string);
 }
 
 test("crawls the fixture site into ./feeds/<name>-<time>.jsonl with exactly the expected items", async () => {
@@ -67,7 +74,8 @@ test("crawls the fixture site into ./feeds/<name>-<time>.jsonl with exactly the 
   const { done } = crawl([manifest("books-local", spider), "--out", out, "--allow-private-networks"]);
   const r = await done;
   assert.equal(r.code, 0, r.stderr);
-  const summary = JSON.parse(r.stdout.trim().split("\n").pop() as string);
+  assert.equal(r.stdout, "", "nothing on stdout without a stdout: feed");
+  const summary = finalStats(r.stderr);
   assert.equal(summary.reason, "finished");
   assert.equal(summary.stats.status.items, 60);
   const files = readdirSync(out).filter((f) => f.endsWith(".jsonl"));
@@ -117,7 +125,7 @@ test("SIGINT stops gracefully: exit 130, the feed file is closed and valid", asy
   const r = await done;
   assert.equal(r.code, 130, r.stderr);
   assert.match(r.stderr, /SIGINT, stopping/);
-  const summary = JSON.parse(r.stdout.trim().split("\n").pop() as string);
+  const summary = finalStats(r.stderr);
   assert.equal(summary.reason, "shutdown");
   const files = readdirSync(out).filter((f) => f.endsWith(".jsonl"));
   assert.equal(files.length, 1);
@@ -128,4 +136,59 @@ test("SIGINT stops gracefully: exit 130, the feed file is closed and valid", asy
   assert.equal(rows.length, summary.stats.status.items);
   assert.ok(rows.length >= 3 && rows.length < 60, `interrupted crawl wrote ${rows.length} items`);
   for (const row of rows) JSON.parse(row);
+});
+
+test("a stdout: feed owns stdout: every line is an item, the stats and logs go to stderr", async () => {
+  const spider = booksSpider(site.url);
+  const { done } = crawl([manifest("piped", spider, { feeds: { "stdout:": { format: "jsonlines" } } })]);
+  const r = await done;
+  assert.equal(r.code, 0, r.stderr);
+  const rows = r.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  assert.equal(rows.length, 60, "exactly the items, no stats line after them");
+  assert.deepEqual(
+    itemKeys(rows.map((fields) => ({ type: "product", fields }))),
+    itemKeys(catalogue.expectedItems(site.url)),
+  );
+  const summary = finalStats(r.stderr);
+  assert.equal(summary.stats.status.items, 60);
+  assert.deepEqual(summary.feeds, [{ uri: "stdout:", items: 60, bytes: summary.feeds[0].bytes }]);
+});
+
+test("an unbatched file feed whose target exists fails before the first request, naming the file", async () => {
+  const out = join(tmp, "taken");
+  mkdirSync(out, { recursive: true });
+  const target = join(out, "items.jsonl");
+  writeFileSync(target, "precious\n");
+  const before = site.counters.total();
+  const spider = booksSpider(site.url);
+  const { done } = crawl([manifest("taken", spider, { feeds: { [`file://${target}`]: { format: "jsonlines" } } })]);
+  const r = await done;
+  assert.equal(r.code, 1, r.stderr);
+  assert.ok(r.stderr.includes(`cannot open the feeds: Feed "file://${target}": ${target} already exists`), r.stderr);
+  assert.equal(site.counters.total(), before, "nothing was crawled");
+  assert.equal(readFileSync(target, "utf8"), "precious\n");
+});
+
+test("spec.ingest and spec.runner are named in one warning: they apply on a cluster only", async () => {
+  const spider = booksSpider(site.url);
+  const out = join(tmp, "cluster-only");
+  const file = manifest("cluster-only", spider, {
+    ingest: { webhook: { url: "https://backend.example/ingest", signingSecretRef: { name: "hook", key: "secret" } } },
+    runner: { parallelism: 2 },
+  });
+  const { done } = crawl([file, "--out", out]);
+  const r = await done;
+  assert.equal(r.code, 0, r.stderr);
+  const warnings = r.stderr
+    .split("\n")
+    .filter((l) => l.startsWith("{") && l.includes('"level":40'))
+    .map((l) => JSON.parse(l))
+    .filter((l) => /ignored/.test(l.msg));
+  assert.equal(warnings.length, 1, r.stderr);
+  assert.deepEqual(warnings[0].fields, ["spec.ingest", "spec.runner"]);
+  assert.match(warnings[0].msg, /^CrawlJob cluster-only: spec\.ingest, spec\.runner ignored by feedcrawl crawl/);
+  assert.equal(finalStats(r.stderr).stats.status.items, 60, "the crawl itself runs as usual");
 });

@@ -10,7 +10,7 @@ import { after, describe, it } from "node:test";
 import { pino } from "pino";
 import type { CrawlFeed, FeedClosed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlStats } from "../../crds/schema/crawljob.ts";
-import { KubeApiError } from "../../kube/client.ts";
+import { KubeApiError } from "../../kube/errors.ts";
 import {
   type CreateCrawler,
   type CreateExporter,

@@ -14,7 +14,7 @@ import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob, CrawlJobSpec } from "../../crds/schema/crawljob.ts";
-import { KubeApiError } from "../../kube/client.ts";
+import { KubeApiError } from "../../kube/errors.ts";
 import { runnerRole, runnerRoleBinding, runnerServiceAccount, specSnapshot } from "../../operator/crawljob/children.ts";
 import { createRunnerApi } from "../../runner/report/api.ts";
 import { crawlFeedObject } from "../../runner/report/crawlfeeds.ts";

@@ -19,6 +19,10 @@ export function createStdoutStorage(out: Writable = process.stdout): FeedStorage
           return "stdout:";
         },
         async discard() {},
+        // What was written is already out: there is nothing left to keep.
+        async keep() {
+          return undefined;
+        },
       };
     },
     async putSmall() {

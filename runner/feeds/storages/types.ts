@@ -1,5 +1,7 @@
 // What the batch needs from a storage: somewhere to write the compressed bytes while
 // the batch fills, and a `finish` that resolves only once the storage confirmed the object.
+// A batch that cannot be stored is never thrown away: its bytes stay where they were
+// written (a spool or renamed temp file) and the error says where.
 
 export interface StoreTarget {
   uri: string;
@@ -22,10 +24,18 @@ export interface FinishOptions {
 export interface BatchSink {
   /** Resolves when the chunk is safely accepted (spooled or written to the temp file). */
   write(chunk: Uint8Array): Promise<void>;
-  /** Resolves with the stored URI once the storage confirmed the whole object; rejects with the final error. */
+  /**
+   * Resolves with the stored URI once the storage confirmed the whole object; rejects with
+   * the final error, a StoreFailedError whose `keptAt` says where the bytes were kept.
+   */
   finish(opts: FinishOptions): Promise<string>;
-  /** Throws the batch away (an empty batch that is not stored). */
+  /** Throws the batch away (an empty batch that is not stored, or a teardown). */
   discard(): Promise<void>;
+  /**
+   * Gives up on storing the batch but keeps the bytes written so far for recovery;
+   * resolves with where they are (undefined when the storage holds nothing, e.g. stdout).
+   */
+  keep(): Promise<string | undefined>;
 }
 
 export interface FeedStorage {
@@ -36,11 +46,27 @@ export interface FeedStorage {
   exists(uri: string): Promise<boolean>;
   /** Stops every upload in progress (teardown after a failure; nothing is reported). */
   abort?(): void;
-  /** Stores a small document (the manifest), replacing any earlier one. */
+  /**
+   * Removes what killed runs left in this folder (feedcrawl's own temp files, nothing
+   * else) and returns their paths.
+   */
+  removeStale?(folderUri: string): Promise<string[]>;
+  /** Stores a small document (the manifest), create-only: AlreadyExistsError when the name is taken. */
   putSmall(uri: string, body: string, contentType: string): Promise<void>;
 }
 
+/** A batch that could not be stored; `keptAt` is where its bytes were kept, if anywhere. */
+export class StoreFailedError extends Error {
+  override name = "StoreFailedError";
+  keptAt: string | undefined;
+
+  constructor(message: string, keptAt?: string, options?: ErrorOptions) {
+    super(message, options);
+    this.keptAt = keptAt;
+  }
+}
+
 /** The target exists and overwrite is false. */
-export class AlreadyExistsError extends Error {
+export class AlreadyExistsError extends StoreFailedError {
   override name = "AlreadyExistsError";
 }

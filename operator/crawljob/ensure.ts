@@ -1,0 +1,74 @@
+// Create-then-patch of a CrawlJob's children (not server-side apply): an
+// object is created once, then patched only where the listed fields drifted,
+// with a resourceVersion precondition. An existing child not controlled by
+// this CrawlJob's uid is an error, never adopted.
+import { isDeepStrictEqual } from "node:util";
+import type { CrawlJob } from "../../crds/schema/crawljob.ts";
+import type { KubeClient, KubeObject } from "../../kube/client.ts";
+import { isAlreadyExists } from "../../kube/errors.ts";
+import { CONFIGMAPS, type ResourceType, ROLEBINDINGS, ROLES, SERVICEACCOUNTS } from "../../kube/resources.ts";
+import { runnerRole, runnerRoleBinding, runnerServiceAccount, specConfigMap, specConfigMapName } from "./children.ts";
+
+export const isOwnedBy = (obj: KubeObject, uid: string | undefined) =>
+  obj.metadata.ownerReferences?.some((r) => r.controller && r.uid === uid) ?? false;
+
+/** Creates the object, or patches the listed top-level fields back when they drifted. */
+async function ensure(
+  client: KubeClient,
+  rt: ResourceType,
+  desired: KubeObject,
+  fields: string[],
+): Promise<KubeObject> {
+  const { namespace, name } = desired.metadata;
+  const current = await client.getOrUndefined<KubeObject>(rt, namespace, name!);
+  if (!current) {
+    try {
+      return await client.create(rt, desired);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      return client.get(rt, namespace, name!);
+    }
+  }
+  const drift: Record<string, unknown> = {};
+  for (const field of fields) if (!isDeepStrictEqual(current[field], desired[field])) drift[field] = desired[field];
+  if (!isOwnedBy(current, desired.metadata.ownerReferences?.[0]?.uid)) {
+    throw new Error(`${rt.kind} ${namespace}/${name} exists and is not owned by this CrawlJob`);
+  }
+  if (Object.keys(drift).length === 0) return current;
+  return client.patch(rt, namespace, name!, {
+    ...drift,
+    metadata: { resourceVersion: current.metadata.resourceVersion },
+  });
+}
+
+/** The runner's ServiceAccount, Role and RoleBinding, with rules and subjects patched back when they drifted. */
+export async function ensureRbac(client: KubeClient, job: CrawlJob): Promise<void> {
+  await ensure(client, SERVICEACCOUNTS, runnerServiceAccount(job), []);
+  await ensure(client, ROLES, runnerRole(job), ["rules"]);
+  await ensure(client, ROLEBINDINGS, runnerRoleBinding(job), ["subjects"]);
+}
+
+/** The snapshot of the generation about to start; refreshed only while no runner exists. */
+export async function ensureSnapshot(client: KubeClient, job: CrawlJob): Promise<void> {
+  const desired = specConfigMap(job);
+  const current = await client.getOrUndefined<KubeObject>(
+    CONFIGMAPS,
+    job.metadata.namespace,
+    specConfigMapName(job.metadata.name!),
+  );
+  if (!current) {
+    await ensure(client, CONFIGMAPS, desired, ["data"]);
+    return;
+  }
+  if (!isOwnedBy(current, job.metadata.uid)) {
+    throw new Error(
+      `ConfigMap ${job.metadata.namespace}/${current.metadata.name} exists and is not owned by this CrawlJob`,
+    );
+  }
+  if (!isDeepStrictEqual(current.data, desired.data)) {
+    await client.update(CONFIGMAPS, {
+      ...desired,
+      metadata: { ...desired.metadata, resourceVersion: current.metadata.resourceVersion },
+    });
+  }
+}

@@ -1,0 +1,213 @@
+// What each of a CrawlJob's conditions says, as tables of rules evaluated in
+// order (the first whose `when` holds wins), over facts worked out once per
+// reconcile. The phase is the Succeeded rule's. See docs/operator.md for the
+// table of reasons.
+import type { CrawlFeed, DeliveryStatus } from "../../crds/schema/crawlfeed.ts";
+import type { Condition, FeedSummary, Phase } from "../../crds/schema/crawljob.ts";
+import type { ValidationFailure } from "./validate.ts";
+
+/** A condition's status, reason and message. */
+type Verdict = { status: Condition["status"]; reason: string; message: string };
+
+/** Where the runner is, first match wins (RUNNER_STATES). */
+type RunnerState =
+  | "Invalid"
+  | "SuspendedBeforeStart"
+  | "Creating"
+  | "Failed"
+  | "Complete"
+  | "Suspended"
+  | "WaitingForPods"
+  | "Crawling";
+
+/** What the rules look at. */
+export interface Facts {
+  validation: ValidationFailure | undefined;
+  /** spec.suspend. */
+  suspended: boolean;
+  /** The runner Job's name, when it exists. */
+  jobName: string | undefined;
+  /** The Job's Failed condition, when it failed. */
+  jobFailure: { reason?: string; message?: string } | undefined;
+  /** The Job's Complete condition is True. */
+  complete: boolean;
+  /** The Job's spec.suspend. */
+  jobSuspended: boolean;
+  /** No pod active, succeeded or failed yet. */
+  noPods: boolean;
+  shards: number;
+  /** `N of M shards finished, …`. */
+  progress: string;
+  webhook: boolean;
+  onCompletion: boolean;
+  completionDelivery: DeliveryStatus | undefined;
+  summary: FeedSummary;
+  feeds: readonly CrawlFeed[];
+}
+
+interface Rule<F> {
+  when: (f: F) => boolean;
+  say: (f: F) => Verdict;
+}
+
+const v = (status: Verdict["status"], reason: string, message: string): Verdict => ({ status, reason, message });
+const always = () => true;
+const noRunner = (f: Facts) => f.jobName === undefined;
+const first = <F, R extends { when: (f: F) => boolean }>(rules: readonly R[], f: F): R => rules.find((r) => r.when(f))!;
+
+const RUNNER_STATES: readonly { state: RunnerState; when: (f: Facts) => boolean }[] = [
+  { state: "Invalid", when: (f) => noRunner(f) && f.validation !== undefined },
+  { state: "SuspendedBeforeStart", when: (f) => noRunner(f) && f.suspended },
+  { state: "Creating", when: noRunner },
+  { state: "Failed", when: (f) => f.jobFailure !== undefined },
+  { state: "Complete", when: (f) => f.complete },
+  { state: "Suspended", when: (f) => f.jobSuspended },
+  { state: "WaitingForPods", when: (f) => f.noPods },
+  { state: "Crawling", when: always },
+];
+
+const NOT_STARTED = v("Unknown", "NotStarted", "The runner has not started");
+
+/** RunnerReady and CrawlComplete per runner state. */
+const RUNNER_CONDITIONS: Record<RunnerState, (f: Facts) => { runnerReady: Verdict; crawlComplete: Verdict }> = {
+  Invalid: () => ({
+    runnerReady: v("False", "InvalidSpec", "No runner is started for an invalid spec"),
+    crawlComplete: NOT_STARTED,
+  }),
+  SuspendedBeforeStart: () => ({
+    runnerReady: v("False", "Suspended", "spec.suspend is true: no runner is started"),
+    crawlComplete: NOT_STARTED,
+  }),
+  Creating: () => ({ runnerReady: v("False", "Creating", "Creating the runner Job"), crawlComplete: NOT_STARTED }),
+  Failed: (f) => ({
+    runnerReady: v("False", "RunnerFailed", `Job ${f.jobName} failed`),
+    crawlComplete: v(
+      "False",
+      f.jobFailure?.reason || "RunnerFailed",
+      f.jobFailure?.message || `Job ${f.jobName} failed: ${f.progress}`,
+    ),
+  }),
+  Complete: (f) => ({
+    runnerReady: v("True", "RunnerFinished", `Job ${f.jobName} completed`),
+    crawlComplete: v("True", "RunnerSucceeded", `All ${f.shards} shards finished`),
+  }),
+  Suspended: (f) => ({
+    runnerReady: v("False", "Suspended", `Job ${f.jobName} is suspended`),
+    crawlComplete: v("Unknown", "Suspended", f.progress),
+  }),
+  WaitingForPods: (f) => ({
+    runnerReady: v("False", "WaitingForPods", `Job ${f.jobName} has no running pod yet`),
+    crawlComplete: v("Unknown", "NotStarted", f.progress),
+  }),
+  Crawling: (f) => ({
+    runnerReady: v("True", "RunnerStarted", `Job ${f.jobName}: ${f.progress}`),
+    crawlComplete: v("Unknown", "Crawling", f.progress),
+  }),
+};
+
+type Judged = Facts & { state: RunnerState };
+
+const pending = (f: Facts) => f.summary.closed - f.summary.delivered - f.summary.failed;
+const complete = (f: Facts) => f.complete;
+const inState = (state: RunnerState) => (f: Judged) => f.state === state;
+const completion = (state: DeliveryStatus["state"]) => (f: Facts) =>
+  f.onCompletion && f.completionDelivery?.state === state;
+const rule = <F>(when: (f: F) => boolean, say: (f: F) => Verdict): Rule<F> => ({ when, say });
+
+// The messages too long for a table row.
+const delivered = (f: Facts) => `${f.summary.delivered}/${f.summary.closed} feeds delivered`;
+const completionFailed = (f: Facts) =>
+  `The crawl.completed event failed: ${f.completionDelivery?.lastError ?? "no detail"}`;
+const sendingCompletion = (f: Facts) =>
+  `Sending the crawl.completed event (${f.completionDelivery?.attempts ?? 0} attempts)`;
+const feedsFailed = (f: Facts) => {
+  const failed = f.feeds.find((feed) => feed.status?.delivery?.state === "Failed");
+  const detail = `CrawlFeed ${failed?.metadata.name}: ${failed?.status?.delivery?.lastError ?? "no detail"}`;
+  return `${f.summary.failed} of ${f.summary.closed} feeds failed; ${detail}`;
+};
+const runnerFailed = (f: Facts) =>
+  `The runner failed: ${f.jobFailure?.reason ?? ""} ${f.jobFailure?.message ?? ""}`.trim();
+const crawlSucceeded = (f: Facts) =>
+  `The crawl finished and ${f.webhook ? `${f.summary.delivered}/${f.summary.closed} feeds were delivered` : "no webhook was configured"}`;
+
+const FEEDS_DELIVERED: readonly Rule<Judged>[] = [
+  rule(noRunner, () => NOT_STARTED),
+  rule(
+    (f) => !f.webhook,
+    (f) => v(complete(f) ? "True" : "Unknown", "NoWebhook", "No ingest webhook is configured"),
+  ),
+  rule(completion("Delivered"), (f) =>
+    v("True", "Delivered", `The crawl.completed event with ${f.summary.closed} feeds was delivered`),
+  ),
+  rule(completion("Failed"), (f) => v("False", "DeliveryFailed", completionFailed(f))),
+  rule(
+    (f) => f.onCompletion,
+    (f) =>
+      complete(f)
+        ? v("Unknown", "Delivering", sendingCompletion(f))
+        : v("Unknown", "WaitingForRunner", "The crawl.completed event is sent when the runner finishes"),
+  ),
+  rule(
+    (f) => f.summary.failed > 0 && (pending(f) === 0 || f.jobFailure !== undefined),
+    (f) => v("False", "DeliveryFailed", feedsFailed(f)),
+  ),
+  rule(
+    (f) => complete(f) && pending(f) === 0,
+    (f) =>
+      f.summary.closed === 0
+        ? v("True", "NoFeeds", "The crawl closed no feed files")
+        : v("True", "AllDelivered", delivered(f)),
+  ),
+  rule(always, (f) => v("Unknown", "Delivering", `${delivered(f)}${complete(f) ? "" : " so far"}`)),
+];
+
+type Delivered = Judged & { delivered: Verdict };
+type SucceededRule = Rule<Delivered> & { phase: Phase };
+const phased = (when: (f: Delivered) => boolean, phase: Phase, say: (f: Delivered) => Verdict): SucceededRule => ({
+  when,
+  phase,
+  say,
+});
+
+/** Succeeded, and with it the phase. */
+const SUCCEEDED: readonly SucceededRule[] = [
+  phased(inState("Invalid"), "Failed", (f) => v("False", f.validation!.reason, f.validation!.message)),
+  phased(inState("SuspendedBeforeStart"), "Pending", () => v("Unknown", "Suspended", "spec.suspend is true")),
+  phased(inState("Creating"), "Pending", () => v("Unknown", "Pending", "Waiting for the runner")),
+  phased(inState("Failed"), "Failed", (f) => v("False", "RunnerFailed", runnerFailed(f))),
+  phased(
+    (f) => complete(f) && f.delivered.status === "True",
+    "Succeeded",
+    (f) => v("True", "CrawlSucceeded", crawlSucceeded(f)),
+  ),
+  phased(
+    (f) => f.delivered.status === "False",
+    "Failed",
+    (f) => v("False", "DeliveryFailed", f.delivered.message),
+  ),
+  phased(complete, "Ingesting", () => v("Unknown", "Ingesting", "The runner finished; delivering feeds")),
+  phased(inState("Suspended"), "Pending", () => v("Unknown", "Suspended", "The runner is suspended")),
+  phased(inState("WaitingForPods"), "Pending", () => v("Unknown", "Pending", "Waiting for the runner pods")),
+  phased(always, "Running", () => v("Unknown", "Crawling", "The runner is crawling")),
+];
+
+/** Every condition's verdict, in the order they are set, and the phase. */
+export function judge(facts: Facts): { conditions: [type: string, verdict: Verdict][]; phase: Phase } {
+  const judged: Judged = { ...facts, state: first(RUNNER_STATES, facts).state };
+  const { runnerReady, crawlComplete } = RUNNER_CONDITIONS[judged.state](judged);
+  const feedsDelivered = first(FEEDS_DELIVERED, judged).say(judged);
+  const succeeded = first(SUCCEEDED, { ...judged, delivered: feedsDelivered });
+  const validated = facts.validation
+    ? v("False", facts.validation.reason, facts.validation.message)
+    : v("True", "Valid", "The spec passed validation");
+  return {
+    conditions: [
+      ["Validated", validated],
+      ["RunnerReady", runnerReady],
+      ["CrawlComplete", crawlComplete],
+      ["FeedsDelivered", feedsDelivered],
+      ["Succeeded", succeeded.say({ ...judged, delivered: feedsDelivered })],
+    ],
+    phase: succeeded.phase,
+  };
+}

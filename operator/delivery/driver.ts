@@ -1,0 +1,240 @@
+// Drives one persisted delivery through state.ts's state machine: decide on
+// the status as read, then give up (Failed), defer (the signing Secret is
+// missing), or claim it (Sending, attempts+1) and POST inside the backend's
+// host slot, and persist the attempt's result. Every status write goes
+// through target.ts's writeOrReread.
+import type { Logger } from "pino";
+import type { Webhook } from "standardwebhooks";
+import type { CrawlFeed, DeliveryStatus } from "../../crds/schema/crawlfeed.ts";
+import type { CrawlJob, IngestSpec } from "../../crds/schema/crawljob.ts";
+import type { KubeObject } from "../../kube/client.ts";
+import type { BackoffPolicy } from "../../lib/backoff.ts";
+import { deliveryLatencySeconds, webhookDeliveries } from "../metrics.ts";
+import type { EventRecorder } from "../runtime/events.ts";
+import type { DispatcherFor } from "./dispatchers.ts";
+import { SigningSecretError, type WriteResult } from "./kube.ts";
+import type { SigningSecrets } from "./secrets.ts";
+import { describeUrl, type WebhookSender } from "./sender.ts";
+import { signatureHeaders } from "./signing.ts";
+import { type AttemptOutcome, afterAttempt, decide, deferred } from "./state.ts";
+import {
+  CONFLICT_REQUEUE_MS,
+  continueWith,
+  type DeliveryTarget,
+  type Result,
+  type Step,
+  writeOrReread,
+  writeStep,
+} from "./target.ts";
+
+type WebhookSpec = NonNullable<IngestSpec["webhook"]>;
+type Delivered = CrawlFeed | CrawlJob;
+
+/** Counters the delivery updates; defaults to operator/metrics.ts. */
+export interface DeliveryMetrics {
+  outcome(outcome: "delivered" | "retry" | "failed" | "conflict"): void;
+  latencySeconds(seconds: number): void;
+}
+
+export const defaultMetrics: DeliveryMetrics = {
+  outcome: (outcome) => webhookDeliveries.inc({ outcome }),
+  latencySeconds: (seconds) => deliveryLatencySeconds.observe(seconds),
+};
+
+const DEFAULT_TIMEOUT_SECONDS = 30;
+const DEFAULT_MAX_ATTEMPTS = 12;
+
+interface DriverDeps {
+  sender: WebhookSender;
+  dispatcherFor: DispatcherFor;
+  signers: SigningSecrets;
+  events: EventRecorder;
+  metrics: DeliveryMetrics;
+  now: () => Date;
+  random: () => number;
+  backoff: BackoffPolicy;
+}
+
+/** One drive of one delivery: the webhook it goes to and where it logs. */
+interface Drive {
+  webhook: WebhookSpec;
+  namespace: string;
+  log: Logger;
+  maxAttempts: number;
+}
+
+/** A claim (`Sending`) decided on, with whether it resumes an interrupted attempt. */
+type Claim = { claim: DeliveryStatus; resumed: boolean };
+
+export class DeliveryDriver {
+  readonly #d: DriverDeps;
+
+  constructor(deps: DriverDeps) {
+    this.#d = deps;
+  }
+
+  /** Drives the delivery one step, or until it must wait. */
+  async drive<T extends Delivered>(
+    target: DeliveryTarget<T>,
+    start: T,
+    webhook: WebhookSpec,
+    namespace: string,
+    log: Logger,
+  ): Promise<Result> {
+    const drive: Drive = { webhook, namespace, log, maxAttempts: webhook.maxAttempts ?? DEFAULT_MAX_ATTEMPTS };
+    const out = await writeOrReread(
+      () => target.read(),
+      start,
+      (object) => this.#next(target, object, drive),
+    );
+    if (out === "gone") return {};
+    if (out === "exhausted") return { requeueAfterMs: CONFLICT_REQUEUE_MS };
+    return out;
+  }
+
+  /** Counts a delivery given up without a POST, and says so in the log and an Event. */
+  async reject(describe: string, object: Delivered, status: DeliveryStatus, log: Logger): Promise<void> {
+    this.#d.metrics.outcome("failed");
+    await this.#failed(describe, object, status, log);
+  }
+
+  async #next<T extends Delivered>(target: DeliveryTarget<T>, object: T, drive: Drive): Promise<Step> {
+    const current = target.status(object);
+    const decision = decide(current, this.#d.now(), drive.maxAttempts);
+    if (decision.action === "done") return { settle: {} };
+    if (decision.action === "wait") return { settle: { requeueAfterMs: decision.delayMs } };
+    if (decision.action === "fail") {
+      return writeStep(target, object, decision.status, async (written) => {
+        await this.reject(target.describe, written, decision.status, drive.log);
+        return {};
+      });
+    }
+    // Sign before claiming: a missing Secret is a configuration problem, not
+    // an attempt. It is retried on the backoff schedule without using one up.
+    let signer: Webhook;
+    try {
+      signer = await this.#d.signers.signer(drive.namespace, drive.webhook.signingSecretRef);
+    } catch (err) {
+      if (!(err instanceof SigningSecretError)) throw err;
+      const waiting = deferred(current, err.message, this.#d.now(), this.#d.backoff, this.#d.random);
+      drive.log.warn({ reason: err.message }, `Deferred the webhook of ${target.describe}: signing secret unavailable`);
+      return writeStep(target, object, waiting, async () => ({
+        requeueAfterMs: Date.parse(waiting.nextAttemptAt!) - this.#d.now().getTime(),
+      }));
+    }
+    return { write: () => this.#claimAndPost(target, object, decision, signer, drive) };
+  }
+
+  /**
+   * Claims and POSTs inside the backend's host slot: feeds queued behind a
+   * slow backend stay Pending (and unclaimed) until a slot is free. The
+   * result is persisted after the slot is released.
+   */
+  #claimAndPost<T extends Delivered>(
+    target: DeliveryTarget<T>,
+    object: T,
+    { claim, resumed }: Claim,
+    signer: Webhook,
+    drive: Drive,
+  ): Promise<WriteResult<() => Promise<Result>>> {
+    const { webhook, log } = drive;
+    return this.#d.sender.withHostSlot(webhook.url, async () => {
+      const claimed = await target.write(object, claim);
+      if (!claimed.ok) return claimed;
+      if (resumed) {
+        log.info(
+          { attempts: claim.attempts },
+          `Resending the webhook of ${target.describe} after an interrupted attempt`,
+        );
+      }
+      const outcome = await this.#d.sender.post({
+        url: webhook.url,
+        body: target.body,
+        headers: signatureHeaders(signer, target.webhookId, this.#d.now(), target.body),
+        timeoutMs: (webhook.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
+        dispatcher: this.#d.dispatcherFor(webhook.allowPrivateNetworks === true),
+      });
+      return continueWith(claimed, (written) => this.#record(target, written, claim, outcome, drive));
+    });
+  }
+
+  /**
+   * Persists an attempt's result. A conflict here usually means a metadata
+   * edit (a label, an annotation) during the POST: while the object still
+   * shows our claim, the result is applied on top of the fresh copy.
+   */
+  async #record<T extends Delivered>(
+    target: DeliveryTarget<T>,
+    claimedObject: T,
+    claim: DeliveryStatus,
+    outcome: AttemptOutcome,
+    drive: Drive,
+  ): Promise<Result> {
+    const policy = { maxAttempts: drive.maxAttempts, backoff: this.#d.backoff };
+    const result = afterAttempt(claim, outcome, this.#d.now(), policy, this.#d.random);
+    this.#count(outcome, result, target);
+    const lost = (): Result => {
+      drive.log.warn(`Lost the result of the webhook of ${target.describe}: the object changed or is gone`);
+      return { requeueAfterMs: CONFLICT_REQUEUE_MS };
+    };
+    const out = await writeOrReread(
+      () => target.read(),
+      claimedObject,
+      async (object) => {
+        const status = target.status(object);
+        if (status?.state !== "Sending" || status.attempts !== claim.attempts) return { settle: lost() };
+        return writeStep(target, object, result, (written) => this.#report(target, written, result, drive));
+      },
+    );
+    return out === "gone" || out === "exhausted" ? lost() : out;
+  }
+
+  /** Logs a persisted result; a retry comes back at its nextAttemptAt. */
+  async #report<T extends Delivered>(
+    target: DeliveryTarget<T>,
+    written: T,
+    result: DeliveryStatus,
+    { webhook, log }: Drive,
+  ): Promise<Result> {
+    const fields = {
+      attempts: result.attempts,
+      code: result.lastResponseCode,
+      webhookId: target.webhookId,
+      url: describeUrl(webhook.url),
+    };
+    if (result.state === "Delivered") {
+      log.info(fields, `Delivered the webhook of ${target.describe}`);
+      return {};
+    }
+    if (result.state === "Failed") {
+      await this.#failed(target.describe, written, result, log);
+      return {};
+    }
+    const delayMs = Math.max(Date.parse(result.nextAttemptAt!) - this.#d.now().getTime(), 0);
+    log.info(
+      { ...fields, error: result.lastError, retryInMs: delayMs },
+      `Will retry the webhook of ${target.describe}`,
+    );
+    return { requeueAfterMs: delayMs };
+  }
+
+  #count(outcome: AttemptOutcome, result: DeliveryStatus, target: DeliveryTarget<Delivered>): void {
+    const { metrics, now } = this.#d;
+    if (outcome.kind === "delivered") {
+      metrics.outcome("delivered");
+      const ready = target.readyAt ? Date.parse(target.readyAt) : Number.NaN;
+      if (!Number.isNaN(ready)) metrics.latencySeconds(Math.max(now().getTime() - ready, 0) / 1000);
+    } else if (outcome.kind === "conflict") {
+      metrics.outcome("conflict");
+    } else {
+      metrics.outcome(result.state === "Failed" ? "failed" : "retry");
+    }
+  }
+
+  async #failed(describe: string, object: Delivered, status: DeliveryStatus, log: Logger): Promise<void> {
+    const message = `Webhook of ${describe} failed after ${status.attempts} attempt(s): ${status.lastError ?? "unknown error"}`;
+    log.warn({ attempts: status.attempts, code: status.lastResponseCode, error: status.lastError }, message);
+    // Never throws: an Event that cannot be written is logged.
+    await this.#d.events.record(object as Delivered & KubeObject, "Warning", "DeliveryFailed", message);
+  }
+}
