@@ -1,13 +1,16 @@
 // kube-apiserver of the test control plane, started the way envtest starts it
 // (RBAC on, no ServiceAccount admission because nothing creates default
 // service accounts) but with a static admin token instead of client certs,
-// and service-account signing keys so TokenRequest works for real.
+// and service-account signing keys so TokenRequest works for real. With a
+// node it is a cluster's apiserver: bound to the node's bridge address so pods
+// reach it through the `kubernetes` Service, ServiceAccount admission on, and
+// a client certificate for the kubelet's API (logs, exec).
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { binaryPath } from "./binaries.ts";
-import type { ControlPlaneCerts } from "./certs.ts";
+import { type ControlPlaneCerts, type IssuedCert, SERVICE_CIDR } from "./certs.ts";
 import { freePort, retryOnPortClash } from "./ports.ts";
 import { httpOk } from "./probe.ts";
 import { ManagedProcess } from "./process.ts";
@@ -34,6 +37,8 @@ export interface ApiServerOptions {
   certs: ControlPlaneCerts;
   /** A name for logs/kubeconfig when several apiservers share a work dir. */
   name?: string;
+  /** Serve a node: listen on its bridge address and talk to its kubelet with this client certificate. */
+  node?: { address: string; kubeletClient: IssuedCert };
 }
 
 /** Writes a kubeconfig for a bearer token against `server`. */
@@ -57,7 +62,8 @@ async function startApiServerOnce(options: ApiServerOptions): Promise<ApiServer>
   const bin = binaryPath("kube-apiserver");
   const name = options.name ?? "kube-apiserver";
   const port = await freePort();
-  const url = `https://127.0.0.1:${port}`;
+  const host = options.node?.address ?? "127.0.0.1";
+  const url = `https://${host}:${port}`;
   const dir = join(options.workDir, name);
   mkdirSync(join(dir, "cert-dir"), { recursive: true });
   const adminToken = randomBytes(24).toString("hex");
@@ -71,8 +77,8 @@ async function startApiServerOnce(options: ApiServerOptions): Promise<ApiServer>
     command: bin,
     args: [
       `--etcd-servers=${options.etcdUrl}`,
-      "--bind-address=127.0.0.1",
-      "--advertise-address=127.0.0.1",
+      `--bind-address=${host}`,
+      `--advertise-address=${host}`,
       `--secure-port=${port}`,
       `--tls-cert-file=${options.certs.servingCert}`,
       `--tls-private-key-file=${options.certs.servingKey}`,
@@ -83,13 +89,23 @@ async function startApiServerOnce(options: ApiServerOptions): Promise<ApiServer>
       `--service-account-issuer=${url}`,
       `--service-account-key-file=${options.certs.serviceAccountKey}`,
       `--service-account-signing-key-file=${options.certs.serviceAccountKey}`,
-      "--service-cluster-ip-range=10.0.0.0/24",
+      `--service-cluster-ip-range=${SERVICE_CIDR}`,
       "--allow-privileged=true",
-      // As envtest: no controller creates the default ServiceAccount.
-      "--disable-admission-plugins=ServiceAccount",
-      // The loopback address is not a valid endpoint for the kubernetes Service.
-      "--endpoint-reconciler-type=none",
       "--profiling=false",
+      ...(options.node
+        ? [
+            // The kubernetes Service's endpoint is the advertised bridge address (the default lease reconciler).
+            `--kubelet-client-certificate=${options.node.kubeletClient.cert}`,
+            `--kubelet-client-key=${options.node.kubeletClient.key}`,
+            `--kubelet-certificate-authority=${options.certs.caCert}`,
+            "--kubelet-preferred-address-types=InternalIP",
+          ]
+        : [
+            // As envtest: no controller creates the default ServiceAccount.
+            "--disable-admission-plugins=ServiceAccount",
+            // The loopback address is not a valid endpoint for the kubernetes Service.
+            "--endpoint-reconciler-type=none",
+          ]),
     ],
     logFile: join(options.workDir, "logs", `${name}.log`),
   });

@@ -1,0 +1,86 @@
+// The node's network: a Linux bridge the platform creates, whose address is
+// the node's IP, the pods' gateway and the host address pods reach (fixture
+// sites, S3, the apiserver listen on it). 10.213.0.0/24 is used by no common
+// tool (docker 172.17/16, podman 10.88/16, flannel/kind 10.244/16, k3s
+// 10.42/16, libvirt 192.168.122/24); FEEDCRAWL_NODE_CIDR picks another /24,
+// and `up` refuses a range that overlaps a route or address of the machine.
+import { hostTool } from "../binaries.ts";
+import { exec, execQuiet } from "./exec.ts";
+
+export interface NodeNetwork {
+  bridge: string;
+  /** The pods' /24, e.g. 10.213.0.0/24. */
+  cidr: string;
+  /** Its first address, on the bridge: node IP, pods' gateway, FEEDCRAWL_NODE_HOST. */
+  address: string;
+}
+
+export function nodeNetwork(): NodeNetwork {
+  const cidr = process.env.FEEDCRAWL_NODE_CIDR || "10.213.0.0/24";
+  const match = /^(\d+)\.(\d+)\.(\d+)\.0\/24$/.exec(cidr);
+  if (!match) throw new Error(`FEEDCRAWL_NODE_CIDR=${cidr} is not a /24 of the form a.b.c.0/24`);
+  return { bridge: "feedcrawl0", cidr, address: `${match[1]}.${match[2]}.${match[3]}.1` };
+}
+
+function toInt(ip: string): number {
+  return ip.split(".").reduce((n, part) => n * 256 + Number(part), 0);
+}
+
+/** True when two IPv4 CIDRs share an address. */
+export function overlaps(a: string, b: string): boolean {
+  const [ipA = "", lenA = "32"] = a.split("/");
+  const [ipB = "", lenB = "32"] = b.split("/");
+  const len = Math.min(Number(lenA), Number(lenB));
+  const size = 2 ** (32 - len);
+  return Math.floor(toInt(ipA) / size) === Math.floor(toInt(ipB) / size);
+}
+
+export async function bridgeExists(net: NodeNetwork): Promise<boolean> {
+  return (await execQuiet(hostTool("ip"), ["link", "show", "dev", net.bridge])).code === 0;
+}
+
+/** Fails when the pods' range clashes with a route or an address the machine already has. */
+export async function checkRangeFree(net: NodeNetwork): Promise<void> {
+  const ip = hostTool("ip");
+  const routes = JSON.parse(await exec(ip, ["-j", "-4", "route", "show", "table", "all"])) as {
+    dst: string;
+    dev?: string;
+  }[];
+  const addrs = JSON.parse(await exec(ip, ["-j", "-4", "addr", "show"])) as {
+    ifname: string;
+    addr_info: { local: string; prefixlen: number }[];
+  }[];
+  const taken = [
+    ...routes.filter((r) => r.dst !== "default" && r.dev !== net.bridge).map((r) => `${r.dst} (route via ${r.dev})`),
+    ...addrs
+      .filter((a) => a.ifname !== net.bridge)
+      .flatMap((a) => a.addr_info.map((i) => `${i.local}/${i.prefixlen} (address of ${a.ifname})`)),
+  ].filter((entry) => {
+    const cidr = entry.split(" ")[0] ?? "";
+    return !cidr.startsWith("127.") && overlaps(cidr.includes("/") ? cidr : `${cidr}/32`, net.cidr);
+  });
+  if (taken.length > 0) {
+    throw new Error(
+      `The test node's pod range ${net.cidr} overlaps ${taken.join(", ")} on this machine. ` +
+        "Pick a free /24 with FEEDCRAWL_NODE_CIDR (e.g. FEEDCRAWL_NODE_CIDR=10.214.0.0/24).",
+    );
+  }
+}
+
+export async function createBridge(net: NodeNetwork): Promise<void> {
+  const ip = hostTool("ip");
+  await exec(ip, ["link", "add", "name", net.bridge, "type", "bridge"]);
+  await exec(ip, ["addr", "add", `${net.address}/24`, "dev", net.bridge]);
+  await exec(ip, ["link", "set", net.bridge, "up"]);
+}
+
+/** Deletes the bridge and any pod veth still attached to it. */
+export async function deleteBridge(net: NodeNetwork): Promise<void> {
+  const ip = hostTool("ip");
+  if (!(await bridgeExists(net))) return;
+  const ports = JSON.parse((await execQuiet(ip, ["-j", "link", "show", "master", net.bridge])).stdout || "[]") as {
+    ifname: string;
+  }[];
+  for (const port of ports) await execQuiet(ip, ["link", "delete", port.ifname]);
+  await exec(ip, ["link", "delete", net.bridge]);
+}

@@ -1,0 +1,3 @@
+module feedcrawl.local/testbin/podcheck
+
+go 1.26.0
