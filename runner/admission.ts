@@ -1,5 +1,5 @@
 // The admission filters every request passes before it is queued, in order:
-// URL is http(s) → depthLimit → allowedDomains (offsite) → shard → IP-literal
+// URL is http(s) → depthLimit → allowedDomains (offsite) → shard (not for sitemaps) → IP-literal
 // address guard → the duplicate filter. robots.txt is checked later, when the
 // request leaves its download slot (it needs a fetch).
 import net from "node:net";
@@ -41,7 +41,9 @@ export class AdmissionFilter {
     if (depthLimit > 0 && req.depth > depthLimit) return { ok: false, reason: "depthLimit" };
     const host = u.hostname.replace(/^\[|\]$/g, "");
     if (allowedDomains?.length && !hostAllowed(host, allowedDomains)) return { ok: false, reason: "offsite" };
-    if (shard.count > 1 && shardForHost(host, shard.count) !== shard.index) return { ok: false, reason: "otherShard" };
+    // Every shard reads every sitemap (and keeps only its own hosts' pages from it).
+    if (shard.count > 1 && req.kind !== "sitemap" && shardForHost(host, shard.count) !== shard.index)
+      return { ok: false, reason: "otherShard" };
     // IP literals are refused here, before robots.txt or any connection; names
     // are checked by the guarded agent on the addresses they resolve to.
     if (net.isIP(host) && !this.#opts.addressAllowed(host))

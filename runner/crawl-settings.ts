@@ -12,6 +12,7 @@ export interface CrawlSettings {
   randomizeDelay: boolean;
   throttle: { enabled: boolean; targetConcurrency: number; startDelayMs: number; maxDelayMs: number };
   obeyRobots: boolean;
+  cookies: boolean;
   depthLimit: number;
   retryTimes: number;
   retryHttpCodes: ReadonlySet<number>;
@@ -41,6 +42,7 @@ export function resolveSettings(spider: SpiderSpec): CrawlSettings {
       maxDelayMs: s.autoThrottle?.maxDelayMs ?? 60_000,
     },
     obeyRobots: s.robotsTxtObey ?? true,
+    cookies: s.cookiesEnabled ?? true,
     depthLimit: s.depthLimit ?? 0,
     retryTimes: s.retryTimes ?? 2,
     retryHttpCodes: new Set(s.retryHttpCodes ?? DEFAULT_RETRY_HTTP_CODES),

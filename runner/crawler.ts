@@ -8,21 +8,25 @@
 // that drains in-flight pages.
 import type { CheerioAPI } from "cheerio";
 import type { Logger } from "pino";
-import type { Agent } from "undici";
+import type { Agent, Dispatcher } from "undici";
 import type { SpiderSpec } from "../crds/schema/spider.ts";
 import { addressChecker, createGuardedAgent, type ResolveAll } from "../net/address-guard.ts";
 import { AdmissionFilter } from "./admission.ts";
+import { CookieSession } from "./cookies.ts";
 import { type CrawlSettings, resolveSettings } from "./crawl-settings.ts";
-import { DownloadError, type FetchResult, fetchOnce } from "./downloader.ts";
+import { DEFAULT_MAX_RESPONSE_BYTES, DownloadError, type FetchResult, fetchOnce } from "./downloader.ts";
 import { type CompiledSpider, compileSpider, type ExtractReport } from "./extract.ts";
 import { Frontier } from "./frontier.ts";
 import { decodeBody, isHtmlType, looksLikeHtml, ParseError, parseHtml } from "./html.ts";
 import type { Item, ItemSink } from "./item.ts";
 import { loadSpiderModule, type ModuleOutputs, runModuleSpider, type SpiderModule } from "./module-spider.ts";
+import { ProxyDispatcher, type ProxyPlan, proxyPlanFromSettings } from "./proxy.ts";
 import { type CrawlRequest, newRequest } from "./request.ts";
 import { RetryPolicy, redirectDecision } from "./retry-redirect.ts";
-import { RobotsCache } from "./robots.ts";
+import { MAX_CRAWL_DELAY_MS, RobotsCache } from "./robots.ts";
 import { Scheduler } from "./scheduler.ts";
+import { SITEMAP_MAX_DECODED_BYTES } from "./sitemap.ts";
+import { isRobotsTxtUrl, SitemapCrawl } from "./sitemap-crawl.ts";
 import { CrawlStatsCollector, type RequestDropReason, type StatsSnapshot } from "./stats.ts";
 
 export interface CrawlerOptions {
@@ -41,6 +45,12 @@ export interface CrawlerOptions {
   tmpDir?: string;
   /** Replaces the system DNS resolver (tests: names that resolve to loopback); the address guard still applies. */
   resolve?: ResolveAll;
+  /**
+   * Proxies to use when `settings.proxy` is absent: the local CLI passes
+   * HTTP_PROXY/HTTPS_PROXY/NO_PROXY here (`proxyPlanFromEnv`); the engine never
+   * reads the environment itself.
+   */
+  proxyFallback?: ProxyPlan;
 }
 
 export interface CrawlResult {
@@ -59,6 +69,7 @@ export class Crawler {
   readonly #signal: AbortSignal | undefined;
   readonly #moduleBaseDir: string | undefined;
   readonly #resolve: ResolveAll | undefined;
+  readonly #proxyFallback: ProxyPlan | undefined;
   readonly #s: CrawlSettings;
   readonly #frontier: Frontier;
   readonly #scheduler: Scheduler;
@@ -68,7 +79,14 @@ export class Crawler {
   #compiled!: CompiledSpider;
   #module: SpiderModule | undefined;
   #agent!: Agent;
+  /** What every request goes through: the guarded agent, or the proxies in front of it. */
+  #http!: Dispatcher;
   #robots: RobotsCache | undefined;
+  /** Reads robots.txt Sitemap lines when robotsTxtObey is off (else #robots does). */
+  #sitemapRobots: RobotsCache | undefined;
+  #sitemaps: SitemapCrawl | undefined;
+  /** The crawl's cookie jar (settings.cookiesEnabled). */
+  readonly #cookies: CookieSession | undefined;
   #itemsEmitted = 0;
   #stopReason: string | undefined;
   #sinkError: Error | undefined;
@@ -82,7 +100,9 @@ export class Crawler {
     this.#signal = opts.signal;
     this.#moduleBaseDir = opts.moduleBaseDir;
     this.#resolve = opts.resolve;
+    this.#proxyFallback = opts.proxyFallback;
     this.#s = resolveSettings(opts.spider);
+    this.#cookies = this.#s.cookies ? new CookieSession() : undefined;
     this.#frontier = new Frontier({
       ...(opts.frontierMemoryLimit ? { memoryLimit: opts.frontierMemoryLimit } : {}),
       ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
@@ -103,6 +123,7 @@ export class Crawler {
       pageLimit: s.close.pageCount,
       pagesDone: () => this.stats.pages,
       onPageLimit: () => this.stop("closespider_pagecount"),
+      ...(s.obeyRobots ? { originDelayMs: (origin: string) => this.#crawlDelayMs(origin) } : {}),
     });
     this.#retry = new RetryPolicy(s.retryTimes, s.retryHttpCodes);
     this.stats.gauges = {
@@ -150,7 +171,10 @@ export class Crawler {
       { startUrls: this.#spec.startUrls.length, shard: this.#shard },
       `Crawl of spider ${this.#spec.name} started`,
     );
-    if (!this.#stopReason) for (const url of this.#spec.startUrls) this.#enqueue(newRequest(url, 0));
+    if (!this.#stopReason) {
+      for (const url of this.#spec.startUrls) this.#enqueue(newRequest(url, 0));
+      this.#sitemaps?.start();
+    }
     await this.#scheduler.run();
 
     clearTimeout(timeout);
@@ -172,9 +196,15 @@ export class Crawler {
       keepAliveTimeout: 10_000,
       ...(this.#resolve ? { resolve: this.#resolve } : {}),
     });
-    if (!s.obeyRobots) return;
-    this.#robots = new RobotsCache({
-      dispatcher: this.#agent,
+    this.#http = this.#proxies() ?? this.#agent;
+    if (s.obeyRobots) this.#robots = this.#robotsCache();
+    if (this.#spec.sitemapUrls?.length) this.#sitemaps = this.#sitemapCrawl();
+  }
+
+  #robotsCache(): RobotsCache {
+    const s = this.#s;
+    return new RobotsCache({
+      dispatcher: this.#http,
       headers: s.headers,
       userAgentToken: s.userAgent.split(/[\s/]/)[0] || "feedcrawl",
       timeoutMs: s.timeoutMs,
@@ -183,7 +213,56 @@ export class Crawler {
         this.stats.request();
         if (status !== undefined) this.stats.response(status, bytes);
       },
+      onCrawlDelayCapped: (origin, requestedMs) =>
+        this.#warnOnce(
+          `crawlDelay:${origin}`,
+          { origin, crawlDelaySeconds: requestedMs / 1000, appliedSeconds: MAX_CRAWL_DELAY_MS / 1000 },
+          `robots.txt of ${origin} asks for Crawl-delay ${requestedMs / 1000} s; capped at ${MAX_CRAWL_DELAY_MS / 1000} s`,
+        ),
     });
+  }
+
+  #sitemapCrawl(): SitemapCrawl {
+    if (!this.#robots && this.#spec.sitemapUrls?.some(isRobotsTxtUrl)) this.#sitemapRobots = this.#robotsCache();
+    return new SitemapCrawl(this.#spec, {
+      log: this.#log,
+      stats: this.stats,
+      enqueue: (req) => this.#enqueue(req),
+      drop: (reason, url) => this.#drop(reason, url),
+      countError: (kind) => this.#countError(kind),
+      robots: () => (this.#robots ?? this.#sitemapRobots) as RobotsCache,
+      hold: (work) => this.#scheduler.hold(work),
+    });
+  }
+
+  /** The proxy dispatcher of settings.proxy (else of the caller's fallback plan), in front of the guarded agent. */
+  #proxies(): ProxyDispatcher | undefined {
+    const setting = this.#spec.settings?.proxy;
+    const plan = setting ? proxyPlanFromSettings(setting) : this.#proxyFallback;
+    if (!plan || (plan.http.length === 0 && plan.https.length === 0)) return undefined;
+    const redact = (u: string) => u.replace(/\/\/[^@/]*@/, "//***@");
+    this.#log.info(
+      { http: plan.http.map(redact), https: plan.https.map(redact), rotation: plan.rotation, noProxy: plan.noProxy },
+      `Crawling through ${new Set([...plan.http, ...plan.https]).size} proxy server(s) (${plan.rotation})`,
+    );
+    return new ProxyDispatcher({
+      plan,
+      direct: this.#agent,
+      allowPrivateNetworks: this.#s.allowPrivateNetworks,
+      connectTimeoutMs: Math.min(this.#s.timeoutMs, 30_000),
+      ...(this.#resolve ? { resolve: this.#resolve } : {}),
+    });
+  }
+
+  /** The robots.txt Crawl-delay of `origin` (the scheduler's floor for its slot), logged once per origin. */
+  async #crawlDelayMs(origin: string): Promise<number> {
+    const ms = (await this.#robots?.crawlDelayMs(origin)) ?? 0;
+    if (ms > 0 && ms > this.#s.delayMs)
+      this.#log.info(
+        { origin, crawlDelayMs: ms },
+        `robots.txt of ${origin} sets Crawl-delay ${ms / 1000} s: requests to its host are spaced by at least that`,
+      );
+    return ms;
   }
 
   async #finish(reason: string): Promise<CrawlResult> {
@@ -194,6 +273,7 @@ export class Crawler {
       this.#sinkError ??= err as Error;
       this.#log.error({ err }, `Closing the item sink of spider ${this.#spec.name} failed`);
     }
+    if (this.#http !== this.#agent) await this.#http.close().catch(() => {});
     await this.#agent.close().catch(() => {});
     this.stats.finish(reason);
     const stats = this.stats.snapshot();
@@ -263,23 +343,28 @@ export class Crawler {
       if (!allowed) return this.#drop("robotsTxt", req.url);
     }
     this.stats.request();
+    const jar = req.cookies === false ? undefined : this.#cookies;
+    const headers = { ...this.#s.headers, ...req.headers };
     let res: FetchResult;
     try {
       res = await fetchOnce(req.url, {
-        dispatcher: this.#agent,
+        dispatcher: this.#http,
         method: req.method,
-        headers: { ...this.#s.headers, ...req.headers },
+        headers: jar ? jar.withCookies(req.url, headers) : headers,
         ...(req.body !== undefined ? { body: req.body } : {}),
         timeoutMs: this.#s.timeoutMs,
-        ...(this.#s.maxResponseBytes !== undefined ? { maxBytes: this.#s.maxResponseBytes } : {}),
+        ...this.#bodyLimit(req),
         wantBody: (ct, status) =>
-          status >= 200 && status < 300 && (this.#module !== undefined || ct === "" || isHtmlType(ct)),
+          status >= 200 &&
+          status < 300 &&
+          (req.kind === "sitemap" || this.#module !== undefined || ct === "" || isHtmlType(ct)),
       });
     } catch (err) {
       return this.#downloadFailed(req, err);
     }
     this.stats.response(res.status, res.wireBytes);
     observe(res.latencyMs, res.status);
+    jar?.store(req.url, res.headers["set-cookie"]);
     if (res.location !== undefined) return this.#redirect(req, res);
     if (this.#retry.retriesStatus(res.status)) {
       if (this.#scheduleRetry(req, `HTTP ${res.status}`, res)) return;
@@ -293,10 +378,22 @@ export class Crawler {
     const { pageCount } = this.#s.close;
     if (pageCount > 0 && this.stats.pages >= pageCount) this.stop("closespider_pagecount");
     if (res.status < 200 || res.status >= 300) {
-      this.#log.debug({ url: req.url, status: res.status }, `Response from ${req.url} ignored: HTTP ${res.status}`);
+      if (req.kind === "sitemap")
+        this.#log.warn({ url: req.url, status: res.status }, `Sitemap ${req.url} answered HTTP ${res.status}`);
+      else
+        this.#log.debug({ url: req.url, status: res.status }, `Response from ${req.url} ignored: HTTP ${res.status}`);
       return;
     }
+    if (req.kind === "sitemap") return this.#sitemaps?.read(req, res.body);
     await this.#handlePage(req, res);
+  }
+
+  /** maxResponseBytes; a sitemap may always reach the sitemap protocol's 50 MB. */
+  #bodyLimit(req: CrawlRequest): { maxBytes?: number } {
+    const max = this.#s.maxResponseBytes;
+    if (req.kind === "sitemap")
+      return { maxBytes: Math.max(max ?? DEFAULT_MAX_RESPONSE_BYTES, SITEMAP_MAX_DECODED_BYTES) };
+    return max !== undefined ? { maxBytes: max } : {};
   }
 
   /** A 2xx response: the declarative rules on HTML, then spider.module. */
@@ -318,8 +415,9 @@ export class Crawler {
         return this.#countError("parse");
       }
       const page = { url: req.url, status: res.status, depth: req.depth };
-      for (const link of this.#compiled.links($, page)) this.#enqueue(newRequest(link, req.depth + 1));
-      for (const item of this.#compiled.items($, page, this.#report)) await this.#emit(item);
+      for (const link of this.#compiled.links($, page))
+        this.#enqueue(newRequest(link.url, req.depth + 1, link.cookies === false ? { cookies: false } : {}));
+      for (const item of this.#compiled.items($, page, this.#report, req.extractRules)) await this.#emit(item);
     }
     if (this.#module) await this.#runModule(req, res, body, $, text);
   }

@@ -19,11 +19,13 @@ export type DownloadErrorKind =
   | "responseTooLarge"
   | "decoding"
   | "memoryBudget"
+  | "proxy"
   | "invalidUrl"
   | "other";
 
 // memoryBudget is transient: the responses holding the budget finish soon.
-const RETRYABLE = new Set<DownloadErrorKind>(["timeout", "connection", "dns", "memoryBudget"]);
+// proxy: another attempt may go through another proxy of the rotation.
+const RETRYABLE = new Set<DownloadErrorKind>(["timeout", "connection", "dns", "memoryBudget", "proxy"]);
 
 /**
  * The decoded-body limit when the caller gives none (`maxResponseBytes`'
@@ -151,6 +153,9 @@ function classify(err: unknown, url: string, timeoutMs: number): DownloadError {
   if (blocked) return new DownloadError("addressBlocked", url, `Refused to connect: ${blocked.message}`, blocked);
   const code = e?.code ?? "";
   const msg = e?.message ?? String(err);
+  // undici's ProxyAgent: a CONNECT answered with a non-200, a 407, a proxy that could not be reached or verified.
+  if (code === "UND_ERR_PRX_TLS" || code === "UND_ERR_PRX_CONN" || /^Proxy (response|Authentication)/.test(msg))
+    return new DownloadError("proxy", url, `Proxy failed: ${msg}`, err);
   if (e?.name === "TimeoutError" || e?.name === "AbortError" || code.includes("TIMEOUT") || code === "ETIMEDOUT") {
     return new DownloadError("timeout", url, `Download timed out after ${timeoutMs} ms`, err);
   }

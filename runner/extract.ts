@@ -42,6 +42,13 @@ interface CompiledFollow {
   allow: RegExp[];
   deny: RegExp[];
   restrict: "none" | "sameHost" | "sameDomain";
+  cookies: boolean;
+}
+
+/** A link to follow; `cookies: false` when the rule that found it opts out of cookies. */
+export interface Link {
+  url: string;
+  cookies?: false;
 }
 
 interface CompiledField {
@@ -57,10 +64,10 @@ interface CompiledExtract {
 }
 
 export interface CompiledSpider {
-  /** Absolute http(s) URLs to follow from this page, in document order, de-duplicated. */
-  links($: CheerioAPI, page: PageContext): string[];
-  /** The items on this page. */
-  items($: CheerioAPI, page: PageContext, report: ExtractReport): Item[];
+  /** Absolute http(s) URLs to follow from this page, in document order, de-duplicated (the first rule wins). */
+  links($: CheerioAPI, page: PageContext): Link[];
+  /** The items on this page (of the rules named in `only`, when given). */
+  items($: CheerioAPI, page: PageContext, report: ExtractReport, only?: readonly string[]): Item[];
 }
 
 function baseUrlOf($: CheerioAPI, pageUrl: string): string {
@@ -119,11 +126,11 @@ function convert(raw: string, type: FieldRule["type"]): Conversion {
   }
 }
 
-function extractLinks(follow: CompiledFollow[], $: CheerioAPI, page: PageContext): string[] {
+function extractLinks(follow: CompiledFollow[], $: CheerioAPI, page: PageContext): Link[] {
   if (follow.length === 0) return [];
   const base = baseUrlOf($, page.url);
   const pageHost = new URL(page.url).hostname;
-  const out = new Set<string>();
+  const out = new Map<string, Link>();
   for (const rule of follow) {
     let hrefs: string[] = [];
     try {
@@ -152,10 +159,10 @@ function extractLinks(follow: CompiledFollow[], $: CheerioAPI, page: PageContext
         if (rule.restrict === "sameHost" && host !== pageHost) continue;
         if (rule.restrict === "sameDomain" && registrableDomain(host) !== registrableDomain(pageHost)) continue;
       }
-      out.add(url);
+      out.set(url, rule.cookies ? { url } : { url, cookies: false });
     }
   }
-  return [...out];
+  return [...out.values()];
 }
 
 function fieldValue(
@@ -229,11 +236,18 @@ function fieldValue(
   return { value: values[0] };
 }
 
-function extractItems(extract: CompiledExtract[], $: CheerioAPI, page: PageContext, report: ExtractReport): Item[] {
+function extractItems(
+  extract: CompiledExtract[],
+  $: CheerioAPI,
+  page: PageContext,
+  report: ExtractReport,
+  only?: readonly string[],
+): Item[] {
   const out: Item[] = [];
   if (extract.length === 0) return out;
   const base = baseUrlOf($, page.url);
   for (const ex of extract) {
+    if (only && !only.includes(ex.rule.name)) continue;
     if (ex.urlPattern && !ex.urlPattern.test(page.url)) continue;
     let scopes: (ReturnType<CheerioAPI> | null)[];
     if (ex.rule.itemSelector) {
@@ -286,6 +300,7 @@ export function compileSpider(spec: SpiderSpec): CompiledSpider {
     allow: compileRegexes(f.allow),
     deny: compileRegexes(f.deny),
     restrict: f.restrict ?? "none",
+    cookies: f.cookies !== false,
   }));
   const extract: CompiledExtract[] = (spec.extract ?? []).map((rule) => ({
     rule,
@@ -299,6 +314,6 @@ export function compileSpider(spec: SpiderSpec): CompiledSpider {
 
   return {
     links: ($, page) => extractLinks(follow, $, page),
-    items: ($, page, report) => extractItems(extract, $, page, report),
+    items: ($, page, report, only) => extractItems(extract, $, page, report, only),
   };
 }

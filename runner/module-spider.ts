@@ -20,6 +20,8 @@ export interface FollowRequest {
   meta?: Record<string, unknown>;
   /** Skip the duplicate filter. */
   dontFilter?: boolean;
+  /** false: neither send nor store cookies for this request. */
+  cookies?: boolean;
 }
 
 export interface SpiderResponse {
@@ -126,6 +128,7 @@ export async function runModuleSpider(
           ...(o.headers ? { headers: o.headers } : {}),
           ...(o.meta ? { meta: o.meta } : {}),
           ...(o.dontFilter ? { dontFilter: true } : {}),
+          ...(o.cookies === false ? { cookies: false } : {}),
         }),
       );
     } else {

@@ -17,6 +17,23 @@ export interface CrawlRequest {
   meta?: Record<string, unknown>;
   /** Skip the duplicate filter (Scrapy's dont_filter). */
   dontFilter?: boolean;
+  /** false: neither send nor store cookies for this request (a follow rule's `cookies: false`). */
+  cookies?: boolean;
+  /** "sitemap": the response is a sitemap (or index) to read for URLs, not a page. */
+  kind?: "sitemap";
+  /** Only these extract rules apply to the page (a sitemap rule's `extract`); absent: all. */
+  extractRules?: string[];
+}
+
+/** What a redirect hop or a retry carries over from the request it replaces (besides URL, method and body). */
+export function carried(req: CrawlRequest): Partial<CrawlRequest> {
+  return {
+    ...(req.headers ? { headers: req.headers } : {}),
+    ...(req.meta ? { meta: req.meta } : {}),
+    ...(req.cookies === false ? { cookies: false } : {}),
+    ...(req.kind ? { kind: req.kind } : {}),
+    ...(req.extractRules ? { extractRules: req.extractRules } : {}),
+  };
 }
 
 export function newRequest(url: string, depth: number, extra: Partial<CrawlRequest> = {}): CrawlRequest {

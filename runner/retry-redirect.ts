@@ -5,7 +5,7 @@
 import { type BackoffPolicy, backoffDelayMs } from "../lib/backoff.ts";
 import { parseRetryAfter } from "../lib/retry-after.ts";
 import { canonicalUrl } from "./fingerprint.ts";
-import type { CrawlRequest } from "./request.ts";
+import { type CrawlRequest, carried } from "./request.ts";
 
 /** Longest wait before a retry; a longer Retry-After is capped (the crawl would otherwise idle for hours). */
 const MAX_RETRY_WAIT_MS = 120_000;
@@ -62,7 +62,7 @@ export type RedirectDecision =
 
 /**
  * Where a 3xx answer with `location` (resolved, or "" when unusable) leads:
- * the next hop keeps the depth, headers and meta; 301/302/303 turn a POST into
+ * the next hop keeps the depth, headers, meta and cookie opt-out; 301/302/303 turn a POST into
  * a GET (as browsers and Scrapy do), 307/308 keep method and body.
  */
 export function redirectDecision(
@@ -84,8 +84,7 @@ export function redirectDecision(
     redirects: req.redirects + 1,
     redirectChain: chain,
     ...(keepMethod && req.body !== undefined ? { body: req.body } : {}),
-    ...(req.headers ? { headers: req.headers } : {}),
-    ...(req.meta ? { meta: req.meta } : {}),
+    ...carried(req),
   };
   return { kind: "follow", next };
 }

@@ -1,6 +1,8 @@
 // robots.txt per origin (RFC 9309): fetched once, cached up to 24 h, parsed
 // with robots-parser. 4xx: allow everything; 5xx or unreachable: disallow
 // everything; redirects followed up to 5 hops; the first 512 KiB are parsed.
+// Also what the file says besides the rules: the Crawl-delay for our
+// user-agent (capped at MAX_CRAWL_DELAY_MS) and its Sitemap lines.
 import robotsParserModule from "robots-parser";
 import type { Dispatcher } from "undici";
 import { DownloadError, fetchOnce } from "./downloader.ts";
@@ -22,9 +24,17 @@ export interface RobotsOptions {
   onFetch?: (status: number | undefined, bytes: number) => void;
   /** Cached origins (default 10 000; oldest evicted first). */
   maxOrigins?: number;
+  /** A robots.txt asked for a Crawl-delay (ms, as written) above MAX_CRAWL_DELAY_MS. */
+  onCrawlDelayCapped?: (origin: string, requestedMs: number) => void;
 }
 
 const MAX_BYTES = 512 * 1024;
+/**
+ * The longest Crawl-delay honoured: a larger one is cut to this, so a hostile
+ * or mistaken `Crawl-delay: 86400` slows its host to one page a minute rather
+ * than parking it for a day (Nutch and Heritrix cap it at 30 s).
+ */
+export const MAX_CRAWL_DELAY_MS = 60_000;
 const TTL_MS = 24 * 3600 * 1000;
 
 export class RobotsCache {
@@ -40,7 +50,35 @@ export class RobotsCache {
    * addressBlocked when the origin itself is refused by the address guard.
    */
   async isAllowed(url: string): Promise<boolean> {
-    const origin = new URL(url).origin;
+    const verdict = await this.#verdict(new URL(url).origin);
+    if (verdict.kind === "allowAll") return true;
+    if (verdict.kind === "disallowAll") return false;
+    return verdict.robot.isAllowed(url, this.#opts.userAgentToken) !== false;
+  }
+
+  /**
+   * The Crawl-delay that `origin`'s robots.txt sets for our user-agent (its own
+   * group, else `*`), in ms, at most MAX_CRAWL_DELAY_MS; 0 when it sets none or
+   * cannot be read. Never rejects.
+   */
+  async crawlDelayMs(origin: string): Promise<number> {
+    const verdict = await this.#verdict(origin).catch(() => undefined);
+    if (verdict?.kind !== "rules") return 0;
+    const seconds = verdict.robot.getCrawlDelay(this.#opts.userAgentToken);
+    if (seconds === undefined || !Number.isFinite(seconds) || seconds <= 0) return 0;
+    const ms = Math.round(seconds * 1000);
+    if (ms <= MAX_CRAWL_DELAY_MS) return ms;
+    this.#opts.onCrawlDelayCapped?.(origin, ms);
+    return MAX_CRAWL_DELAY_MS;
+  }
+
+  /** The Sitemap lines of `origin`'s robots.txt (absolute URLs, as written); [] when it has none or cannot be read. */
+  async sitemaps(origin: string): Promise<string[]> {
+    const verdict = await this.#verdict(origin);
+    return verdict.kind === "rules" ? verdict.robot.getSitemaps() : [];
+  }
+
+  #verdict(origin: string): Promise<RobotsVerdict> {
     let entry = this.#cache.get(origin);
     if (!entry || Date.now() - entry.at > TTL_MS) {
       entry = { at: Date.now(), verdict: this.#load(origin) };
@@ -49,10 +87,7 @@ export class RobotsCache {
       const max = this.#opts.maxOrigins ?? 10_000;
       if (this.#cache.size > max) this.#cache.delete(this.#cache.keys().next().value as string);
     }
-    const verdict = await entry.verdict;
-    if (verdict.kind === "allowAll") return true;
-    if (verdict.kind === "disallowAll") return false;
-    return verdict.robot.isAllowed(url, this.#opts.userAgentToken) !== false;
+    return entry.verdict;
   }
 
   async #load(origin: string): Promise<RobotsVerdict> {

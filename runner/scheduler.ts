@@ -3,7 +3,8 @@
 // first); the pump moves them into per-host download slots while
 // queued-in-slots + in-flight < concurrentRequests; a slot sends while its
 // active count is below concurrentRequestsPerDomain and its delay (fixed, with
-// jitter, or AutoThrottle's) has passed. It also knows when the crawl is done.
+// jitter, or AutoThrottle's, never below the host's robots.txt Crawl-delay)
+// has passed. It also knows when the crawl is done.
 import type { Frontier } from "./frontier.ts";
 import type { CrawlRequest } from "./request.ts";
 import { nextThrottleDelay } from "./throttle.ts";
@@ -27,6 +28,12 @@ export interface SchedulerOptions {
   pagesDone(): number;
   /** The page limit was reached and nothing is left in flight. */
   onPageLimit(): void;
+  /**
+   * The least delay between requests to `origin` (robots.txt Crawl-delay), in
+   * ms. A slot sends nothing to an origin until this settled, so even the first
+   * requests to a host are spaced. Absent: no such floor.
+   */
+  originDelayMs?: (origin: string) => Promise<number>;
 }
 
 interface Slot {
@@ -36,6 +43,12 @@ interface Slot {
   nextAt: number;
   /** AutoThrottle's current delay for this slot, ms. */
   throttleDelay: number;
+  /** The least delay between two requests of this slot (the highest Crawl-delay of its origins), ms. */
+  minDelay: number;
+  /** Origins whose floor is known (originDelayMs settled). */
+  origins: Set<string>;
+  /** Waiting for an origin's floor: nothing is sent meanwhile. */
+  waiting: boolean;
   timer?: NodeJS.Timeout;
   idleSince: number;
 }
@@ -50,6 +63,8 @@ export class Scheduler {
   readonly #timers = new Set<NodeJS.Timeout>();
   #slotQueued = 0;
   #inFlight = 0;
+  /** Work outside the queues that may still add requests (hold()). */
+  #held = 0;
   #stopped = false;
   #resolveDone: (() => void) | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
@@ -90,6 +105,17 @@ export class Scheduler {
       this.pump();
     }, waitMs);
     this.#timers.add(t);
+  }
+
+  /** Keeps the crawl from finishing until `work` settles (it may push requests meanwhile, e.g. robots.txt Sitemap lines). */
+  hold(work: Promise<unknown>): void {
+    this.#held++;
+    work
+      .catch(() => {})
+      .finally(() => {
+        this.#held--;
+        this.pump();
+      });
   }
 
   /** Starts sending; resolves when nothing is left to do, or after stop() once in-flight requests finished. */
@@ -140,21 +166,51 @@ export class Scheduler {
     let slot = this.#slots.get(key);
     if (!slot) {
       const throttleDelay = Math.max(this.#o.throttle.startDelayMs, this.#o.delayMs);
-      slot = { queue: [], active: 0, nextAt: 0, throttleDelay, idleSince: Date.now() };
+      slot = {
+        queue: [],
+        active: 0,
+        nextAt: 0,
+        throttleDelay,
+        minDelay: 0,
+        origins: new Set(),
+        waiting: false,
+        idleSince: Date.now(),
+      };
       this.#slots.set(key, slot);
     }
     return slot;
   }
 
+  /** downloadDelayMs (randomized) or AutoThrottle's delay, never below the Crawl-delay floor (not randomized). */
   #slotDelay(slot: Slot): number {
     const base = this.#o.throttle.enabled ? slot.throttleDelay : this.#o.delayMs;
-    if (base <= 0) return 0;
-    return this.#o.randomizeDelay ? base * (0.5 + Math.random()) : base;
+    const delay = base <= 0 ? 0 : this.#o.randomizeDelay ? base * (0.5 + Math.random()) : base;
+    return Math.max(delay, slot.minDelay);
+  }
+
+  /** Whether the floor of `req`'s origin is known; if not, asks for it and holds the slot until it is. */
+  #originKnown(slot: Slot, req: CrawlRequest): boolean {
+    const ask = this.#o.originDelayMs;
+    if (!ask) return true;
+    const origin = new URL(req.url).origin;
+    if (slot.origins.has(origin)) return true;
+    slot.waiting = true;
+    ask(origin)
+      .catch(() => 0)
+      .then((ms) => {
+        slot.origins.add(origin);
+        slot.minDelay = Math.max(slot.minDelay, ms);
+        slot.waiting = false;
+        this.#processSlot(slot);
+        this.#checkDone();
+      });
+    return false;
   }
 
   #processSlot(slot: Slot): void {
-    if (slot.timer) return;
+    if (slot.timer || slot.waiting) return;
     while (slot.queue.length > 0 && slot.active < this.#o.perDomain && !this.#stopped) {
+      if (!this.#originKnown(slot, slot.queue[0] as CrawlRequest)) return;
       const now = Date.now();
       if (slot.nextAt > now) {
         slot.timer = setTimeout(() => {
@@ -197,7 +253,7 @@ export class Scheduler {
   #sweepSlots(): void {
     const cutoff = Date.now() - SLOT_IDLE_MS;
     for (const [key, slot] of this.#slots) {
-      if (slot.active === 0 && slot.queue.length === 0 && !slot.timer && slot.idleSince < cutoff)
+      if (slot.active === 0 && slot.queue.length === 0 && !slot.timer && !slot.waiting && slot.idleSince < cutoff)
         this.#slots.delete(key);
     }
   }
@@ -209,7 +265,7 @@ export class Scheduler {
       if (idle) this.#resolveDone();
       return;
     }
-    if (!idle || this.#timers.size > 0) return;
+    if (!idle || this.#timers.size > 0 || this.#held > 0) return;
     if (this.#lane.length === 0 && this.#o.frontier.size === 0) this.#resolveDone();
     else if (this.#o.pageLimit > 0 && this.#o.pagesDone() >= this.#o.pageLimit) this.#o.onPageLimit();
   }

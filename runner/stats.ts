@@ -15,7 +15,10 @@ export type RequestDropReason =
   | "redirectLoop"
   | "redirectMax"
   | "notHttp"
-  | "invalidUrl";
+  | "invalidUrl"
+  | "sitemapRules"
+  | "sitemapFollow"
+  | "sitemapLastmod";
 
 /** Why an item was not written. */
 export type ItemDropReason = "missingRequired" | "empty" | "closeSpider";
@@ -30,6 +33,10 @@ export interface StatsSnapshot {
   redirects: number;
   nonHtml: number;
   robotsTxtFetched: number;
+  /** Sitemaps (and sitemap indexes) read. */
+  sitemaps: number;
+  /** Entries those sitemaps listed (pages and sitemaps, alternates included). */
+  sitemapEntries: number;
   queued: number;
   inFlight: number;
   frontierSpilled: number;
@@ -58,6 +65,8 @@ export class CrawlStatsCollector extends EventEmitter {
   redirects = 0;
   nonHtml = 0;
   robotsTxtFetched = 0;
+  sitemaps = 0;
+  sitemapEntries = 0;
   readonly responsesByStatus = new Map<string, number>();
   readonly requestsDropped = new Map<string, number>();
   readonly itemsDroppedByReason = new Map<string, number>();
@@ -149,6 +158,8 @@ export class CrawlStatsCollector extends EventEmitter {
       redirects: this.redirects,
       nonHtml: this.nonHtml,
       robotsTxtFetched: this.robotsTxtFetched,
+      sitemaps: this.sitemaps,
+      sitemapEntries: this.sitemapEntries,
       queued: this.gauges.queued(),
       inFlight: this.gauges.inFlight(),
       frontierSpilled: this.gauges.spilled(),

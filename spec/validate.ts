@@ -14,7 +14,9 @@ import type { SpiderSpec } from "../crds/schema/spider.ts";
 import { parseCidrs } from "../net/address-guard.ts";
 import { hostAllowed } from "../net/domains.ts";
 import { validateFeeds } from "./feeds.ts";
+import { noProxyEntryProblem, proxyUrlProblem } from "./proxy-url.ts";
 import { normalizeScrapyFeedKeys } from "./scrapy-keys.ts";
+import { modifiedSinceCutoff } from "./sitemaps.ts";
 
 const checkSpec = Compile(CrawlJobSpec);
 
@@ -131,22 +133,62 @@ function urlErrors(spider: Record<string, unknown>, p: string, err: Report): voi
         err(`${p}.allowedDomains[${i}]`, `must be a hostname (no scheme, port or path): ${JSON.stringify(d)}`);
     });
   }
-  if (!Array.isArray(spider.startUrls)) return;
-  for (const [i, u] of spider.startUrls.entries()) {
-    if (!isStr(u)) continue;
-    let url: URL;
-    try {
-      url = new URL(u);
-    } catch {
-      err(`${p}.startUrls[${i}]`, `not a valid URL: ${JSON.stringify(u)}`);
-      continue;
+  for (const field of ["startUrls", "sitemapUrls"] as const) {
+    const list = spider[field];
+    if (!Array.isArray(list)) continue;
+    for (const [i, u] of list.entries()) {
+      if (!isStr(u)) continue;
+      let url: URL;
+      try {
+        url = new URL(u);
+      } catch {
+        err(`${p}.${field}[${i}]`, `not a valid URL: ${JSON.stringify(u)}`);
+        continue;
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        err(`${p}.${field}[${i}]`, `must be an http or https URL, got ${url.protocol.replace(/:$/, "")}`);
+        continue;
+      }
+      if (domains.length && !hostAllowed(url.hostname.replace(/^\[|\]$/g, ""), domains))
+        err(`${p}.${field}[${i}]`, `host ${url.hostname} is not in allowedDomains: the crawl would drop it as offsite`);
     }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      err(`${p}.startUrls[${i}]`, `must be an http or https URL, got ${url.protocol.replace(/:$/, "")}`);
-      continue;
-    }
-    if (domains.length && !hostAllowed(url.hostname.replace(/^\[|\]$/g, ""), domains))
-      err(`${p}.startUrls[${i}]`, `host ${url.hostname} is not in allowedDomains: the crawl would drop it as offsite`);
+  }
+}
+
+const SITEMAP_ONLY = ["sitemapRules", "sitemapFollow", "sitemapAlternateLinks", "sitemapModifiedSince"] as const;
+
+/** The sitemap fields: something to crawl, regexes, extract rule names that exist, the lastmod cutoff. */
+function sitemapErrors(spider: Record<string, unknown>, p: string, err: Report): void {
+  const { re } = fieldCheckers(err);
+  const sitemaps = Array.isArray(spider.sitemapUrls) ? spider.sitemapUrls.length : 0;
+  if (Array.isArray(spider.startUrls) && spider.startUrls.length === 0 && sitemaps === 0)
+    err(`${p}.startUrls`, "startUrls is empty and there are no sitemapUrls: nothing to crawl");
+  if (sitemaps === 0)
+    for (const k of SITEMAP_ONLY)
+      if (spider[k] !== undefined) err(`${p}.${k}`, `${k} has no effect without sitemapUrls`);
+  const names = new Set(
+    (Array.isArray(spider.extract) ? spider.extract : []).map((x) => (isObj(x) ? x.name : undefined)).filter(isStr),
+  );
+  if (Array.isArray(spider.sitemapRules))
+    spider.sitemapRules.forEach((r, i) => {
+      if (!isObj(r)) return;
+      re(`${p}.sitemapRules[${i}].pattern`, r.pattern);
+      if (Array.isArray(r.extract))
+        r.extract.forEach((n, j) => {
+          if (isStr(n) && !names.has(n))
+            err(
+              `${p}.sitemapRules[${i}].extract[${j}]`,
+              `no extract rule named '${n}' (extract rules: ${[...names].join(", ") || "none"})`,
+            );
+        });
+    });
+  if (Array.isArray(spider.sitemapFollow))
+    spider.sitemapFollow.forEach((r, i) => {
+      re(`${p}.sitemapFollow[${i}]`, r);
+    });
+  if (isStr(spider.sitemapModifiedSince)) {
+    const cutoff = modifiedSinceCutoff(spider.sitemapModifiedSince, Date.now());
+    if (typeof cutoff === "string") err(`${p}.sitemapModifiedSince`, cutoff);
   }
 }
 
@@ -248,6 +290,21 @@ function settingsErrors(s: Record<string, unknown>, sp: string, err: Report): vo
     }
 }
 
+/** spider.settings.proxy: http(s) proxy URLs, NO_PROXY-style exceptions. */
+function proxyErrors(proxy: unknown, pp: string, err: Report): void {
+  if (!isObj(proxy)) return;
+  if (Array.isArray(proxy.urls))
+    proxy.urls.forEach((u, i) => {
+      const problem = isStr(u) ? proxyUrlProblem(u) : undefined;
+      if (problem) err(`${pp}.urls[${i}]`, problem);
+    });
+  if (Array.isArray(proxy.noProxy))
+    proxy.noProxy.forEach((e, i) => {
+      const problem = isStr(e) ? noProxyEntryProblem(e) : undefined;
+      if (problem) err(`${pp}.noProxy[${i}]`, problem);
+    });
+}
+
 /** Semantic checks of spec.spider; tolerant of shapes the schema already rejected. */
 function spiderErrors(spider: unknown): FieldError[] {
   const errors: FieldError[] = [];
@@ -258,7 +315,11 @@ function spiderErrors(spider: unknown): FieldError[] {
   };
   urlErrors(spider, p, err);
   ruleErrors(spider, p, err);
-  if (isObj(spider.settings)) settingsErrors(spider.settings, `${p}.settings`, err);
+  sitemapErrors(spider, p, err);
+  if (isObj(spider.settings)) {
+    settingsErrors(spider.settings, `${p}.settings`, err);
+    proxyErrors(spider.settings.proxy, `${p}.settings.proxy`, err);
+  }
   if (
     !spider.module &&
     (!Array.isArray(spider.extract) || spider.extract.length === 0) &&

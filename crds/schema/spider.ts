@@ -1,7 +1,7 @@
 // spec.spider: what to crawl and what to extract. Setting names follow Scrapy's
 // (CONCURRENT_REQUESTS -> concurrentRequests, …), with Scrapy's defaults.
 import Type from "typebox";
-import { StringEnum } from "./common.ts";
+import { cel, StringEnum } from "./common.ts";
 
 const Url = Type.String({ minLength: 1, maxLength: 2048 });
 const Pattern = Type.String({ minLength: 1, maxLength: 1024, description: "A JavaScript regular expression." });
@@ -13,6 +13,13 @@ export const FollowRule = Type.Object(
     allow: Type.Optional(Type.Array(Pattern, { maxItems: 64 })),
     deny: Type.Optional(Type.Array(Pattern, { maxItems: 64 })),
     restrict: Type.Optional(StringEnum(["none", "sameHost", "sameDomain"] as const, { default: "none" })),
+    cookies: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description:
+          "false: requests for these links neither send nor store cookies (Scrapy's dont_merge_cookies). The first rule that finds a link decides.",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -51,6 +58,50 @@ export const ExtractRule = Type.Object(
 );
 export type ExtractRule = Type.Static<typeof ExtractRule>;
 
+export const ProxySettings = Type.Object(
+  {
+    urls: Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), {
+      minItems: 1,
+      maxItems: 100,
+      description:
+        "HTTP(S) forward proxies (http://host:port or https://host:port; user:password@ in the URL is sent as Proxy-Authorization). Several are rotated.",
+    }),
+    rotation: Type.Optional(
+      StringEnum(["perRequest", "perHost"] as const, {
+        default: "perRequest",
+        description: "perRequest: round robin over urls; perHost: each target host always uses the same proxy.",
+      }),
+    ),
+    noProxy: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 260 }), {
+        maxItems: 256,
+        description:
+          "Hosts sent directly (NO_PROXY syntax): a name (and its subdomains), an IP or CIDR, optional :port, or *.",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ProxySettings = Type.Static<typeof ProxySettings>;
+
+export const SitemapRule = Type.Object(
+  {
+    pattern: Type.String({
+      maxLength: 1024,
+      description: 'A JavaScript regular expression searched in the page URL ("" matches every URL, as in Scrapy).',
+    }),
+    extract: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 63 }), {
+        maxItems: 64,
+        description:
+          "The extract rules (by name) that apply to the pages this rule admits; absent: every extract rule.",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type SitemapRule = Type.Static<typeof SitemapRule>;
+
 export const SpiderSettings = Type.Object(
   {
     concurrentRequests: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024, default: 16 })),
@@ -69,6 +120,13 @@ export const SpiderSettings = Type.Object(
       ),
     ),
     robotsTxtObey: Type.Optional(Type.Boolean({ default: true })),
+    cookiesEnabled: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description:
+          "Scrapy's COOKIES_ENABLED: one cookie jar per crawl (RFC 6265: host-only and Domain cookies, Path, Secure, expiry, public suffixes refused).",
+      }),
+    ),
     depthLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000, default: 0 })),
     retryTimes: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, default: 2 })),
     retryHttpCodes: Type.Optional(Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), { maxItems: 64 })),
@@ -92,6 +150,7 @@ export const SpiderSettings = Type.Object(
         description: "true allows every private/loopback/link-local address; a list allows only those CIDRs.",
       }),
     ),
+    proxy: Type.Optional(ProxySettings),
     closeSpider: Type.Optional(
       Type.Object(
         {
@@ -111,15 +170,56 @@ export type SpiderSettings = Type.Static<typeof SpiderSettings>;
 export const SpiderSpec = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 63, pattern: "^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$" }),
-    startUrls: Type.Array(Url, { minItems: 1, maxItems: 10_000 }),
+    startUrls: Type.Array(Url, {
+      maxItems: 10_000,
+      description: "Where the crawl starts; may be empty when sitemapUrls give the pages.",
+    }),
     allowedDomains: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 1000 })),
     follow: Type.Optional(Type.Array(FollowRule, { maxItems: 64 })),
     extract: Type.Optional(Type.Array(ExtractRule, { maxItems: 64 })),
     module: Type.Optional(
       Type.String({ minLength: 1, maxLength: 1024, description: "A JS/TS module exporting parse(response, ctx)." }),
     ),
+    sitemapUrls: Type.Optional(
+      Type.Array(Url, {
+        maxItems: 1000,
+        description:
+          "Sitemaps (XML, .xml.gz, sitemap indexes) or robots.txt URLs whose Sitemap: lines are read (Scrapy's SitemapSpider.sitemap_urls).",
+      }),
+    ),
+    sitemapRules: Type.Optional(
+      Type.Array(SitemapRule, {
+        maxItems: 64,
+        description:
+          "Which sitemap URLs to crawl: the first rule whose pattern matches decides (and names its extract rules); URLs no rule matches are skipped. Absent: every URL, every extract rule.",
+      }),
+    ),
+    sitemapFollow: Type.Optional(
+      Type.Array(Pattern, {
+        maxItems: 64,
+        description: "Sitemaps of a sitemap index to read (regexes on their URL); absent: all.",
+      }),
+    ),
+    sitemapAlternateLinks: Type.Optional(
+      Type.Boolean({ default: false, description: "Also crawl a URL's <xhtml:link rel=alternate> (other languages)." }),
+    ),
+    sitemapModifiedSince: Type.Optional(
+      Type.String({
+        minLength: 2,
+        maxLength: 64,
+        description:
+          "Skip sitemap entries whose lastmod is older: an RFC 3339 date or date-time, or an ISO 8601 duration back from the crawl's start (P7D, PT12H). Entries without lastmod are kept.",
+      }),
+    ),
     settings: Type.Optional(SpiderSettings),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    ...cel({
+      rule: "size(self.startUrls) > 0 || (has(self.sitemapUrls) && size(self.sitemapUrls) > 0)",
+      message: "startUrls is empty and there are no sitemapUrls: nothing to crawl",
+      fieldPath: ".startUrls",
+    }),
+  },
 );
 export type SpiderSpec = Type.Static<typeof SpiderSpec>;

@@ -11,9 +11,11 @@ import { type Logger, pino } from "pino";
 import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
 import type { Feeds } from "../../crds/schema/feeds.ts";
 import { parseOrUsage } from "../../lib/cli-args.ts";
+import { proxyUrlProblem } from "../../spec/proxy-url.ts";
 import { type LoadedManifest, validateCrawlJobSpec } from "../../spec/validate.ts";
 import { Crawler, type CrawlResult } from "../crawler.ts";
 import type { FeedExporter } from "../feeds/exporter.ts";
+import { type ProxyPlan, proxyPlanFromEnv } from "../proxy.ts";
 import type { StatsSnapshot } from "../stats.ts";
 import { loadManifestArg } from "./manifest-arg.ts";
 
@@ -31,6 +33,9 @@ options:
   -h, --help                this text
 
 stdout carries only the items of stdout: feeds; logs and the final stats go to stderr.
+
+environment: HTTP_PROXY / HTTPS_PROXY (proxy for http:// / https:// URLs) and NO_PROXY
+             apply unless the manifest sets spider.settings.proxy
 
 exit codes: 0 crawl finished (or a closeSpider limit hit), 1 the feeds failed,
             2 invalid manifest, 130 stopped by Ctrl-C (SIGINT), 143 by SIGTERM
@@ -74,6 +79,7 @@ function summary(stats: StatsSnapshot): string {
     `items dropped     ${s.itemsDropped} ${JSON.stringify(stats.itemsDroppedByReason)}`,
     `field problems    ${JSON.stringify(stats.fieldErrors)}`,
     `requests dropped  ${JSON.stringify(stats.requestsDropped)}`,
+    ...(stats.sitemaps > 0 ? [`sitemaps          ${stats.sitemaps} read, ${stats.sitemapEntries} entries`] : []),
     `errors            ${s.errors} ${JSON.stringify(stats.errorsByKind)}`,
     `bytes             ${s.bytes}`,
     `depth             ${depthLine(stats.depth)}`,
@@ -250,11 +256,32 @@ function printSummary(tty: boolean, result: CrawlResult, exporter: FeedExporter)
   for (const f of failed) out.write(`FAILED  ${f.uri}  ${f.items} items  kept in ${f.keptAt ?? "(nothing kept)"}\n`);
 }
 
+/** HTTP_PROXY/HTTPS_PROXY/NO_PROXY, checked; exit code 2 when a proxy variable is not a proxy URL. */
+function envProxies(): ProxyPlan | number | undefined {
+  const plan = proxyPlanFromEnv(process.env);
+  for (const [scheme, urls] of [
+    ["HTTP_PROXY", plan?.http ?? []],
+    ["HTTPS_PROXY", plan?.https ?? []],
+  ] as const)
+    for (const u of urls) {
+      const problem = proxyUrlProblem(u);
+      if (problem) {
+        process.stderr.write(
+          `feedcrawl crawl: ${scheme} (or ${scheme.toLowerCase()}) ${JSON.stringify(u)}: ${problem}\n`,
+        );
+        return 2;
+      }
+    }
+  return plan;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const args = await parseCrawlArgs(argv);
   if (typeof args === "number") return args;
   const invalid = checkSpec(args);
   if (invalid !== undefined) return invalid;
+  const proxyFallback = args.manifest.spec.spider.settings?.proxy ? undefined : envProxies();
+  if (typeof proxyFallback === "number") return proxyFallback;
   const { spec, name } = args.manifest;
 
   const terminal = new Terminal(args.progress);
@@ -276,6 +303,7 @@ export async function main(argv: string[]): Promise<number> {
     logger,
     signal: stop.signal,
     moduleBaseDir: dirname(resolve(args.file)),
+    ...(proxyFallback ? { proxyFallback } : {}),
   });
   const signals = handleSignals(stop, terminal);
   terminal.startProgress(crawler);

@@ -74,10 +74,11 @@ export interface TestSite {
 /**
  * A real HTTP server on 127.0.0.1 whose pages come from `page(host, path, res)`;
  * it returns the HTML to serve (200), or undefined for a 404. `res` lets a page
- * watch its own response (e.g. to act when it was sent).
+ * watch its own response (e.g. to act when it was sent) or set headers; `req`
+ * shows what the crawler sent.
  */
 export async function startSite(
-  page: (host: string, path: string, res: http.ServerResponse) => string | undefined,
+  page: (host: string, path: string, res: http.ServerResponse, req: http.IncomingMessage) => string | undefined,
 ): Promise<TestSite> {
   const hits = new Map<string, number>();
   const sockets = new Set<Socket>();
@@ -85,8 +86,9 @@ export async function startSite(
     const host = (req.headers.host ?? "").replace(/:\d+$/, "");
     const path = new URL(req.url ?? "/", "http://x").pathname;
     hits.set(`${host} ${path}`, (hits.get(`${host} ${path}`) ?? 0) + 1);
-    const html = page(host, path, res);
-    res.writeHead(html === undefined ? 404 : 200, { "content-type": "text/html; charset=utf-8" });
+    const html = page(host, path, res, req);
+    if (res.headersSent || res.writableEnded) return;
+    res.writeHead(html === undefined ? 404 : res.statusCode, { "content-type": "text/html; charset=utf-8" });
     res.end(html ?? "<h1>Not found</h1>");
   });
   server.on("connection", (s) => {

@@ -221,3 +221,99 @@ describe("what the API server would refuse, refused locally", () => {
     assert.equal(byPath.get("spec.ingest.webhook.url"), "must be an absolute http(s) URL");
   });
 });
+
+describe("crawler features (issue 16): cookies, Crawl-delay, proxies, sitemaps", () => {
+  const spider = (extra: Record<string, unknown>, settings: Record<string, unknown> = {}) => ({
+    spider: {
+      name: "s",
+      startUrls: ["https://example.com/"],
+      extract: [{ name: "product", fields: { t: { selector: "h1" } } }],
+      ...extra,
+      settings,
+    },
+  });
+  const paths = (spec: unknown) => new Map(validateCrawlJobSpec(spec).map((e) => [e.path, e.message]));
+
+  test("cookies: cookiesEnabled and a follow rule's cookies are booleans", () => {
+    assert.deepEqual(validateCrawlJobSpec(spider({ follow: [{ cookies: false }] }, { cookiesEnabled: false })), []);
+    const byPath = paths(spider({ follow: [{ cookies: "no" }] }, { cookiesEnabled: "yes" }));
+    assert.match(byPath.get("spec.spider.settings.cookiesEnabled") ?? "", /boolean/);
+    assert.match(byPath.get("spec.spider.follow[0].cookies") ?? "", /boolean/);
+  });
+
+  test("proxy: http(s) proxy URLs without path, NO_PROXY-style exceptions, a known rotation", () => {
+    const ok = {
+      urls: ["http://user:pa%40ss@proxy.internal:3128", "https://10.0.0.5:8443/"],
+      noProxy: [".corp.example", "10.0.0.0/8", "svc:8080", "*"],
+    };
+    assert.deepEqual(validateCrawlJobSpec(spider({}, { proxy: ok })), []);
+    const byPath = paths(
+      spider(
+        {},
+        {
+          proxy: {
+            urls: ["socks5://p:1080", "http://p:3128/path", "not a url"],
+            noProxy: ["http://x.example", "a b"],
+            rotation: "random",
+          },
+        },
+      ),
+    );
+    assert.match(
+      byPath.get("spec.spider.settings.proxy.urls[0]") ?? "",
+      /http:\/\/ or https:\/\/ proxy URL, got socks5/,
+    );
+    assert.match(byPath.get("spec.spider.settings.proxy.urls[1]") ?? "", /no path/);
+    assert.match(byPath.get("spec.spider.settings.proxy.urls[2]") ?? "", /not a valid URL/);
+    assert.match(byPath.get("spec.spider.settings.proxy.noProxy[0]") ?? "", /without a scheme/);
+    assert.match(byPath.get("spec.spider.settings.proxy.noProxy[1]") ?? "", /one entry/);
+    assert.match(byPath.get("spec.spider.settings.proxy.rotation") ?? "", /perRequest, perHost/);
+    assert.match(paths(spider({}, { proxy: { urls: [] } })).get("spec.spider.settings.proxy.urls") ?? "", /1/);
+  });
+});
+
+describe("sitemaps (issue 16, feature 3)", () => {
+  const base = {
+    name: "s",
+    extract: [{ name: "product", fields: { t: { selector: "h1" } } }],
+  };
+  const paths = (spider: Record<string, unknown>) =>
+    new Map(validateCrawlJobSpec({ spider: { ...base, ...spider } }).map((e) => [e.path, e.message]));
+
+  test("a sitemap-only spider is valid; every sitemap field is checked", () => {
+    const ok = {
+      startUrls: [],
+      allowedDomains: ["shop.example"],
+      sitemapUrls: ["https://shop.example/robots.txt", "https://shop.example/sitemap.xml.gz"],
+      sitemapRules: [{ pattern: "/p/", extract: ["product"] }, { pattern: "" }],
+      sitemapFollow: ["products"],
+      sitemapAlternateLinks: true,
+      sitemapModifiedSince: "P7D",
+    };
+    assert.deepEqual([...paths(ok)], []);
+    for (const since of ["2025-01-31", "2025-01-31T10:00:00Z", "PT12H", "P1W"])
+      assert.deepEqual([...paths({ ...ok, sitemapModifiedSince: since })], [], since);
+
+    const byPath = paths({
+      ...ok,
+      sitemapUrls: ["ftp://shop.example/s.xml", "https://elsewhere.example/s.xml"],
+      sitemapRules: [{ pattern: "(", extract: ["product", "nope"] }],
+      sitemapFollow: ["[z-a]"],
+      sitemapModifiedSince: "last week",
+    });
+    assert.match(byPath.get("spec.spider.sitemapUrls[0]") ?? "", /http or https URL, got ftp/);
+    assert.match(byPath.get("spec.spider.sitemapUrls[1]") ?? "", /not in allowedDomains/);
+    assert.match(byPath.get("spec.spider.sitemapRules[0].pattern") ?? "", /invalid regular expression/);
+    assert.match(byPath.get("spec.spider.sitemapRules[0].extract[1]") ?? "", /no extract rule named 'nope'/);
+    assert.equal(byPath.has("spec.spider.sitemapRules[0].extract[0]"), false);
+    assert.match(byPath.get("spec.spider.sitemapFollow[0]") ?? "", /invalid regular expression/);
+    assert.match(byPath.get("spec.spider.sitemapModifiedSince") ?? "", /"last week" is neither an RFC 3339 date/);
+  });
+
+  test("nothing to crawl, and sitemap settings without sitemapUrls, are errors", () => {
+    const byPath = paths({ startUrls: [], sitemapFollow: ["x"], sitemapAlternateLinks: false });
+    assert.match(byPath.get("spec.spider.startUrls") ?? "", /nothing to crawl/);
+    assert.match(byPath.get("spec.spider.sitemapFollow") ?? "", /no effect without sitemapUrls/);
+    assert.match(byPath.get("spec.spider.sitemapAlternateLinks") ?? "", /no effect without sitemapUrls/);
+  });
+});
