@@ -20,6 +20,12 @@ export interface BackendConfig {
   fileFeedsRoot?: string;
   s3: { endpoint?: string; region: string; forcePathStyle: boolean };
   logLevel: string;
+  /** Open connections at most; more are closed on accept (server.maxConnections). */
+  maxConnections: number;
+  /** Time a client has to send the request headers (slowloris), ms. */
+  headersTimeoutMs: number;
+  /** Time a client has to send the whole request, body included, ms (not the load: that is the operator's timeout). */
+  requestTimeoutMs: number;
 }
 
 function integer(name: string, value: string | undefined, fallback: number, min: number): number {
@@ -54,5 +60,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): BackendConf
       forcePathStyle: env.S3_FORCE_PATH_STYLE ? env.S3_FORCE_PATH_STYLE === "true" : endpoint !== undefined,
     },
     logLevel: env.LOG_LEVEL || "info",
+    maxConnections: integer("MAX_CONNECTIONS", env.MAX_CONNECTIONS, 256, 1),
+    headersTimeoutMs: integer("HEADERS_TIMEOUT_MS", env.HEADERS_TIMEOUT_MS, 10_000, 100),
+    requestTimeoutMs: integer("REQUEST_TIMEOUT_MS", env.REQUEST_TIMEOUT_MS, 30_000, 100),
   };
 }

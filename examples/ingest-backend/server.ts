@@ -8,20 +8,54 @@
 // It answers after the load: 200 once the rows are committed, 409 when the
 // webhook-id was loaded before, 401/400/422 for requests it will never accept,
 // 5xx when it could not load (the operator retries). See docs/backend.md.
+//
+// Hostile clients: connections are capped (MAX_CONNECTIONS), headers and the
+// whole request must arrive in time (HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS),
+// a request without well-formed, fresh signature headers is refused before a
+// byte of its body is read, and at most MAX_BODY_READS (4) bodies (each at
+// most 8 MiB) are read at once before their signature is checked.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { S3Client } from "@aws-sdk/client-s3";
 import { pino } from "pino";
+import { Semaphore } from "../../lib/semaphore.ts";
 import { type BackendConfig, configFromEnv } from "./config.ts";
-import { IngestError, tooLarge } from "./errors.ts";
-import { checkLoadable, type FeedSources, feedLines } from "./feed-reader.ts";
+import { IngestError, tooLarge, unauthorized } from "./errors.ts";
+import { canonicalFeed, checkLoadable, type FeedSources, feedLines } from "./feed-reader.ts";
 import { PostgresStore } from "./stores/postgres.ts";
 import { SqliteStore } from "./stores/sqlite.ts";
 import type { IngestStore } from "./stores/store.ts";
-import { feedsOf, verifyEvent, webhookVerifier } from "./webhook.ts";
+import { type Feed, feedsOf, verifyEvent, webhookVerifier } from "./webhook.ts";
 
 /** Larger than any event the operator sends (a crawl.completed lists ~400 bytes per feed). */
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
+/** Bodies read at once before their signature is checked: at most this × MAX_BODY_BYTES in memory. */
+const MAX_BODY_READS = 4;
+/** Standard Webhooks' tolerance for webhook-timestamp. */
+const TIMESTAMP_TOLERANCE_S = 5 * 60;
+
+/**
+ * Why the request cannot be a signed webhook, from its headers alone: the
+ * body is then never read (an unauthenticated client cannot make us buffer
+ * megabytes). The signature itself is verified on the body afterwards.
+ */
+function headerProblem(headers: IncomingMessage["headers"], nowMs: number): IngestError | undefined {
+  const id = headers["webhook-id"];
+  const timestamp = headers["webhook-timestamp"];
+  const signature = headers["webhook-signature"];
+  if (typeof id !== "string" || typeof timestamp !== "string" || typeof signature !== "string") {
+    return unauthorized("Webhook signature rejected: webhook-id, webhook-timestamp and webhook-signature are required");
+  }
+  if (id.length > 512 || signature.length > 8192 || !/^\d{1,12}$/.test(timestamp)) {
+    return unauthorized("Webhook signature rejected: malformed signature headers");
+  }
+  const age = nowMs / 1000 - Number(timestamp);
+  if (age > TIMESTAMP_TOLERANCE_S) return unauthorized("Webhook signature rejected: Message timestamp too old");
+  if (age < -TIMESTAMP_TOLERANCE_S) return unauthorized("Webhook signature rejected: Message timestamp too new");
+  const declared = Number(headers["content-length"] ?? 0);
+  if (declared > MAX_BODY_BYTES) return tooLarge(`Webhook body of ${declared} bytes is over ${MAX_BODY_BYTES}`);
+  return undefined;
+}
 
 export interface IngestBackend {
   /** The webhook's URL, e.g. http://127.0.0.1:8088/bulk-ingest. */
@@ -50,21 +84,25 @@ export function createStore(config: BackendConfig, logger: pino.Logger): IngestS
   return new SqliteStore({ path: config.sqlitePath });
 }
 
+/** The body, into one buffer of the declared size when there is one (no chunk list + copy: half the peak memory). */
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const declared = Number(req.headers["content-length"] ?? 0);
+    const declared = Number(req.headers["content-length"] ?? Number.NaN);
     if (declared > MAX_BODY_BYTES)
       return reject(tooLarge(`Webhook body of ${declared} bytes is over ${MAX_BODY_BYTES}`));
+    const sized = Number.isInteger(declared) && declared >= 0 ? Buffer.allocUnsafe(declared) : undefined;
     const chunks: Buffer[] = [];
     let size = 0;
     req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
+      if (size + chunk.length > (sized?.length ?? MAX_BODY_BYTES)) {
         req.destroy();
-        reject(tooLarge(`Webhook body is over ${MAX_BODY_BYTES} bytes`));
-      } else chunks.push(chunk);
+        return reject(tooLarge(`Webhook body is over ${sized ? `its content-length` : MAX_BODY_BYTES} bytes`));
+      }
+      if (sized) chunk.copy(sized, size);
+      else chunks.push(chunk);
+      size += chunk.length;
     });
-    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("end", () => resolve(sized ? sized.subarray(0, size) : Buffer.concat(chunks)));
     req.on("error", reject);
   });
 }
@@ -73,6 +111,14 @@ function send(res: ServerResponse, status: number, body: Record<string, unknown>
   if (res.headersSent) return;
   res.writeHead(status, { "content-type": "application/json" });
   res.end(`${JSON.stringify(body)}\n`);
+}
+
+/** Answers a request whose body was not read, and closes the connection (the rest of the body is never read). */
+function refuseUnread(req: IncomingMessage, res: ServerResponse, status: number, body: Record<string, unknown>): void {
+  res.setHeader("connection", "close");
+  send(res, status, body);
+  // A short grace so the client can read the answer, then the socket goes, whatever it still sends.
+  res.once("finish", () => setTimeout(() => req.socket.destroy(), 1_000).unref());
 }
 
 /** Starts the backend (migrating the tables first) and resolves once it listens. */
@@ -94,19 +140,29 @@ export async function createIngestBackend(
   const sources: FeedSources = { s3, ...(config.fileFeedsRoot ? { fileFeedsRoot: config.fileFeedsRoot } : {}) };
   const stats = { requests: 0, loaded: 0, duplicates: 0, rejected: 0, failed: 0, rows: 0 };
   const inFlight = new Set<AbortController>();
+  const bodyReads = new Semaphore(MAX_BODY_READS);
 
   async function handleWebhook(req: IncomingMessage, res: ServerResponse): Promise<void> {
     stats.requests += 1;
+    const early = headerProblem(req.headers, Date.now());
+    if (early) {
+      stats.rejected += 1;
+      logger.warn({ status: early.status }, `Webhook refused before its body: ${early.message}`);
+      return refuseUnread(req, res, early.status, { error: early.message });
+    }
     const started = performance.now();
     const abort = new AbortController();
     inFlight.add(abort);
     let webhookId: string | undefined;
     try {
-      const body = await readBody(req);
+      const body = await bodyReads.run(() => readBody(req));
       const verified = verifyEvent(verifier, body, req.headers);
       webhookId = verified.webhookId;
-      const feeds = feedsOf(verified.event);
-      for (const feed of feeds) checkLoadable(feed, sources);
+      const feeds: Feed[] = [];
+      for (const feed of feedsOf(verified.event)) {
+        checkLoadable(feed, sources);
+        feeds.push(await canonicalFeed(feed, sources));
+      }
       const result = await store.ingest(
         webhookId,
         verified.event,
@@ -131,24 +187,33 @@ export async function createIngestBackend(
     }
   }
 
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? "/", "http://backend");
-    if (url.pathname === config.path) {
-      if (req.method !== "POST") return send(res, 405, { error: "POST only" });
-      void handleWebhook(req, res);
-      return;
-    }
-    if (url.pathname === "/healthz" && req.method === "GET") {
-      store.countItems().then(
-        (items) => send(res, 200, { status: "ok", store: store.kind, items }),
-        (err: Error) => send(res, 503, { status: "unavailable", error: err.message }),
-      );
-      return;
-    }
-    send(res, 404, { error: `no route ${req.method} ${url.pathname}` });
-  });
-  // The operator's timeout (spec.ingest.webhook.timeoutSeconds) is what bounds a request, not ours.
-  server.requestTimeout = 0;
+  const server = createServer(
+    {
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: Math.max(config.requestTimeoutMs, config.headersTimeoutMs),
+      // How often those two are checked (Node's default is 30 s).
+      connectionsCheckingInterval: Math.min(1_000, config.headersTimeoutMs),
+    },
+    (req, res) => {
+      const url = new URL(req.url ?? "/", "http://backend");
+      if (url.pathname === config.path) {
+        if (req.method !== "POST") return send(res, 405, { error: "POST only" });
+        void handleWebhook(req, res);
+        return;
+      }
+      if (url.pathname === "/healthz" && req.method === "GET") {
+        store.countItems().then(
+          (items) => send(res, 200, { status: "ok", store: store.kind, items }),
+          (err: Error) => send(res, 503, { status: "unavailable", error: err.message }),
+        );
+        return;
+      }
+      send(res, 404, { error: `no route ${req.method} ${url.pathname}` });
+    },
+  );
+  // Receiving the request is bounded above; the load after it is bounded by the
+  // operator's timeout (spec.ingest.webhook.timeoutSeconds), not ours.
+  server.maxConnections = config.maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => resolve());

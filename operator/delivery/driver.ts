@@ -11,7 +11,7 @@ import type { KubeObject } from "../../kube/client.ts";
 import type { BackoffPolicy } from "../../lib/backoff.ts";
 import { deliveryLatencySeconds, webhookDeliveries } from "../metrics.ts";
 import type { EventRecorder } from "../runtime/events.ts";
-import type { DispatcherFor } from "./dispatchers.ts";
+import { type DispatcherFor, PRIVATE_NETWORKS_SETTING } from "./dispatchers.ts";
 import { SigningSecretError, type WriteResult } from "./kube.ts";
 import type { SigningSecrets } from "./secrets.ts";
 import { describeUrl, type WebhookSender } from "./sender.ts";
@@ -47,6 +47,8 @@ const DEFAULT_MAX_ATTEMPTS = 12;
 interface DriverDeps {
   sender: WebhookSender;
   dispatcherFor: DispatcherFor;
+  /** The operator's webhook private networks as configured (CIDRs and host names), for messages. */
+  privateNetworks: readonly string[];
   signers: SigningSecrets;
   events: EventRecorder;
   metrics: DeliveryMetrics;
@@ -147,15 +149,28 @@ export class DeliveryDriver {
           `Resending the webhook of ${target.describe} after an interrupted attempt`,
         );
       }
+      const allowPrivate = webhook.allowPrivateNetworks === true;
       const outcome = await this.#d.sender.post({
         url: webhook.url,
         body: target.body,
         headers: signatureHeaders(signer, target.webhookId, this.#d.now(), target.body),
         timeoutMs: (webhook.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
-        dispatcher: this.#d.dispatcherFor(webhook.allowPrivateNetworks === true),
+        dispatcher: this.#d.dispatcherFor(webhook.url, allowPrivate),
+        quoteBody: !allowPrivate,
+        blockedHint: this.#blockedHint(allowPrivate),
       });
       return continueWith(claimed, (written) => this.#record(target, written, claim, outcome, drive));
     });
+  }
+
+  /** Which setting refused a private address: the job's, or the operator's list it can only narrow. */
+  #blockedHint(allowPrivate: boolean): string {
+    if (!allowPrivate) return "the CrawlJob's ingest.webhook.allowPrivateNetworks is false (public addresses only)";
+    const listed = this.#d.privateNetworks.length > 0 ? this.#d.privateNetworks.join(", ") : "none";
+    return (
+      "ingest.webhook.allowPrivateNetworks: true allows only the private networks the operator allows, " +
+      `and its ${PRIVATE_NETWORKS_SETTING} allows: ${listed}`
+    );
   }
 
   /**

@@ -10,8 +10,14 @@
 // sends again under the same webhook-id (at-least-once, never lost). Retry
 // times live in `nextAttemptAt`, so a restarted operator resumes the backoff.
 //
-// This file picks what to deliver (redelivery, ownership, mode); driver.ts
-// drives one delivery; target.ts holds the write-or-reread loop.
+// Trust: a CrawlFeed is created by a runner whose image the job author
+// chooses, so before anything is signed the feed must be controlled by its
+// CrawlJob (ownership.ts) and its URI must be one the job's feed templates
+// name (feed-uri.ts); otherwise it is Failed with an Event. Which private
+// networks a webhook may reach is the operator's list (dispatchers.ts).
+//
+// This file picks what to deliver (redelivery, ownership, URI, mode);
+// driver.ts drives one delivery; target.ts holds the write-or-reread loop.
 import { hostname } from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
@@ -21,8 +27,9 @@ import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import type { KubeClient } from "../../kube/client.ts";
 import type { BackoffPolicy } from "../../lib/backoff.ts";
 import { EventRecorder } from "../runtime/events.ts";
-import { createDispatchers, type DispatcherFor } from "./dispatchers.ts";
+import { createDispatchers, type DispatcherFor, parsePrivateNetworks, privateNetworksFromEnv } from "./dispatchers.ts";
 import { DeliveryDriver, type DeliveryMetrics, defaultMetrics } from "./driver.ts";
+import { bucketProblem, type FeedSpecView, templateProblem } from "./feed-uri.ts";
 import { DeliveryApi, type WriteResult } from "./kube.ts";
 import { ownershipProblem } from "./ownership.ts";
 import { SigningSecrets } from "./secrets.ts";
@@ -47,7 +54,16 @@ interface FeedDeliveryDeps {
   /** Retry timing when the backend sends no Retry-After (default 5 s doubling to 1 h, full jitter). */
   backoff?: Partial<BackoffPolicy>;
   random?: () => number;
-  /** The undici dispatcher per allowPrivateNetworks value (default: the address guard, or a plain Agent). */
+  /**
+   * The private networks a webhook may reach, the operator's decision: CIDRs
+   * and in-cluster Service host names. A CrawlJob's allowPrivateNetworks:
+   * true means "these", false means none. Default: the comma-separated
+   * $FEEDCRAWL_WEBHOOK_PRIVATE_NETWORKS, else none (public addresses only).
+   */
+  webhookPrivateNetworks?: readonly string[];
+  /** The S3 buckets a feed URI may name (default: any; the job's templates still bind it). */
+  feedBuckets?: readonly string[];
+  /** The undici dispatcher per webhook URL and allowPrivateNetworks (default: dispatchers.ts). */
   dispatcherFor?: DispatcherFor;
   metrics?: DeliveryMetrics;
 }
@@ -80,16 +96,22 @@ class FeedDelivery implements FeedDeliveryReconciler {
   readonly #dispatchers: ReturnType<typeof createDispatchers> | undefined;
   /** Objects this process is POSTing for right now: a `Sending` it finds for one of them is its own. */
   readonly #inFlight = new Set<string>();
+  readonly #feedBuckets: readonly string[] | undefined;
 
   constructor(deps: FeedDeliveryDeps) {
     const api = new DeliveryApi(deps.client ?? deps.kc);
     const now = deps.now ?? (() => new Date());
     this.#api = api;
     this.#logger = deps.logger;
-    this.#dispatchers = deps.dispatcherFor ? undefined : createDispatchers();
+    this.#feedBuckets = deps.feedBuckets;
+    const privateNetworks = [...(deps.webhookPrivateNetworks ?? privateNetworksFromEnv())];
+    // Parsed even when dispatchers are injected: a bad entry fails at start, not at the first POST.
+    const networks = parsePrivateNetworks(privateNetworks);
+    this.#dispatchers = deps.dispatcherFor ? undefined : createDispatchers(networks);
     this.#driver = new DeliveryDriver({
       sender: new WebhookSender({ perHostConcurrency: deps.perHostConcurrency ?? 4, now }),
       dispatcherFor: deps.dispatcherFor ?? this.#dispatchers!.dispatcherFor,
+      privateNetworks,
       signers: new SigningSecrets(deps.fetchSigningSecret ?? ((namespace, ref) => api.readSecret(namespace, ref))),
       events:
         deps.events ??
@@ -123,8 +145,12 @@ class FeedDelivery implements FeedDeliveryReconciler {
       const problem = ownershipProblem(feed, job);
       if (problem) return this.#rejectFeed(feed, problem, log);
       const webhook = job!.spec.ingest?.webhook;
-      // No webhook, or one crawl.completed event instead: nothing to do per feed.
-      if (!webhook || webhook.mode === "onCompletion") return {};
+      // No webhook: nothing will be signed for this feed.
+      if (!webhook) return {};
+      const uriProblem = await this.#uriProblem(feed, job!);
+      if (uriProblem) return this.#rejectFeed(feed, uriProblem, log);
+      // One crawl.completed event instead: nothing to do per feed.
+      if (webhook.mode === "onCompletion") return {};
       return this.#driver.drive(feedTarget(this.#api, feed, job!), feed, webhook, namespace, log);
     });
   }
@@ -137,8 +163,16 @@ class FeedDelivery implements FeedDeliveryReconciler {
       if (settled(cached.status?.completionDelivery)) return {};
       const job = await this.#api.getJob(namespace, name);
       if (!job || job.metadata.uid !== uid) return {};
-      const own = feeds.filter((f) => f.metadata.ownerReferences?.some((ref) => ref.controller && ref.uid === uid));
       const log = this.#logger.child({ crawljob: { namespace, name } });
+      const own: CrawlFeed[] = [];
+      for (const feed of feeds) {
+        if (!feed.metadata.ownerReferences?.some((ref) => ref.controller && ref.uid === uid)) continue;
+        // A feed whose URI the job's templates do not name is left out (its own reconcile marks it Failed).
+        const problem = await this.#uriProblem(feed, job);
+        if (problem)
+          log.warn({ crawlfeed: feed.metadata.name, reason: problem }, "Left a CrawlFeed out of crawl.completed");
+        else own.push(feed);
+      }
       return this.#driver.drive(completionTarget(this.#api, job, own), job, webhook, namespace, log);
     });
   }
@@ -174,7 +208,24 @@ class FeedDelivery implements FeedDeliveryReconciler {
     return this.#api.removeAnnotation(feed, REDELIVER_ANNOTATION);
   }
 
-  /** A feed no running CrawlJob owns is never sent: Failed, with the reason. */
+  /**
+   * Why the feed's URI is not one the job's feeds name (or its bucket not one
+   * the operator allows). A running crawl writes with the spec it started
+   * with (the `<job>-spec` snapshot), so a URI that the current spec does not
+   * name is checked against the snapshot before it is refused.
+   */
+  async #uriProblem(feed: CrawlFeed, job: CrawlJob): Promise<string | undefined> {
+    const bucket = bucketProblem(feed.spec.uri, this.#feedBuckets);
+    if (bucket) return bucket;
+    const view: FeedSpecView = { job: job.metadata.name!, spec: job.spec };
+    const problem = templateProblem(feed, view);
+    if (!problem) return undefined;
+    const snapshot = await this.#api.getSnapshot(job);
+    if (snapshot && !templateProblem(feed, { job: view.job, spec: snapshot })) return undefined;
+    return problem;
+  }
+
+  /** A feed no running CrawlJob owns, or whose URI its feeds do not name, is never sent: Failed, with the reason. */
   async #rejectFeed(feed: CrawlFeed, problem: string, log: Logger): Promise<Result> {
     const rejected: DeliveryStatus = {
       state: "Failed",

@@ -12,7 +12,11 @@ import type { CrawlFeed, DeliveryStatus } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import { KubeClient, type KubeObject } from "../../kube/client.ts";
 import { describeError, isConflict, isNotFound } from "../../kube/errors.ts";
-import { CRAWLFEEDS, CRAWLJOBS, type ResourceType, SECRETS } from "../../kube/resources.ts";
+import { CONFIGMAPS, CRAWLFEEDS, CRAWLJOBS, type ResourceType, SECRETS } from "../../kube/resources.ts";
+import { specConfigMapName } from "../crawljob/children.ts";
+
+/** The key of the spec snapshot in the `<job>-spec` ConfigMap (operator/crawljob/children.ts). */
+const SNAPSHOT_KEY = "crawljob.json";
 
 export const DEFAULT_SECRET_KEY = "secret";
 
@@ -46,6 +50,24 @@ export class DeliveryApi {
 
   getJob(namespace: string, name: string): Promise<CrawlJob | undefined> {
     return this.client.getOrUndefined<Job>(CRAWLJOBS, namespace, name);
+  }
+
+  /**
+   * The spec the running crawl started with: the `<job>-spec` snapshot the
+   * operator wrote (runners cannot write ConfigMaps), if it is controlled by
+   * this CrawlJob and readable; undefined otherwise.
+   */
+  async getSnapshot(job: CrawlJob): Promise<CrawlJob["spec"] | undefined> {
+    const { namespace, name, uid } = job.metadata;
+    const map = await this.client
+      .getOrUndefined<KubeObject & { data?: Record<string, string> }>(CONFIGMAPS, namespace, specConfigMapName(name!))
+      .catch(() => undefined);
+    if (!map?.metadata.ownerReferences?.some((ref) => ref.controller && ref.uid === uid)) return undefined;
+    try {
+      return (JSON.parse(map.data?.[SNAPSHOT_KEY] ?? "") as { spec?: CrawlJob["spec"] }).spec;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Persists a CrawlFeed's `status.delivery` if the feed is still at the resourceVersion it was read at. */

@@ -12,8 +12,16 @@ interface WebhookRequest {
   body: string;
   headers: Record<string, string>;
   timeoutMs: number;
-  /** The dispatcher to connect with (the address guard's, or a plain one). */
+  /** The dispatcher to connect with (dispatchers.ts: the address guard with the allowed networks). */
   dispatcher: Dispatcher;
+  /**
+   * Keep the first bytes of an error answer for status.lastError. False when
+   * the webhook may be on a private network: what an internal service
+   * answers must not reach the job author through the CrawlFeed's status.
+   */
+  quoteBody: boolean;
+  /** Appended to an address-guard refusal: which setting refused it. */
+  blockedHint?: string;
 }
 
 interface WebhookSenderOptions {
@@ -52,15 +60,16 @@ export function classifyResponse(code: number, retryAfterMs: number | undefined,
   return { kind: "reject", code, error };
 }
 
+/** The address guard refused the address. */
+function isBlocked(err: unknown): boolean {
+  const e = err as { code?: string; name?: string };
+  return e?.code === "EADDRBLOCKED" || e?.name === "AddressBlockedError";
+}
+
 /** Errors that retrying cannot fix: a refused address or a malformed request. */
 function isPermanent(err: unknown): boolean {
-  const e = err as { code?: string; name?: string };
-  return (
-    e?.code === "EADDRBLOCKED" ||
-    e?.name === "AddressBlockedError" ||
-    e?.code === "ERR_INVALID_URL" ||
-    e?.code === "UND_ERR_INVALID_ARG"
-  );
+  const e = err as { code?: string };
+  return isBlocked(err) || e?.code === "ERR_INVALID_URL" || e?.code === "UND_ERR_INVALID_ARG";
 }
 
 function errorText(err: unknown, url: string): string {
@@ -86,6 +95,13 @@ async function readSnippet(body: Dispatcher.ResponseData["body"]): Promise<strin
     body.destroy();
   }
   return Buffer.concat(chunks).subarray(0, ERROR_BODY_BYTES).toString("utf8").replace(/\s+/g, " ").trim();
+}
+
+/** Reads nothing of an error body we must not quote; says so instead. */
+async function discard(body: Dispatcher.ResponseData["body"]): Promise<string> {
+  body.on("error", () => {}); // destroying an unread body reports an abort: expected
+  body.destroy();
+  return "(response body not recorded: the webhook may be on a private network)";
 }
 
 export class WebhookSender {
@@ -143,10 +159,13 @@ export class WebhookSender {
         await res.body.dump().catch(() => undefined);
         return { kind: "delivered", code };
       }
-      const snippet = await readSnippet(res.body);
+      const snippet = req.quoteBody ? await readSnippet(res.body) : await discard(res.body);
       return classifyResponse(code, parseRetryAfter(res.headers["retry-after"], this.#now()), snippet);
     } catch (err) {
-      if (isPermanent(err)) return { kind: "reject", error: errorText(err, req.url) };
+      if (isPermanent(err)) {
+        const hint = req.blockedHint && isBlocked(err) ? `; ${req.blockedHint}` : "";
+        return { kind: "reject", error: errorText(err, req.url) + hint };
+      }
       const timedOut =
         (err as { name?: string })?.name === "TimeoutError" ||
         err instanceof undiciErrors.HeadersTimeoutError ||

@@ -7,6 +7,7 @@
 //   FEEDCRAWL_TEST_WORKER_BASE_MS     backoff base (default 200)
 //   FEEDCRAWL_TEST_WORKER_PAUSED=1    load everything, then wait for a line on stdin
 //                                     (a standby "next operator" that takes over at once)
+//   FEEDCRAWL_WEBHOOK_PRIVATE_NETWORKS the operator's webhook private networks (the harness: 127.0.0.0/8)
 import { setTimeout as sleep } from "node:timers/promises";
 import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";

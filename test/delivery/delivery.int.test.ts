@@ -1,7 +1,9 @@
 // The delivery state machine on real CrawlFeed objects in the real apiserver,
 // driven in-process the way the operator's work queue drives it, against a
 // webhook receiver on 127.0.0.1 that verifies every signature with the
-// standardwebhooks library.
+// standardwebhooks library. The receiver is a private address: the operator's
+// private-network list (webhookPrivateNetworks) allows 127.0.0.0/8 here, and
+// the CrawlJobs set allowPrivateNetworks: true (finding 7 of issue 14).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
@@ -37,6 +39,8 @@ import { type Receiver, startReceiver } from "./receiver.ts";
 
 const logger = pino({ level: process.env.FEEDCRAWL_TEST_LOG ?? "silent" });
 const fast = { baseMs: 200, capMs: 1_000, minMs: 50 };
+/** The operator's webhook private networks in these tests: the receiver's loopback. */
+const LOOPBACK = ["127.0.0.0/8"];
 
 describe("webhook delivery on the real apiserver", () => {
   let kc: KubeConfig;
@@ -61,7 +65,7 @@ describe("webhook delivery on the real apiserver", () => {
     namespace = ns.name;
     await createSecret(kc, namespace, "ingest-webhook", { secret });
     receiver = await startReceiver(secret);
-    reconciler = createFeedDeliveryReconciler({ kc, logger, backoff: fast });
+    reconciler = createFeedDeliveryReconciler({ kc, logger, backoff: fast, webhookPrivateNetworks: LOOPBACK });
     job = await newJob();
   });
 
@@ -139,14 +143,21 @@ describe("webhook delivery on the real apiserver", () => {
     assert.equal(retryCount - retryBefore, 2, "the retry outcome metric counted both 503s");
   });
 
-  it("a 400 fails at once with a Warning DeliveryFailed Event, and the secret appears nowhere", async () => {
+  it("a 400 fails at once with a Warning DeliveryFailed Event; the secret and a private answer appear nowhere", async () => {
     const feed = await createFeedAsRunner(kc, job, feedEvent("s3://crawl-data/books/part-00020.jsonl"));
     const id = feedWebhookId(job.metadata.uid!, feed.spec.uri);
-    receiver.respond = (r) => (r.id === id ? { status: 400, body: "unknown bucket" } : { status: 200 });
+    receiver.respond = (r) =>
+      r.id === id ? { status: 400, body: "internal admin: db password hunter2" } : { status: 200 };
     const settled = await driveFeed(kc, reconciler, namespace, feed.metadata.name!);
+    // The receiver is on a private address: its answer is not quoted into status the job author reads.
     assert.deepEqual(
       { ...settled.status?.delivery },
-      { state: "Failed", attempts: 1, lastResponseCode: 400, lastError: "HTTP 400: unknown bucket" },
+      {
+        state: "Failed",
+        attempts: 1,
+        lastResponseCode: 400,
+        lastError: "HTTP 400: (response body not recorded: the webhook may be on a private network)",
+      },
     );
     assert.equal(receiver.received.filter((r) => r.id === id).length, 1);
     const events = await eventually("the DeliveryFailed Event", async () => {
@@ -160,6 +171,7 @@ describe("webhook delivery on the real apiserver", () => {
     const secretBody = secret.slice("whsec_".length);
     for (const text of [JSON.stringify(settled), JSON.stringify(events)]) {
       assert.ok(!text.includes(secretBody), "the signing secret leaked");
+      assert.ok(!text.includes("hunter2"), "the private backend's answer leaked");
     }
   });
 
@@ -218,7 +230,7 @@ describe("webhook delivery on the real apiserver", () => {
     const feed = await createFeedAsRunner(kc, job, feedEvent("s3://crawl-data/books/part-00060.jsonl"));
     const id = feedWebhookId(job.metadata.uid!, feed.spec.uri);
     receiver.respond = (r) => (r.id === id ? { status: 503, headers: { "retry-after": "3" } } : { status: 200 });
-    const first = createFeedDeliveryReconciler({ kc, logger, backoff: fast });
+    const first = createFeedDeliveryReconciler({ kc, logger, backoff: fast, webhookPrivateNetworks: LOOPBACK });
     const r1 = await first.reconcile(await getFeed(kc, namespace, feed.metadata.name!), job);
     await first.close();
     assert.ok((r1.requeueAfterMs ?? 0) > 2_000);
@@ -228,7 +240,7 @@ describe("webhook delivery on the real apiserver", () => {
 
     // A new process (fresh in-memory state) looks at it right away: it must wait, not POST.
     receiver.respond = () => ({ status: 200 });
-    const second = createFeedDeliveryReconciler({ kc, logger, backoff: fast });
+    const second = createFeedDeliveryReconciler({ kc, logger, backoff: fast, webhookPrivateNetworks: LOOPBACK });
     try {
       const r2 = await second.reconcile(waiting, job);
       assert.ok(r2.requeueAfterMs !== undefined && r2.requeueAfterMs > 0 && r2.requeueAfterMs <= 3_000);
@@ -267,6 +279,30 @@ describe("webhook delivery on the real apiserver", () => {
     assert.equal(settled.status?.delivery?.state, "Failed");
     assert.match(settled.status?.delivery?.lastError ?? "", /127\.0\.0\.1.*not a public address/);
     assert.equal(receiver.received.length, before);
+  });
+
+  it("allowPrivateNetworks: true reaches no private address the operator does not allow (finding 7)", async () => {
+    const privateJob = await newJob({ url: receiver.url, allowPrivateNetworks: true });
+    const publicOnly = createFeedDeliveryReconciler({ kc, logger, backoff: fast, webhookPrivateNetworks: [] });
+    try {
+      const feed = await createFeedAsRunner(kc, privateJob, feedEvent("s3://crawl-data/books/part-00081.jsonl"));
+      const before = receiver.received.length;
+      const refused = await driveFeed(kc, publicOnly, namespace, feed.metadata.name!);
+      assert.equal(refused.status?.delivery?.state, "Failed");
+      const error = refused.status?.delivery?.lastError ?? "";
+      assert.match(error, /127\.0\.0\.1.*not a public address/);
+      assert.match(error, /--webhook-private-networks \(chart value webhook\.privateNetworks\) allows: none/);
+      assert.equal(receiver.received.length, before, "nothing reached the receiver");
+
+      // The same feed, redelivered by an operator that allows 127.0.0.0/8: delivered.
+      receiver.respond = () => ({ status: 200 });
+      await annotateFeed(kc, feed, "feedcrawl.io/redeliver", "1");
+      const delivered = await driveFeed(kc, reconciler, namespace, feed.metadata.name!);
+      assert.equal(delivered.status?.delivery?.state, "Delivered");
+      assert.equal(receiver.received.length, before + 1);
+    } finally {
+      await publicOnly.close();
+    }
   });
 
   it("waits for a missing signing Secret without using up attempts", async () => {

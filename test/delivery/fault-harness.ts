@@ -10,6 +10,7 @@ import { after } from "node:test";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
+import { PRIVATE_NETWORKS_ENV } from "../../operator/delivery/dispatchers.ts";
 import { feedWebhookId } from "../../operator/delivery/index.ts";
 import { adminKubeConfig, platform } from "../platform/env.ts";
 import { createNamespace, eventually } from "../platform/fixtures.ts";
@@ -62,7 +63,12 @@ export class LoggedProcess {
 export class Worker extends LoggedProcess {
   /** `paused`: loads and waits for `go()` (process start-up is seconds on a busy machine). */
   constructor(namespace: string, logName: string, paused = false) {
-    const env = { FEEDCRAWL_TEST_WORKER_NAMESPACE: namespace, FEEDCRAWL_TEST_WORKER_PAUSED: paused ? "1" : "0" };
+    const env = {
+      FEEDCRAWL_TEST_WORKER_NAMESPACE: namespace,
+      FEEDCRAWL_TEST_WORKER_PAUSED: paused ? "1" : "0",
+      // The receiver and toxiproxy listen on loopback: the operator-level private-network list allows it.
+      [PRIVATE_NETWORKS_ENV]: "127.0.0.0/8",
+    };
     super(logName, [join(root, "test/delivery/delivery-worker.ts")], env, "pipe");
   }
   /** Waits until the process has loaded and started its loop. */

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { KubeConfig } from "@kubernetes/client-node";
+import { PRIVATE_NETWORKS_ENV } from "../../operator/delivery/dispatchers.ts";
 import { feedWebhookId } from "../../operator/delivery/index.ts";
 import { adminKubeConfig } from "../platform/env.ts";
 import { createNamespace, type Disposable, eventually } from "../platform/fixtures.ts";
@@ -29,7 +30,14 @@ class Operator extends LoggedProcess {
   readonly metricsPort: number;
   constructor(namespace: string, metricsPort: number, logName: string) {
     const args = ["--namespace", namespace, "--metrics-addr", `127.0.0.1:${metricsPort}`, "--health-addr", "0"];
-    super(logName, [join(root, "bin/feedcrawl.ts"), "operator", ...args], {}, "ignore");
+    // The receiver is on loopback: the operator's webhook private networks must allow it
+    // (read from the environment until the chart/flag wiring passes it explicitly).
+    super(
+      logName,
+      [join(root, "bin/feedcrawl.ts"), "operator", ...args],
+      { [PRIVATE_NETWORKS_ENV]: "127.0.0.0/8" },
+      "ignore",
+    );
     this.metricsPort = metricsPort;
   }
   /** Waits for "Operator started". */

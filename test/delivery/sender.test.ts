@@ -130,10 +130,10 @@ describe("WebhookSender", () => {
     await open.close();
   });
 
-  function post(body = "{}", timeoutMs = 5000, dispatcher = open as Agent, url = receiver.url) {
+  function post(body = "{}", timeoutMs = 5000, dispatcher = open as Agent, url = receiver.url, quoteBody = true) {
     const headers = signatureHeaders(webhookSigner(Buffer.from(SECRET)), "id-x", new Date(), body);
     // As the delivery does: the POST inside the backend's host slot.
-    return sender.withHostSlot(url, () => sender.post({ url, body, headers, timeoutMs, dispatcher }));
+    return sender.withHostSlot(url, () => sender.post({ url, body, headers, timeoutMs, dispatcher, quoteBody }));
   }
 
   it("2xx is delivered; the receiver verified the signature", async () => {
@@ -151,6 +151,15 @@ describe("WebhookSender", () => {
       error: "HTTP 503: down for maintenance",
       retryAfterMs: 3000,
     });
+  });
+
+  it("never quotes the answer of a webhook that may be on a private network", async () => {
+    receiver.respond = () => ({ status: 400, body: "internal admin console: token=abc" });
+    const outcome = await post("{}", 5000, open, receiver.url, false);
+    assert.equal(outcome.kind, "reject");
+    const error = outcome.kind === "reject" ? outcome.error : "";
+    assert.doesNotMatch(error, /admin console|token/);
+    assert.match(error, /^HTTP 400: \(response body not recorded/);
   });
 
   it("a redirect is not followed and fails", async () => {

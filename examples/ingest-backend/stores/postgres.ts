@@ -6,7 +6,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
-import { alreadyIngested, storeUnavailable } from "../errors.ts";
+import { alreadyIngested, storeUnavailable, unprocessable } from "../errors.ts";
 import type { FeedLine } from "../feed-reader.ts";
 import type { WebhookEvent } from "../webhook.ts";
 import type { FeedToLoad, IngestResult, IngestStore } from "./store.ts";
@@ -42,6 +42,18 @@ function copyField(text: string): string {
 
 function isUniqueViolation(err: unknown): boolean {
   return (err as { code?: string } | null)?.code === "23505";
+}
+
+/**
+ * Data errors no retry can fix (the feed reader refuses NUL and lone
+ * surrogates first; this catches what else the server refuses as text):
+ * 22P05 untranslatable_character, 22021 character_not_in_repertoire,
+ * 22P02 invalid_text_representation (jsonb input).
+ */
+const DATA_ERRORS = new Set(["22P05", "22021", "22P02"]);
+
+function isDataError(err: unknown): boolean {
+  return DATA_ERRORS.has((err as { code?: string } | null)?.code ?? "");
 }
 
 export interface PostgresStoreOptions {
@@ -112,6 +124,9 @@ export class PostgresStore implements IngestStore {
         throw alreadyIngested(`Webhook ${webhookId}: a feed in it is already loaded (${(err as Error).message})`);
       }
       if ((err as Error).name === "IngestError") throw err;
+      if (isDataError(err)) {
+        throw unprocessable(`PostgreSQL cannot store webhook ${webhookId}'s data: ${(err as Error).message}`);
+      }
       throw storeUnavailable(`PostgreSQL could not load webhook ${webhookId}: ${(err as Error).message}`, err);
     } finally {
       // A client whose COPY was cut or whose ROLLBACK failed is discarded, not reused.
