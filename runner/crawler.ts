@@ -6,6 +6,7 @@
 // declarative rules (extract.ts) and spider.module (module-spider.ts). Here:
 // robots.txt, the close conditions, items to the sink, and a graceful stop
 // that drains in-flight pages.
+import path from "node:path";
 import type { CheerioAPI } from "cheerio";
 import type { Logger } from "pino";
 import type { Agent, Dispatcher } from "undici";
@@ -17,7 +18,8 @@ import { type CrawlSettings, resolveSettings } from "./crawl-settings.ts";
 import { DEFAULT_MAX_RESPONSE_BYTES, DownloadError, type FetchResult, fetchOnce } from "./downloader.ts";
 import { type CompiledSpider, compileSpider, type ExtractReport } from "./extract.ts";
 import { Frontier } from "./frontier.ts";
-import { decodeBody, isHtmlType, looksLikeHtml, ParseError, parseHtml } from "./html.ts";
+import { decodeBody, isHtmlType, isJsonType, looksLikeHtml, ParseError, parseHtml } from "./html.ts";
+import { type Fetch, HttpCache } from "./http-cache.ts";
 import type { Item, ItemSink } from "./item.ts";
 import { loadSpiderModule, type ModuleOutputs, runModuleSpider, type SpiderModule } from "./module-spider.ts";
 import { ProxyDispatcher, type ProxyPlan, proxyPlanFromSettings } from "./proxy.ts";
@@ -51,6 +53,12 @@ export interface CrawlerOptions {
    * reads the environment itself.
    */
   proxyFallback?: ProxyPlan;
+  /**
+   * Whether `settings.httpCache` may be used, and where a relative `dir` is resolved
+   * (the local CLI: its working directory). Absent (the runner pod): the setting is
+   * ignored with a warning — a cache in a pod would only hide the site's changes.
+   */
+  httpCache?: { baseDir: string };
 }
 
 export interface CrawlResult {
@@ -75,6 +83,9 @@ export class Crawler {
   readonly #scheduler: Scheduler;
   readonly #retry: RetryPolicy;
   readonly #loggedOnce = new Set<string>();
+  /** fetchOnce, or the HTTP cache in front of it (settings.httpCache, local CLI only). */
+  readonly #fetch: Fetch;
+  readonly #httpCache: HttpCache | undefined;
   #admission!: AdmissionFilter;
   #compiled!: CompiledSpider;
   #module: SpiderModule | undefined;
@@ -103,6 +114,12 @@ export class Crawler {
     this.#proxyFallback = opts.proxyFallback;
     this.#s = resolveSettings(opts.spider);
     this.#cookies = this.#s.cookies ? new CookieSession() : undefined;
+    this.#httpCache = this.#createHttpCache(opts.httpCache);
+    this.#fetch = this.#httpCache
+      ? this.#httpCache.wrap(fetchOnce, (err) =>
+          this.#warnOnce("httpCacheWrite", { err }, `HTTP cache: could not store a response: ${err.message}`),
+        )
+      : fetchOnce;
     this.#frontier = new Frontier({
       ...(opts.frontierMemoryLimit ? { memoryLimit: opts.frontierMemoryLimit } : {}),
       ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
@@ -115,7 +132,7 @@ export class Crawler {
       delayMs: s.delayMs,
       randomizeDelay: s.randomizeDelay,
       throttle: s.throttle,
-      process: (req, observe) => this.#process(req, observe),
+      process: (req, observe, skipDelay) => this.#process(req, observe, skipDelay),
       onProcessError: (err, req) => {
         this.#log.error({ err, url: req.url }, `Processing ${req.url} failed unexpectedly`);
         this.#countError("internal");
@@ -201,10 +218,30 @@ export class Crawler {
     if (this.#spec.sitemapUrls?.length) this.#sitemaps = this.#sitemapCrawl();
   }
 
+  /** settings.httpCache, when the caller allows it; else a warning if it was asked for. */
+  #createHttpCache(allowed: CrawlerOptions["httpCache"]): HttpCache | undefined {
+    const setting = this.#spec.settings?.httpCache;
+    if (!setting?.enabled) return undefined;
+    if (!allowed) {
+      this.#log.warn(
+        "spider.settings.httpCache is for developing spiders with `feedcrawl crawl`: ignored in the runner pod",
+      );
+      return undefined;
+    }
+    const dir = path.resolve(allowed.baseDir, setting.dir ?? ".feedcrawl/httpcache", this.#spec.name);
+    this.#log.info({ dir }, `HTTP cache on: responses are replayed from ${dir}`);
+    return new HttpCache({
+      dir,
+      expirationSeconds: setting.expirationSeconds ?? 0,
+      ignoreHttpCodes: setting.ignoreHttpCodes ?? [],
+    });
+  }
+
   #robotsCache(): RobotsCache {
     const s = this.#s;
     return new RobotsCache({
       dispatcher: this.#http,
+      fetch: this.#fetch,
       headers: s.headers,
       userAgentToken: s.userAgent.split(/[\s/]/)[0] || "feedcrawl",
       timeoutMs: s.timeoutMs,
@@ -276,6 +313,12 @@ export class Crawler {
     if (this.#http !== this.#agent) await this.#http.close().catch(() => {});
     await this.#agent.close().catch(() => {});
     this.stats.finish(reason);
+    const cache = this.#httpCache;
+    if (cache)
+      this.#log.info(
+        { dir: cache.dir, hits: cache.hits, misses: cache.misses, stored: cache.stored },
+        `HTTP cache: ${cache.hits} hits, ${cache.misses} misses, ${cache.stored} responses stored`,
+      );
     const stats = this.stats.snapshot();
     this.#log.info(
       { reason, stats: stats.status, elapsedSeconds: stats.elapsedSeconds },
@@ -332,7 +375,11 @@ export class Crawler {
   }
 
   /** One request from its slot: robots.txt, the download, then the response. */
-  async #process(req: CrawlRequest, observe: (latencyMs: number, status: number) => void): Promise<void> {
+  async #process(
+    req: CrawlRequest,
+    observe: (latencyMs: number, status: number) => void,
+    skipDelay: () => void,
+  ): Promise<void> {
     if (this.#robots) {
       let allowed: boolean;
       try {
@@ -347,7 +394,7 @@ export class Crawler {
     const headers = { ...this.#s.headers, ...req.headers };
     let res: FetchResult;
     try {
-      res = await fetchOnce(req.url, {
+      res = await this.#fetch(req.url, {
         dispatcher: this.#http,
         method: req.method,
         headers: jar ? jar.withCookies(req.url, headers) : headers,
@@ -357,13 +404,18 @@ export class Crawler {
         wantBody: (ct, status) =>
           status >= 200 &&
           status < 300 &&
-          (req.kind === "sitemap" || this.#module !== undefined || ct === "" || isHtmlType(ct)),
+          (req.kind === "sitemap" ||
+            this.#module !== undefined ||
+            ct === "" ||
+            isHtmlType(ct) ||
+            (this.#compiled.readsJson && isJsonType(ct))),
       });
     } catch (err) {
       return this.#downloadFailed(req, err);
     }
     this.stats.response(res.status, res.wireBytes);
-    observe(res.latencyMs, res.status);
+    if (res.fromCache) skipDelay();
+    else observe(res.latencyMs, res.status);
     jar?.store(req.url, res.headers["set-cookie"]);
     if (res.location !== undefined) return this.#redirect(req, res);
     if (this.#retry.retriesStatus(res.status)) {
@@ -396,9 +448,30 @@ export class Crawler {
     return max !== undefined ? { maxBytes: max } : {};
   }
 
+  /** A 2xx JSON response when some extract rule reads JSON: those rules, then spider.module. */
+  async #handleJson(req: CrawlRequest, res: FetchResult, body: Buffer): Promise<void> {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(decodeBody(body, res.contentType));
+    } catch (err) {
+      this.#log.warn(
+        { url: req.url, kind: "parse" },
+        `Response from ${req.url} is not valid JSON: ${(err as Error).message}`,
+      );
+      return this.#countError("parse");
+    }
+    const page = { url: req.url, status: res.status, depth: req.depth };
+    for (const link of this.#compiled.jsonLinks(doc, page))
+      this.#enqueue(newRequest(link.url, req.depth + 1, link.cookies === false ? { cookies: false } : {}));
+    for (const item of this.#compiled.jsonItems(doc, page, this.#report, req.extractRules)) await this.#emit(item);
+    if (this.#module) await this.#runModule(req, res, body, undefined, undefined);
+  }
+
   /** A 2xx response: the declarative rules on HTML, then spider.module. */
   async #handlePage(req: CrawlRequest, res: FetchResult): Promise<void> {
     const body = res.body;
+    if (body !== undefined && this.#compiled.readsJson && isJsonType(res.contentType))
+      return this.#handleJson(req, res, body);
     const html = body !== undefined && (isHtmlType(res.contentType) || (res.contentType === "" && looksLikeHtml(body)));
     if (!html) this.stats.nonHtml++;
     if (!body || (!html && !this.#module)) return;

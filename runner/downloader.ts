@@ -115,6 +115,8 @@ export interface FetchResult {
   truncated: boolean;
   /** Time to response headers, in ms (AutoThrottle's latency). */
   latencyMs: number;
+  /** Replayed from the HTTP cache (runner/http-cache.ts): no request was made. */
+  fromCache?: boolean;
 }
 
 export const ACCEPT_ENCODING =

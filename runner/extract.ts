@@ -6,6 +6,7 @@ import type { CheerioAPI } from "cheerio";
 import type { AnyNode } from "domhandler";
 import type { ExtractRule, FieldRule, FollowRule, SpiderSpec } from "../crds/schema/spider.ts";
 import { registrableDomain } from "../net/domains.ts";
+import { evaluateJsonPath, type JsonPathStep, parseJsonLdPath, parseJsonPath } from "../spec/json-path.ts";
 import type { Item } from "./item.ts";
 import type { ItemDropReason } from "./stats.ts";
 
@@ -39,6 +40,8 @@ function compileRegexes(patterns: string[] | undefined): RegExp[] {
 
 interface CompiledFollow {
   selector?: string;
+  /** A JSON follow rule: the URLs this path selects on JSON responses. */
+  json?: JsonPathStep[];
   allow: RegExp[];
   deny: RegExp[];
   restrict: "none" | "sameHost" | "sameDomain";
@@ -55,19 +58,69 @@ interface CompiledField {
   name: string;
   rule: FieldRule;
   regex?: RegExp;
+  jsonld?: { type: string; steps: JsonPathStep[] };
+  json?: JsonPathStep[];
 }
 
 interface CompiledExtract {
   rule: ExtractRule;
   urlPattern?: RegExp;
   fields: CompiledField[];
+  /** Reads JSON responses (json fields, itemPath) rather than HTML pages. */
+  json: boolean;
+  itemPath?: JsonPathStep[];
 }
+
+/** Where a field's value comes from on one page: the DOM (and its JSON-LD), or a JSON document. */
+type Source =
+  | { kind: "html"; $: CheerioAPI; scope: ReturnType<CheerioAPI> | null; jsonLd: () => unknown[] }
+  | { kind: "json"; scope: unknown };
 
 export interface CompiledSpider {
   /** Absolute http(s) URLs to follow from this page, in document order, de-duplicated (the first rule wins). */
   links($: CheerioAPI, page: PageContext): Link[];
   /** The items on this page (of the rules named in `only`, when given). */
   items($: CheerioAPI, page: PageContext, report: ExtractReport, only?: readonly string[]): Item[];
+  /** Links of the JSON follow rules on a parsed JSON response. */
+  jsonLinks(doc: unknown, page: PageContext): Link[];
+  /** Whether some rule reads JSON responses (the crawler then downloads and parses them). */
+  readonly readsJson: boolean;
+  /** The items of the JSON rules on a parsed JSON response. */
+  jsonItems(doc: unknown, page: PageContext, report: ExtractReport, only?: readonly string[]): Item[];
+}
+
+/** JSON-LD objects of a page, every nested object included, in document order; broken scripts are skipped. */
+export function jsonLdNodes($: CheerioAPI): unknown[] {
+  const out: unknown[] = [];
+  $('script[type="application/ld+json"]').each((_, el) => {
+    let doc: unknown;
+    try {
+      doc = JSON.parse($(el).text());
+    } catch {
+      return;
+    }
+    const stack: unknown[] = [doc];
+    while (stack.length > 0 && out.length < 10_000) {
+      const node = stack.pop();
+      if (node === null || typeof node !== "object") continue;
+      if (!Array.isArray(node)) out.push(node);
+      const kids = Array.isArray(node) ? node : Object.values(node);
+      for (let i = kids.length - 1; i >= 0; i--) stack.push(kids[i]);
+    }
+  });
+  return out;
+}
+
+/** Whether a JSON-LD node's @type is `type` ("Product" also matches "schema:Product", "https://schema.org/Product"). */
+function hasType(node: unknown, type: string): boolean {
+  if (type === "*") return true;
+  const t = (node as Record<string, unknown>)["@type"];
+  const types = Array.isArray(t) ? t : [t];
+  return types.some(
+    (x) =>
+      typeof x === "string" &&
+      (x === type || x.endsWith(`/${type}`) || x.endsWith(`:${type}`) || x.endsWith(`#${type}`)),
+  );
 }
 
 function baseUrlOf($: CheerioAPI, pageUrl: string): string {
@@ -132,6 +185,7 @@ function extractLinks(follow: CompiledFollow[], $: CheerioAPI, page: PageContext
   const pageHost = new URL(page.url).hostname;
   const out = new Map<string, Link>();
   for (const rule of follow) {
+    if (rule.json) continue;
     let hrefs: string[] = [];
     try {
       const selected = rule.selector ? $(rule.selector) : $("a[href], area[href]");
@@ -148,26 +202,73 @@ function extractLinks(follow: CompiledFollow[], $: CheerioAPI, page: PageContext
     } catch {
       hrefs = [];
     }
-    for (const href of hrefs) {
-      const url = resolveHttp(href, base);
-      if (!url || out.has(url)) continue;
-      if (hasIgnoredExtension(url)) continue;
-      if (rule.allow.length && !rule.allow.some((r) => r.test(url))) continue;
-      if (rule.deny.some((r) => r.test(url))) continue;
-      if (rule.restrict !== "none") {
-        const host = new URL(url).hostname;
-        if (rule.restrict === "sameHost" && host !== pageHost) continue;
-        if (rule.restrict === "sameDomain" && registrableDomain(host) !== registrableDomain(pageHost)) continue;
-      }
-      out.set(url, rule.cookies ? { url } : { url, cookies: false });
-    }
+    addLinks(rule, hrefs, base, pageHost, out);
   }
   return [...out.values()];
 }
 
+/** The rule's filters on resolved hrefs; the first rule that finds a URL decides its cookies. */
+function addLinks(rule: CompiledFollow, hrefs: string[], base: string, pageHost: string, out: Map<string, Link>) {
+  for (const href of hrefs) {
+    const url = resolveHttp(href, base);
+    if (!url || out.has(url)) continue;
+    if (hasIgnoredExtension(url)) continue;
+    if (rule.allow.length && !rule.allow.some((r) => r.test(url))) continue;
+    if (rule.deny.some((r) => r.test(url))) continue;
+    if (rule.restrict !== "none") {
+      const host = new URL(url).hostname;
+      if (rule.restrict === "sameHost" && host !== pageHost) continue;
+      if (rule.restrict === "sameDomain" && registrableDomain(host) !== registrableDomain(pageHost)) continue;
+    }
+    out.set(url, rule.cookies ? { url } : { url, cookies: false });
+  }
+}
+
+function extractJsonLinks(follow: CompiledFollow[], doc: unknown, page: PageContext): Link[] {
+  const out = new Map<string, Link>();
+  const pageHost = new URL(page.url).hostname;
+  for (const rule of follow) {
+    if (!rule.json) continue;
+    const hrefs = evaluateJsonPath(rule.json, doc).filter((v): v is string => typeof v === "string");
+    addLinks(rule, hrefs, page.url, pageHost, out);
+  }
+  return [...out.values()];
+}
+
+/** The raw values of a field on its source, before regex, absolute and type; undefined on a selector error. */
+function rawValues(src: Source, f: CompiledField, page: PageContext, ruleName: string, report: ExtractReport) {
+  const fr = f.rule;
+  if (fr.meta) return [fr.meta === "url" ? page.url : String(fr.meta === "status" ? page.status : page.depth)];
+  if (f.jsonld) {
+    if (src.kind !== "html") return [];
+    const { type, steps } = f.jsonld;
+    return src
+      .jsonLd()
+      .filter((n) => hasType(n, type))
+      .flatMap((n) => evaluateJsonPath(steps, n, true));
+  }
+  if (f.json) return src.kind === "json" ? evaluateJsonPath(f.json, src.scope) : [];
+  if (src.kind !== "html") return [];
+  const { $, scope } = src;
+  let nodes: ReturnType<CheerioAPI>;
+  try {
+    nodes = fr.selector ? (scope ? scope.find(fr.selector) : $(fr.selector)) : (scope ?? $.root().children());
+  } catch (err) {
+    report.fieldProblem(ruleName, f.name, "selectorError", page.url, (err as Error).message);
+    return undefined;
+  }
+  const picked = fr.all ? nodes.toArray() : nodes.toArray().slice(0, 1);
+  const raws: unknown[] = [];
+  for (const el of picked) {
+    const node = $(el as AnyNode);
+    const v = fr.attr ? node.attr(fr.attr) : normalizeSpace(node.text());
+    if (v !== undefined) raws.push(fr.attr ? v.trim() : v);
+  }
+  return raws;
+}
+
 function fieldValue(
-  $: CheerioAPI,
-  scope: ReturnType<CheerioAPI> | null,
+  src: Source,
   f: CompiledField,
   page: PageContext,
   base: string,
@@ -175,27 +276,25 @@ function fieldValue(
   report: ExtractReport,
 ): { value: unknown } | undefined {
   const fr = f.rule;
-  let raws: string[];
-  if (fr.meta) {
-    raws = [fr.meta === "url" ? page.url : String(fr.meta === "status" ? page.status : page.depth)];
-  } else {
-    let nodes: ReturnType<CheerioAPI>;
-    try {
-      nodes = fr.selector ? (scope ? scope.find(fr.selector) : $(fr.selector)) : (scope ?? $.root().children());
-    } catch (err) {
-      report.fieldProblem(ruleName, f.name, "selectorError", page.url, (err as Error).message);
-      return undefined;
-    }
-    const picked = fr.all ? nodes.toArray() : nodes.toArray().slice(0, 1);
-    raws = [];
-    for (const el of picked) {
-      const node = $(el as AnyNode);
-      const v = fr.attr ? node.attr(fr.attr) : normalizeSpace(node.text());
-      if (v !== undefined) raws.push(fr.attr ? v.trim() : v);
-    }
+  const found = rawValues(src, f, page, ruleName, report);
+  if (found === undefined) return undefined;
+  // JSON values: null is no value; numbers, booleans and objects are kept as they are unless a
+  // regex, absolute or type asks for text.
+  const textual = f.regex !== undefined || fr.absolute === true || fr.type !== undefined;
+  const raws: (string | { keep: unknown })[] = [];
+  for (const v of fr.all ? found : found.slice(0, 1)) {
+    if (v === null || v === undefined) continue;
+    if (typeof v === "string") raws.push(v);
+    else if (textual) raws.push(typeof v === "object" ? JSON.stringify(v) : String(v));
+    else raws.push({ keep: v });
   }
   const values: unknown[] = [];
-  for (let raw of raws) {
+  for (const r of raws) {
+    if (typeof r !== "string") {
+      values.push(r.keep);
+      continue;
+    }
+    let raw = r;
     if (f.regex) {
       const m = f.regex.exec(raw);
       if (!m) {
@@ -236,6 +335,36 @@ function fieldValue(
   return { value: values[0] };
 }
 
+/** One item from one scope: its fields, or undefined when dropped (reported). */
+function buildItem(ex: CompiledExtract, src: Source, page: PageContext, base: string, report: ExtractReport) {
+  const fields: Record<string, unknown> = {};
+  let found = 0;
+  for (const f of ex.fields) {
+    const v = fieldValue(src, f, page, base, ex.rule.name, report);
+    if (v !== undefined) {
+      fields[f.name] = v.value;
+      if (!f.rule.meta && (!Array.isArray(v.value) || v.value.length > 0)) found++;
+      continue;
+    }
+    if (f.rule.default !== undefined) {
+      fields[f.name] = f.rule.default;
+      continue;
+    }
+    if (f.rule.required) {
+      report.itemDropped(ex.rule.name, "missingRequired", page.url, `required field '${f.name}' has no value`);
+      return undefined;
+    }
+  }
+  if (found === 0 && ex.fields.some((f) => !f.rule.meta)) {
+    report.itemDropped(ex.rule.name, "empty", page.url, "no field has a value");
+    return undefined;
+  }
+  return { type: ex.rule.name, fields };
+}
+
+const applies = (ex: CompiledExtract, page: PageContext, only: readonly string[] | undefined) =>
+  (!only || only.includes(ex.rule.name)) && (!ex.urlPattern || ex.urlPattern.test(page.url));
+
 function extractItems(
   extract: CompiledExtract[],
   $: CheerioAPI,
@@ -246,9 +375,13 @@ function extractItems(
   const out: Item[] = [];
   if (extract.length === 0) return out;
   const base = baseUrlOf($, page.url);
+  let nodes: unknown[] | undefined;
+  const jsonLd = () => {
+    nodes ??= jsonLdNodes($);
+    return nodes;
+  };
   for (const ex of extract) {
-    if (only && !only.includes(ex.rule.name)) continue;
-    if (ex.urlPattern && !ex.urlPattern.test(page.url)) continue;
+    if (ex.json || !applies(ex, page, only)) continue;
     let scopes: (ReturnType<CheerioAPI> | null)[];
     if (ex.rule.itemSelector) {
       try {
@@ -263,57 +396,73 @@ function extractItems(
       scopes = [null];
     }
     for (const scope of scopes) {
-      const fields: Record<string, unknown> = {};
-      let dropped = false;
-      let found = 0;
-      for (const f of ex.fields) {
-        const v = fieldValue($, scope, f, page, base, ex.rule.name, report);
-        if (v !== undefined) {
-          fields[f.name] = v.value;
-          if (!f.rule.meta && (!Array.isArray(v.value) || v.value.length > 0)) found++;
-          continue;
-        }
-        if (f.rule.default !== undefined) {
-          fields[f.name] = f.rule.default;
-          continue;
-        }
-        if (f.rule.required) {
-          report.itemDropped(ex.rule.name, "missingRequired", page.url, `required field '${f.name}' has no value`);
-          dropped = true;
-          break;
-        }
-      }
-      if (dropped) continue;
-      if (found === 0 && ex.fields.some((f) => !f.rule.meta)) {
-        report.itemDropped(ex.rule.name, "empty", page.url, "no field has a value");
-        continue;
-      }
-      out.push({ type: ex.rule.name, fields });
+      const item = buildItem(ex, { kind: "html", $, scope, jsonLd }, page, base, report);
+      if (item) out.push(item);
     }
   }
   return out;
 }
 
+function extractJsonItems(
+  extract: CompiledExtract[],
+  doc: unknown,
+  page: PageContext,
+  report: ExtractReport,
+  only?: readonly string[],
+): Item[] {
+  const out: Item[] = [];
+  for (const ex of extract) {
+    if (!ex.json || !applies(ex, page, only)) continue;
+    const scopes = ex.itemPath ? evaluateJsonPath(ex.itemPath, doc) : [doc];
+    for (const scope of scopes) {
+      const item = buildItem(ex, { kind: "json", scope }, page, page.url, report);
+      if (item) out.push(item);
+    }
+  }
+  return out;
+}
+
+/** A field's compiled JSON-LD or JSONPath (validated before the crawl; a bad one selects nothing). */
+function compileField(name: string, fr: FieldRule): CompiledField {
+  const jsonld = fr.jsonld !== undefined ? parseJsonLdPath(fr.jsonld) : undefined;
+  const json = fr.json !== undefined ? parseJsonPath(fr.json) : undefined;
+  return {
+    name,
+    rule: fr,
+    ...(fr.regex ? { regex: new RegExp(fr.regex) } : {}),
+    ...(jsonld ? { jsonld: "error" in jsonld ? { type: "", steps: [] } : jsonld } : {}),
+    ...(json ? { json: "error" in json ? [{ kind: "key", key: "\0" }] : json.steps } : {}),
+  };
+}
+
 export function compileSpider(spec: SpiderSpec): CompiledSpider {
   const follow: CompiledFollow[] = (spec.follow ?? []).map((f: FollowRule) => ({
     ...(f.selector ? { selector: f.selector } : {}),
+    ...(() => {
+      const json = f.json !== undefined ? parseJsonPath(f.json) : undefined;
+      return json ? { json: "error" in json ? [{ kind: "key" as const, key: "\0" }] : json.steps } : {};
+    })(),
     allow: compileRegexes(f.allow),
     deny: compileRegexes(f.deny),
     restrict: f.restrict ?? "none",
     cookies: f.cookies !== false,
   }));
-  const extract: CompiledExtract[] = (spec.extract ?? []).map((rule) => ({
-    rule,
-    ...(rule.urlPattern ? { urlPattern: new RegExp(rule.urlPattern) } : {}),
-    fields: Object.entries(rule.fields).map(([name, fr]) => ({
-      name,
-      rule: fr,
-      ...(fr.regex ? { regex: new RegExp(fr.regex) } : {}),
-    })),
-  }));
+  const extract: CompiledExtract[] = (spec.extract ?? []).map((rule) => {
+    const itemPath = rule.itemPath !== undefined ? parseJsonPath(rule.itemPath) : undefined;
+    return {
+      rule,
+      ...(rule.urlPattern ? { urlPattern: new RegExp(rule.urlPattern) } : {}),
+      fields: Object.entries(rule.fields).map(([name, fr]) => compileField(name, fr)),
+      json: rule.itemPath !== undefined || Object.values(rule.fields).some((f) => f.json !== undefined),
+      ...(itemPath && !("error" in itemPath) ? { itemPath: itemPath.steps } : {}),
+    };
+  });
 
   return {
     links: ($, page) => extractLinks(follow, $, page),
     items: ($, page, report, only) => extractItems(extract, $, page, report, only),
+    readsJson: extract.some((ex) => ex.json) || follow.some((f) => f.json),
+    jsonLinks: (doc, page) => extractJsonLinks(follow, doc, page),
+    jsonItems: (doc, page, report, only) => extractJsonItems(extract, doc, page, report, only),
   };
 }

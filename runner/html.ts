@@ -62,6 +62,8 @@ export function parseHtml(text: string, url: string, limits: ParseLimits = PARSE
 }
 
 export const isHtmlType = (ct: string) => ct.includes("text/html") || ct.includes("application/xhtml+xml");
+/** application/json, text/json, and the +json types (application/ld+json, application/vnd.api+json…). */
+export const isJsonType = (ct: string) => /^(application|text)\/([\w.-]+\+)?json\b/.test(ct.trim().toLowerCase());
 
 /** For a response without Content-Type: does the body start like an HTML document? */
 export function looksLikeHtml(body: Buffer): boolean {

@@ -6,6 +6,7 @@
 import robotsParserModule from "robots-parser";
 import type { Dispatcher } from "undici";
 import { DownloadError, fetchOnce } from "./downloader.ts";
+import type { Fetch } from "./http-cache.ts";
 
 // The package is CommonJS (`module.exports = fn`) but its typings declare a
 // default export: at runtime the default import *is* the function.
@@ -24,6 +25,8 @@ export interface RobotsOptions {
   onFetch?: (status: number | undefined, bytes: number) => void;
   /** Cached origins (default 10 000; oldest evicted first). */
   maxOrigins?: number;
+  /** How robots.txt is fetched (default fetchOnce; the crawler passes its HTTP cache in front). */
+  fetch?: Fetch;
   /** A robots.txt asked for a Crawl-delay (ms, as written) above MAX_CRAWL_DELAY_MS. */
   onCrawlDelayCapped?: (origin: string, requestedMs: number) => void;
 }
@@ -95,7 +98,7 @@ export class RobotsCache {
     for (let hop = 0; hop <= 5; hop++) {
       let res: Awaited<ReturnType<typeof fetchOnce>>;
       try {
-        res = await fetchOnce(url, {
+        res = await (this.#opts.fetch ?? fetchOnce)(url, {
           dispatcher: this.#opts.dispatcher,
           headers: this.#opts.headers,
           timeoutMs: this.#opts.timeoutMs,

@@ -18,9 +18,15 @@ export interface SchedulerOptions {
   throttle: { enabled: boolean; targetConcurrency: number; startDelayMs: number; maxDelayMs: number };
   /**
    * Sends and handles one request; it counts as in flight until the promise
-   * settles. `observe(latencyMs, status)` feeds AutoThrottle for its slot.
+   * settles. `observe(latencyMs, status)` feeds AutoThrottle for its slot;
+   * `skipDelay()` says no request was made (an HTTP cache hit), so the slot's
+   * download delay is not spent on it.
    */
-  process(req: CrawlRequest, observe: (latencyMs: number, status: number) => void): Promise<void>;
+  process(
+    req: CrawlRequest,
+    observe: (latencyMs: number, status: number) => void,
+    skipDelay: () => void,
+  ): Promise<void>;
   /** process() rejected: a bug, not a download error. */
   onProcessError(err: unknown, req: CrawlRequest): void;
   /** closeSpider.pageCount (0: none): never start more pages than this. */
@@ -224,9 +230,16 @@ export class Scheduler {
       slot.active++;
       this.#inFlight++;
       const delay = this.#slotDelay(slot);
+      const before = slot.nextAt;
       if (delay > 0) slot.nextAt = now + delay;
+      const skipDelay = () => {
+        if (delay <= 0) return;
+        slot.nextAt = before;
+        if (slot.timer) clearTimeout(slot.timer);
+        slot.timer = undefined;
+      };
       this.#o
-        .process(req, (latencyMs, status) => this.#autoThrottle(slot, latencyMs, status))
+        .process(req, (latencyMs, status) => this.#autoThrottle(slot, latencyMs, status), skipDelay)
         .catch((err) => this.#o.onProcessError(err, req))
         .finally(() => {
           slot.active--;

@@ -12,6 +12,7 @@ import {
 } from "../crds/schema/feeds.ts";
 import { expectedExtension, levelRange } from "./compression.ts";
 import { parseFeedLocation } from "./feed-location.ts";
+import { postprocessingHint, scrapyHint } from "./scrapy-keys.ts";
 import { isBatchTemplate, parseUriTemplate, renderUri } from "./uri-template.ts";
 
 const checkOptions = Compile(FeedOptions);
@@ -49,7 +50,8 @@ function schemaErrors(
     if (e.keyword === "additionalProperties") {
       for (const name of (e.params as { additionalProperties?: string[] }).additionalProperties ?? []) {
         const path = pointerToPath(base, `${e.instancePath}/${name}`);
-        if (!seen.has(path)) errors.push({ path, message: "unknown option" });
+        const hint = e.instancePath === "" ? scrapyHint(name) : undefined;
+        if (!seen.has(path)) errors.push({ path, message: hint ?? "unknown option" });
         seen.add(path);
       }
       continue;
@@ -60,6 +62,35 @@ function schemaErrors(
     const allowed = (e.params as { allowedValues?: unknown[] }).allowedValues;
     errors.push({ path, message: allowed ? `${e.message}: one of ${allowed.join(", ")}` : e.message });
   }
+}
+
+const FORMAT_ONLY: [string, readonly unknown[], string][] = [
+  ["sortKeys", ["json", "jsonlines", "jsonl", "jl"], "json and jsonlines"],
+  ["ensureAscii", ["json", "jsonlines", "jsonl", "jl"], "json and jsonlines"],
+  ["csvDelimiter", ["csv"], "csv"],
+  ["csvQuoteChar", ["csv"], "csv"],
+  ["csvJoinMultivalued", ["csv"], "csv"],
+  ["csvIncludeHeader", ["csv"], "csv"],
+  ["xmlRootElement", ["xml"], "xml"],
+  ["xmlItemElement", ["xml"], "xml"],
+];
+
+/** Options that only one format reads, set on another (Scrapy would pass them to an exporter that refuses them). */
+function formatOptionErrors(opts: Record<string, unknown>, base: string): FieldError[] {
+  const errors: FieldError[] = [];
+  if (!(FEED_FORMATS as readonly unknown[]).includes(opts.format)) return errors;
+  if (opts.format === "jsonlines" || opts.format === "jsonl" || opts.format === "jl") {
+    if (typeof opts.indent === "number" && opts.indent > 0) {
+      errors.push({ path: `${base}.indent`, message: "JSON Lines cannot be indented (one item per line)" });
+    }
+  }
+  for (const [key, formats, names] of FORMAT_ONLY) {
+    if (opts[key] !== undefined && !formats.includes(opts.format))
+      errors.push({ path: `${base}.${key}`, message: `applies to ${names} feeds only, not ${String(opts.format)}` });
+  }
+  if (typeof opts.csvQuoteChar === "string" && opts.csvQuoteChar === opts.csvDelimiter)
+    errors.push({ path: `${base}.csvQuoteChar`, message: "the quote character cannot be the delimiter" });
+  return errors;
 }
 
 const SAMPLE = { name: "spider", job: "job", time: "2000-01-01T00-00-00", batch_id: 1, batch_time: "t", shard: 0 };
@@ -80,6 +111,13 @@ export function validateFeeds(
       } catch {
         errors.push({ path: "spec.storage.s3.endpoint", message: `not an http(s) URL: ${JSON.stringify(endpoint)}` });
       }
+    }
+    const sse = storage?.s3?.serverSideEncryption;
+    if (storage?.s3?.sseKmsKeyId !== undefined && (sse === undefined || sse === "AES256")) {
+      errors.push({
+        path: "spec.storage.s3.sseKmsKeyId",
+        message: "sseKmsKeyId needs serverSideEncryption aws:kms or aws:kms:dsse",
+      });
     }
   }
   if (feeds === undefined) return errors;
@@ -107,13 +145,22 @@ export function validateFeeds(
       });
       friendly.add(`${base}.format`);
     }
+    if (opts.fields !== null && typeof opts.fields === "object" && !Array.isArray(opts.fields)) {
+      errors.push({
+        path: `${base}.fields`,
+        message:
+          "a map of field to column name (Scrapy's FEED_EXPORT_FIELDS dict form) is not offered: list the fields (fields: [foo, bar]) and give the extract rule's fields the column names",
+      });
+      friendly.add(`${base}.fields`);
+    }
     const post = Array.isArray(opts.postprocessing) ? (opts.postprocessing as unknown[]) : [];
     post.forEach((p, i) => {
       if (!(POSTPROCESSORS as readonly unknown[]).includes(p)) {
         const path = `${base}.postprocessing[${i}]`;
+        const hint = postprocessingHint(p);
         errors.push({
           path,
-          message: `unknown postprocessing ${JSON.stringify(p)}: one of ${POSTPROCESSORS.join(", ")}`,
+          message: `unknown postprocessing ${JSON.stringify(p)}: ${hint ?? `one of ${POSTPROCESSORS.join(", ")}`}`,
         });
         friendly.add(path);
       }
@@ -165,11 +212,7 @@ export function validateFeeds(
     } else if (level !== undefined && steps.length === 0) {
       errors.push({ path: `${base}.compressionLevel`, message: "set without postprocessing" });
     }
-    if (opts.format === "jsonlines" || opts.format === "jsonl" || opts.format === "jl") {
-      if (typeof opts.indent === "number" && opts.indent > 0) {
-        errors.push({ path: `${base}.indent`, message: "JSON Lines cannot be indented (one item per line)" });
-      }
-    }
+    errors.push(...formatOptionErrors(opts, base));
     if (parsed.errors.length === 0) {
       const sample = renderUri(parsed, SAMPLE);
       const where = (() => {

@@ -10,10 +10,12 @@ import { Settings } from "typebox/system";
 import { parse as parseYaml } from "yaml";
 import type { FieldError } from "../crds/schema/common.ts";
 import { CrawlJobSpec } from "../crds/schema/crawljob.ts";
+import { RESERVED_ENV_NAMES, RESERVED_ENV_PREFIX } from "../crds/schema/runner.ts";
 import type { SpiderSpec } from "../crds/schema/spider.ts";
 import { parseCidrs } from "../net/address-guard.ts";
 import { hostAllowed } from "../net/domains.ts";
 import { validateFeeds } from "./feeds.ts";
+import { parseJsonLdPath, parseJsonPath } from "./json-path.ts";
 import { noProxyEntryProblem, proxyUrlProblem } from "./proxy-url.ts";
 import { normalizeScrapyFeedKeys } from "./scrapy-keys.ts";
 import { modifiedSinceCutoff } from "./sitemaps.ts";
@@ -192,9 +194,51 @@ function sitemapErrors(spider: Record<string, unknown>, p: string, err: Report):
   }
 }
 
+/** jsonld / json fields: their paths parse, and they are the field's only source. */
+function structuredFieldErrors(f: Record<string, unknown>, fp: string, err: Report): void {
+  for (const key of ["jsonld", "json"] as const) {
+    const path = f[key];
+    if (!isStr(path)) continue;
+    const parsed = key === "json" ? parseJsonPath(path) : parseJsonLdPath(path);
+    if ("error" in parsed)
+      err(`${fp}.${key}`, `invalid ${key === "json" ? "JSONPath" : "JSON-LD path"}: ${parsed.error}`);
+    for (const other of ["selector", "attr", "text", "meta", ...(key === "json" ? ["jsonld"] : [])])
+      if (f[other] !== undefined)
+        err(
+          `${fp}.${other}`,
+          `${key} takes the value from ${key === "json" ? "the JSON response" : "the page's JSON-LD"}: ${other} does not apply`,
+        );
+  }
+}
+
+/** An extract rule reads either JSON responses (json fields, itemPath) or HTML pages (selectors, jsonld). */
+function jsonRuleErrors(x: Record<string, unknown>, base: string, err: Report): void {
+  const fields = isObj(x.fields)
+    ? Object.entries(x.fields).filter((e): e is [string, Record<string, unknown>] => isObj(e[1]))
+    : [];
+  if (isStr(x.itemPath)) {
+    const parsed = parseJsonPath(x.itemPath);
+    if ("error" in parsed) err(`${base}.itemPath`, `invalid JSONPath: ${parsed.error}`);
+    if (x.itemSelector !== undefined)
+      err(
+        `${base}.itemSelector`,
+        "itemPath (JSON responses) and itemSelector (HTML) are contradictory: a rule reads one kind",
+      );
+  }
+  const readsJson = isStr(x.itemPath) || fields.some(([, f]) => f.json !== undefined);
+  if (!readsJson) return;
+  for (const [name, f] of fields)
+    if (f.json === undefined && f.meta === undefined)
+      err(
+        `${base}.fields${/^[A-Za-z_$][\w$-]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`}`,
+        "this rule reads JSON responses (json fields or itemPath): give the field a json path (or meta); CSS selectors apply to HTML rules",
+      );
+}
+
 /** One extract field's contradictions (the schema cannot express them). */
 function fieldRuleErrors(f: Record<string, unknown>, fp: string, err: Report): void {
-  if (f.absolute === true && !isStr(f.attr) && f.meta === undefined)
+  structuredFieldErrors(f, fp, err);
+  if (f.absolute === true && !isStr(f.attr) && f.meta === undefined && f.json === undefined && f.jsonld === undefined)
     err(`${fp}.absolute`, "absolute: true needs attr (the attribute that holds the URL, e.g. href or src)");
   if (f.text === true && isStr(f.attr))
     err(`${fp}.text`, "text: true and attr are contradictory: a field takes either the text or an attribute");
@@ -220,6 +264,15 @@ function ruleErrors(spider: Record<string, unknown>, p: string, err: Report): vo
     spider.follow.forEach((f, i) => {
       if (!isObj(f)) return;
       sel(`${p}.follow[${i}].selector`, f.selector);
+      if (isStr(f.json)) {
+        const parsed = parseJsonPath(f.json);
+        if ("error" in parsed) err(`${p}.follow[${i}].json`, `invalid JSONPath: ${parsed.error}`);
+        if (f.selector !== undefined)
+          err(
+            `${p}.follow[${i}].selector`,
+            "json (JSON responses) and selector (HTML) are contradictory: a rule reads one kind",
+          );
+      }
       for (const k of ["allow", "deny"] as const)
         if (Array.isArray(f[k]))
           for (const [j, r] of (f[k] as unknown[]).entries()) re(`${p}.follow[${i}].${k}[${j}]`, r);
@@ -236,6 +289,7 @@ function ruleErrors(spider: Record<string, unknown>, p: string, err: Report): vo
       else names.set(x.name, i);
     }
     sel(`${base}.itemSelector`, x.itemSelector);
+    jsonRuleErrors(x, base, err);
     re(`${base}.urlPattern`, x.urlPattern);
     if (!isObj(x.fields)) return;
     for (const [name, f] of Object.entries(x.fields)) {
@@ -345,11 +399,83 @@ function ingestErrors(ingest: unknown): FieldError[] {
   return [];
 }
 
+// crds/schema/runner.ts's CEL rules, locally (test/spec/schema-agreement.int.test.ts keeps them in step).
+const QUALIFIED_KEY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const QUANTITY = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/;
+const UNITS: Record<string, number> = { "": 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
+for (const [i, u] of ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"].entries()) UNITS[u] = 1024 ** (i + 1);
+
+/** A resource quantity in bytes (the subset the schema's pattern admits), or undefined. */
+function quantityBytes(q: string): number | undefined {
+  const m = QUANTITY.exec(q);
+  return m ? Number(m[1]) * (UNITS[m[2] ?? ""] ?? 1) : undefined;
+}
+
+const countOf = (o: Record<string, unknown>, keys: string[]) => keys.filter((k) => o[k] !== undefined).length;
+
+/** spec.runner: what the CRD's CEL rules and list-map keys refuse (the schema's shapes are checked by TypeBox). */
+function runnerErrors(spec: Record<string, unknown>): FieldError[] {
+  const errors: FieldError[] = [];
+  const r = spec.runner;
+  if (!isObj(r)) return errors;
+  const err: Report = (path, message) => {
+    errors.push({ path, message });
+  };
+  const tmp = r.tmpSizeLimit;
+  const bytes = isStr(tmp) ? quantityBytes(tmp) : undefined;
+  if (bytes !== undefined && (bytes < 256 * 1024 ** 2 || bytes > 1024 ** 4))
+    err("spec.runner.tmpSizeLimit", "must be a quantity from 256Mi to 1Ti");
+  if (Array.isArray(r.env)) {
+    const names = new Map<string, number>();
+    let reserved = false;
+    let aws = false;
+    r.env.forEach((e, i) => {
+      if (!isObj(e) || !isStr(e.name)) return;
+      if (e.name.startsWith(RESERVED_ENV_PREFIX) || (RESERVED_ENV_NAMES as readonly string[]).includes(e.name))
+        reserved = true;
+      if (e.name === "AWS_ACCESS_KEY_ID" || e.name === "AWS_SECRET_ACCESS_KEY") aws = true;
+      if (names.has(e.name)) err(`spec.runner.env[${i}]`, `duplicate name ${e.name} (also env[${names.get(e.name)}])`);
+      else names.set(e.name, i);
+      if (e.value !== undefined && e.valueFrom !== undefined)
+        err(`spec.runner.env[${i}]`, "set value or valueFrom, not both");
+      if (
+        isObj(e.valueFrom) &&
+        countOf(e.valueFrom, ["secretKeyRef", "configMapKeyRef", "fieldRef", "resourceFieldRef"]) !== 1
+      )
+        err(
+          `spec.runner.env[${i}].valueFrom`,
+          "exactly one of secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef",
+        );
+    });
+    if (reserved) err("spec.runner.env", "FEEDCRAWL_* and JOB_COMPLETION_INDEX are set by the operator");
+    const s3 = isObj(spec.storage) && isObj(spec.storage.s3) ? spec.storage.s3 : undefined;
+    if (aws && s3?.credentialsSecretRef !== undefined)
+      err(
+        "spec.runner.env",
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY come from spec.storage.s3.credentialsSecretRef",
+      );
+  }
+  if (Array.isArray(r.envFrom))
+    r.envFrom.forEach((e, i) => {
+      if (isObj(e) && countOf(e, ["secretRef", "configMapRef"]) !== 1)
+        err(`spec.runner.envFrom[${i}]`, "exactly one of secretRef, configMapRef");
+    });
+  if (isObj(r.serviceAccountAnnotations))
+    for (const key of Object.keys(r.serviceAccountAnnotations))
+      if (!QUALIFIED_KEY.test(key))
+        err(
+          "spec.runner.serviceAccountAnnotations",
+          `keys must be qualified names (prefix/name): ${JSON.stringify(key)}`,
+        );
+  return errors;
+}
+
 /** Every problem with a CrawlJob spec, each with its field path. Empty: valid. */
 export function validateCrawlJobSpec(spec: unknown): FieldError[] {
   if (!isObj(spec)) return [{ path: "spec", message: "must be an object with at least spider" }];
   const errors = schemaErrors(spec);
-  errors.push(...spiderErrors(spec.spider), ...ingestErrors(spec.ingest));
+  errors.push(...spiderErrors(spec.spider), ...ingestErrors(spec.ingest), ...runnerErrors(spec));
   const parallelism =
     isObj(spec.runner) && typeof spec.runner.parallelism === "number" ? spec.runner.parallelism : undefined;
   errors.push(

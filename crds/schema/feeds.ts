@@ -1,14 +1,76 @@
 // spec.feeds and spec.storage: Scrapy's FEEDS (URI template -> options), batched.
 // docs/feeds.md maps every Scrapy key to the one here.
 import Type from "typebox";
-import { SecretKeyRef, StringEnum } from "./common.ts";
+import { cel, SecretKeyRef, StringEnum } from "./common.ts";
 
 export const FEED_FORMATS = ["jsonlines", "jsonl", "jl", "json", "csv", "xml"] as const;
 export type FeedFormat = (typeof FEED_FORMATS)[number];
 export const POSTPROCESSORS = ["gzip", "brotli", "zstd"] as const;
 export type Postprocessor = (typeof POSTPROCESSORS)[number];
-/** Output encodings: JSON and XML escape what the encoding cannot hold; CSV drops such items. */
-export const FEED_ENCODINGS = ["utf-8", "utf8", "latin1", "iso-8859-1", "ascii", "us-ascii"] as const;
+/**
+ * Output encodings (Python codec names where they differ only in spelling): JSON and XML
+ * escape what the encoding cannot hold; CSV drops such items. Beyond utf-8, latin1 and
+ * ascii the runner encodes with iconv-lite.
+ */
+export const FEED_ENCODINGS = [
+  "utf-8",
+  "utf8",
+  "utf-16",
+  "utf-16le",
+  "utf-16be",
+  "latin1",
+  "iso-8859-1",
+  "ascii",
+  "us-ascii",
+  "iso-8859-2",
+  "iso-8859-5",
+  "iso-8859-7",
+  "iso-8859-9",
+  "iso-8859-15",
+  "cp1250",
+  "cp1251",
+  "cp1252",
+  "cp1253",
+  "cp1254",
+  "cp1256",
+  "windows-1250",
+  "windows-1251",
+  "windows-1252",
+  "windows-1253",
+  "windows-1254",
+  "windows-1256",
+  "koi8-r",
+  "koi8-u",
+  "shift_jis",
+  "euc-jp",
+  "euc-kr",
+  "gbk",
+  "gb18030",
+  "big5",
+] as const;
+export type FeedEncoding = (typeof FEED_ENCODINGS)[number];
+/** S3 canned ACLs (PutObject / CreateMultipartUpload `x-amz-acl`). */
+export const S3_ACLS = [
+  "private",
+  "public-read",
+  "public-read-write",
+  "authenticated-read",
+  "aws-exec-read",
+  "bucket-owner-read",
+  "bucket-owner-full-control",
+] as const;
+export const S3_SSE = ["AES256", "aws:kms", "aws:kms:dsse"] as const;
+export const S3_STORAGE_CLASSES = [
+  "STANDARD",
+  "REDUCED_REDUNDANCY",
+  "STANDARD_IA",
+  "ONEZONE_IA",
+  "INTELLIGENT_TIERING",
+  "GLACIER",
+  "DEEP_ARCHIVE",
+  "GLACIER_IR",
+  "EXPRESS_ONEZONE",
+] as const;
 
 /** One condition on an item's field; a feed takes an item only when every condition holds. */
 export const FieldCondition = Type.Object(
@@ -37,7 +99,8 @@ export const FeedOptions = Type.Object(
       Type.Integer({
         minimum: 0,
         default: 0,
-        description: "Close the file once its stored (compressed) size reaches this many bytes (0: no limit).",
+        description:
+          "Close the file once the bytes stored (after compression) plus the text not yet handed to the compressor reach this (0: no limit). What the compressor still buffers is not counted: compressed files can end a little above it.",
       }),
     ),
     batchMaxSeconds: Type.Optional(
@@ -69,7 +132,23 @@ export const FeedOptions = Type.Object(
     exportEmptyFields: Type.Optional(
       Type.Boolean({ description: "Write fields listed in `fields` but missing from an item as null (JSON/XML)." }),
     ),
+    sortKeys: Type.Optional(
+      Type.Boolean({ description: "JSON / JSON Lines: object keys sorted, nested ones too (Python's sort_keys)." }),
+    ),
+    ensureAscii: Type.Optional(
+      Type.Boolean({ description: "JSON / JSON Lines: every non-ASCII character as a \\uXXXX escape (ensure_ascii)." }),
+    ),
     csvDelimiter: Type.Optional(Type.String({ minLength: 1, maxLength: 1 })),
+    csvQuoteChar: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 1, description: "CSV quote character (Python's quotechar; default \")." }),
+    ),
+    csvJoinMultivalued: Type.Optional(
+      Type.String({
+        maxLength: 16,
+        description:
+          "CSV: a list of strings is written as one cell joined by this (Scrapy's join_multivalued, default ','); other lists are JSON.",
+      }),
+    ),
     csvIncludeHeader: Type.Optional(Type.Boolean({ default: true })),
     xmlRootElement: Type.Optional(Type.String({ minLength: 1, maxLength: 64, default: "items" })),
     xmlItemElement: Type.Optional(Type.String({ minLength: 1, maxLength: 64, default: "item" })),
@@ -101,6 +180,26 @@ export const StorageSpec = Type.Object(
               description: "Parts in flight per upload (memory: this x part size).",
             }),
           ),
+          acl: Type.Optional(
+            StringEnum(S3_ACLS, { description: "Canned ACL of every stored object (Scrapy's FEED_STORAGE_S3_ACL)." }),
+          ),
+          serverSideEncryption: Type.Optional(
+            StringEnum(S3_SSE, {
+              description: "Server-side encryption of every stored object (x-amz-server-side-encryption).",
+            }),
+          ),
+          sseKmsKeyId: Type.Optional(
+            Type.String({
+              minLength: 1,
+              maxLength: 2048,
+              description: "KMS key id or ARN for serverSideEncryption aws:kms / aws:kms:dsse.",
+            }),
+          ),
+          storageClass: Type.Optional(
+            StringEnum(S3_STORAGE_CLASSES, {
+              description: "Storage class of every stored object (default: the bucket's).",
+            }),
+          ),
           retrySeconds: Type.Optional(
             Type.Integer({
               minimum: 0,
@@ -111,7 +210,14 @@ export const StorageSpec = Type.Object(
             }),
           ),
         },
-        { additionalProperties: false },
+        {
+          additionalProperties: false,
+          ...cel({
+            rule: "!has(self.sseKmsKeyId) || (has(self.serverSideEncryption) && self.serverSideEncryption != 'AES256')",
+            message: "sseKmsKeyId needs serverSideEncryption aws:kms or aws:kms:dsse",
+            fieldPath: ".sseKmsKeyId",
+          }),
+        },
       ),
     ),
   },

@@ -10,6 +10,14 @@ const Selector = Type.String({ minLength: 1, maxLength: 1024, description: "A CS
 export const FollowRule = Type.Object(
   {
     selector: Type.Optional(Selector),
+    json: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        description:
+          "JSON responses: follow the URLs this JSONPath selects (e.g. $.next for pagination); resolved against the response URL.",
+      }),
+    ),
     allow: Type.Optional(Type.Array(Pattern, { maxItems: 64 })),
     deny: Type.Optional(Type.Array(Pattern, { maxItems: 64 })),
     restrict: Type.Optional(StringEnum(["none", "sameHost", "sameDomain"] as const, { default: "none" })),
@@ -34,6 +42,22 @@ export const FieldRule = Type.Object(
     regex: Type.Optional(Pattern),
     type: Type.Optional(StringEnum(["string", "number", "integer", "boolean"] as const)),
     absolute: Type.Optional(Type.Boolean()),
+    jsonld: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 512,
+        description:
+          "From the page's JSON-LD (<script type=application/ld+json>): a schema.org type, then properties, e.g. Product.offers.price, Article.headline, *.name. Lists are looked into; the first value (all: every value).",
+      }),
+    ),
+    json: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        description:
+          "From a JSON response: a JSONPath ($.items[*].name; subset: .name ['name'] [n] [*] .* ..name), relative to the item when the rule has itemPath.",
+      }),
+    ),
     meta: Type.Optional(
       StringEnum(["url", "status", "depth"] as const, {
         description:
@@ -51,6 +75,13 @@ export const ExtractRule = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 63, pattern: "^[A-Za-z][A-Za-z0-9_-]*$" }),
     itemSelector: Type.Optional(Selector),
+    itemPath: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        description: "JSON responses: one item per value this JSONPath selects (e.g. $.products[*]).",
+      }),
+    ),
     urlPattern: Type.Optional(Pattern),
     fields: Type.Record(Type.String({ maxLength: 128 }), FieldRule, { minProperties: 1, maxProperties: 256 }),
   },
@@ -151,6 +182,40 @@ export const SpiderSettings = Type.Object(
       }),
     ),
     proxy: Type.Optional(ProxySettings),
+    httpCache: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Optional(Type.Boolean({ default: false })),
+          dir: Type.Optional(
+            Type.String({
+              minLength: 1,
+              maxLength: 1024,
+              default: ".feedcrawl/httpcache",
+              description: "Where responses are kept, relative to the working directory (one folder per spider).",
+            }),
+          ),
+          expirationSeconds: Type.Optional(
+            Type.Integer({
+              minimum: 0,
+              maximum: 315_360_000,
+              default: 0,
+              description: "A cached response older than this is fetched again (0: never expires).",
+            }),
+          ),
+          ignoreHttpCodes: Type.Optional(
+            Type.Array(Type.Integer({ minimum: 100, maximum: 599 }), {
+              maxItems: 64,
+              description: "Responses with these statuses are never cached.",
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            "Scrapy's HTTPCACHE_*: responses (robots.txt too) kept on disk and replayed, so re-running a crawl while writing selectors does not hit the site again. Local CLI only (feedcrawl crawl); a runner pod ignores it with a warning.",
+        },
+      ),
+    ),
     closeSpider: Type.Optional(
       Type.Object(
         {

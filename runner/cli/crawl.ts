@@ -304,6 +304,7 @@ export async function main(argv: string[]): Promise<number> {
     signal: stop.signal,
     moduleBaseDir: dirname(resolve(args.file)),
     ...(proxyFallback ? { proxyFallback } : {}),
+    httpCache: { baseDir: process.cwd() },
   });
   const signals = handleSignals(stop, terminal);
   terminal.startProgress(crawler);

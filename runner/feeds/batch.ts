@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { PassThrough, type Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { ItemEncoder, TextEncoding } from "./formats/encoder.ts";
+import type { Charset, ItemEncoder } from "./formats/encoder.ts";
 import type { BatchSink } from "./storages/types.ts";
 
 const GATHER_BYTES = 64 * 1024;
@@ -19,7 +19,7 @@ export class Batch {
   storedBytes = 0;
   readonly sink: BatchSink;
   private readonly encoder: ItemEncoder;
-  private readonly encoding: TextEncoding;
+  private readonly toBytes: (text: string) => Buffer;
   private readonly head: PassThrough;
   private readonly done: Promise<void>;
   private readonly hash = createHash("sha256");
@@ -31,11 +31,12 @@ export class Batch {
     batchId: number;
     uri: string;
     encoder: ItemEncoder;
-    encoding: TextEncoding;
+    encoding: Charset;
     compressors: Transform[];
     sink: BatchSink;
   }) {
-    ({ batchId: this.batchId, uri: this.uri, encoder: this.encoder, encoding: this.encoding, sink: this.sink } = init);
+    ({ batchId: this.batchId, uri: this.uri, encoder: this.encoder, sink: this.sink } = init);
+    this.toBytes = init.encoding.newEncoder();
     this.head = new PassThrough();
     const tap = new Writable({
       write: (chunk: Buffer, _enc, callback) => {
@@ -67,7 +68,7 @@ export class Batch {
   private async flush(): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.pendingLength === 0) return;
-    const chunk = Buffer.from(this.pending.join(""), this.encoding);
+    const chunk = this.toBytes(this.pending.join(""));
     this.pending = [];
     this.pendingLength = 0;
     if (!this.head.write(chunk)) await Promise.race([once(this.head, "drain"), this.done]);

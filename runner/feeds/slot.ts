@@ -17,7 +17,7 @@ import {
 import type { Item } from "../item.ts";
 import { Batch } from "./batch.ts";
 import { createItemFilter } from "./filter.ts";
-import { type EncoderOptions, textEncoding, UnserializableItemError } from "./formats/encoder.ts";
+import { charset, type EncoderOptions, UnserializableItemError } from "./formats/encoder.ts";
 import { canonicalFormat, createEncoder } from "./formats/index.ts";
 import type { FeedFailed } from "./manifest.ts";
 import { createCompressors } from "./postprocessing.ts";
@@ -73,7 +73,7 @@ export class FeedSlot {
     this.batched = isBatchTemplate(init.parsed);
     this.nextBatchId = init.lastBatchId + 1;
     this.steps = [...(init.options.postprocessing ?? [])];
-    this.encoderOptions = { ...init.options, encoding: textEncoding(init.options.encoding) };
+    this.encoderOptions = { ...init.options, encoding: charset(init.options.encoding) };
   }
 
   get format() {

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parse } from "csv-parse/sync";
-import { type EncoderOptions, textEncoding, UnserializableItemError } from "../../runner/feeds/formats/encoder.ts";
+import { charset, type EncoderOptions, UnserializableItemError } from "../../runner/feeds/formats/encoder.ts";
 import { canonicalFormat, createEncoder } from "../../runner/feeds/formats/index.ts";
 
-const utf8: EncoderOptions = { encoding: "utf8" };
+const utf8: EncoderOptions = { encoding: charset("utf-8") };
 
 function encode(format: Parameters<typeof createEncoder>[0], items: Record<string, unknown>[], opts = utf8): string {
   const enc = createEncoder(format, opts);
@@ -45,7 +45,7 @@ test("csv: header from the first item, quoting, nested values as JSON, parses ba
   const rows = parse(text, { columns: true }) as Record<string, string>[];
   assert.deepEqual(Object.keys(rows[0] ?? {}), ["title", "price", "tags", "meta"]);
   assert.equal(rows[0]?.title, 'A "quoted", title');
-  assert.equal(rows[0]?.tags, '["x","y"]');
+  assert.equal(rows[0]?.tags, "x,y", 'a list of strings is joined with "," (Scrapy\'s join_multivalued)');
   assert.equal(rows[0]?.meta, '{"a":1}');
   assert.equal(rows[1]?.title, "Line\nbreak <b>&</b>");
   assert.equal(rows[1]?.price, "");
@@ -101,9 +101,9 @@ test("items that cannot be serialised throw UnserializableItemError", () => {
 });
 
 test("encodings: JSON and XML escape what latin1/ascii lack; CSV drops the item", () => {
-  const latin1: EncoderOptions = { encoding: textEncoding("iso-8859-1") };
+  const latin1: EncoderOptions = { encoding: charset("iso-8859-1") };
   assert.equal(encode("jsonlines", [{ t: "café €" }], latin1), '{"t":"café \\u20ac"}\n');
-  const ascii: EncoderOptions = { encoding: textEncoding("ascii") };
+  const ascii: EncoderOptions = { encoding: charset("ascii") };
   assert.equal(encode("jsonlines", [{ t: "café" }], ascii), '{"t":"caf\\u00e9"}\n');
   assert.ok(encode("xml", [{ t: "€😀" }], latin1).includes("<t>&#x20AC;&#x1F600;</t>"));
   assert.throws(() => createEncoder("csv", latin1).item({ t: "€" }), UnserializableItemError);
@@ -111,5 +111,5 @@ test("encodings: JSON and XML escape what latin1/ascii lack; CSV drops the item"
   const csv = createEncoder("csv", latin1);
   assert.throws(() => csv.item({ t: "€", u: 1 }), UnserializableItemError);
   assert.equal(csv.item({ t: "é" }), "t\r\né\r\n");
-  assert.equal(textEncoding(undefined), "utf8");
+  assert.equal(charset(undefined).name, "utf-8");
 });

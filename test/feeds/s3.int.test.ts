@@ -10,6 +10,7 @@ import { HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/cli
 import type { FeedClosed } from "../../crds/schema/crawlfeed.ts";
 import type { Feeds, StorageSpec } from "../../crds/schema/feeds.ts";
 import { createFeedExporter, type FeedExporter, type FeedExporterOptions } from "../../runner/feeds/exporter.ts";
+import { createS3Client } from "../../runner/feeds/storages/s3.ts";
 import { platform } from "../platform/env.ts";
 import { assertIdRange, capturingLogger, decompress, makeItem, parseFeed, quietLogger, sha256 } from "./helpers.ts";
 import {
@@ -419,4 +420,66 @@ test("the bucket is checked before crawling: missing bucket, bad credentials", a
     ),
     new RegExp(`bucket "${bucket}" .* is not accessible with these credentials`),
   );
+});
+
+/** A client that records the input of every object-creating command it sends. */
+function recordingClient(): { client: S3Client; sent: { command: string; input: Record<string, unknown> }[] } {
+  const sent: { command: string; input: Record<string, unknown> }[] = [];
+  const client = createS3Client(storage().s3, credentials());
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const command = String(context.commandName);
+      if (/^(CreateMultipartUpload|PutObject)Command$/.test(command))
+        sent.push({ command, input: args.input as Record<string, unknown> });
+      return next(args);
+    },
+    { step: "initialize", name: "recordObjectParams" },
+  );
+  return { client, sent };
+}
+
+test("S3 acl, server-side encryption and storage class: sent on every object, stored, or refused before the crawl", async () => {
+  const outcomes: string[] = [];
+  const cases: [string, NonNullable<StorageSpec["s3"]>, Record<string, string>][] = [
+    ["acl-class", { acl: "private", storageClass: "STANDARD" }, { ACL: "private", StorageClass: "STANDARD" }],
+    ["sse-s3", { serverSideEncryption: "AES256" }, { ServerSideEncryption: "AES256" }],
+    [
+      "sse-kms",
+      { serverSideEncryption: "aws:kms", sseKmsKeyId: "feedcrawl-test-key" },
+      { ServerSideEncryption: "aws:kms", SSEKMSKeyId: "feedcrawl-test-key" },
+    ],
+  ];
+  for (const [name, extra, params] of cases) {
+    const { client, sent } = recordingClient();
+    const template = `s3://${bucket}/object-params/${name}/part-%(batch_id)d.jsonl`;
+    let started: Awaited<ReturnType<typeof exporter>>;
+    try {
+      started = await exporter(
+        { [template]: { format: "jsonlines", batchItemCount: 2 } },
+        { storage: storage(undefined, extra), s3: { client, backoff: { baseMs: 50, capMs: 100 } } },
+      );
+    } catch (err) {
+      // Refused by this server: clearly, naming the settings, before any item.
+      const text = (err as Error).message;
+      assert.match(text, /is not writable under "object-params\/.*" with .* \(spec\.storage\.s3\): /, text);
+      for (const v of Object.values(params)) assert.ok(text.includes(v), `${text} names ${v}`);
+      outcomes.push(`${name}: refused (${text.split("): ").pop()})`);
+      continue;
+    }
+    const { exp, events } = started;
+    for (let i = 0; i < 3; i++) await exp.write(makeItem(i));
+    await exp.close("finished");
+    assert.equal(events.length, 2, name);
+    for (const ev of events) assert.equal((await readBack(ev)).length, ev.items);
+    // The write check, both batches and the manifest carried the parameters.
+    const creates = sent.filter((s) => !String(s.input.Key).includes(".feedcrawl-write-check-"));
+    assert.equal(creates.length, 3, `${name}: two batches and the manifest: ${JSON.stringify(creates)}`);
+    for (const s of sent) for (const [k, v] of Object.entries(params)) assert.equal(s.input[k], v, `${name} ${k}`);
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: keyOf(events[0]?.uri ?? "") }));
+    if (extra.storageClass)
+      assert.ok(head.StorageClass === undefined || head.StorageClass === extra.storageClass, head.StorageClass);
+    outcomes.push(`${name}: stored (HEAD StorageClass ${head.StorageClass}, SSE ${head.ServerSideEncryption})`);
+  }
+  console.log(`versitygw: ${outcomes.join("; ")}`);
+  assert.ok(outcomes[0]?.startsWith("acl-class: stored"), outcomes[0]);
 });

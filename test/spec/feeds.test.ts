@@ -150,7 +150,12 @@ test("Scrapy's snake_case FEEDS keys map to ours; unknown ones stay for validati
   const errors = validateFeeds(ours as Feeds, undefined);
   assert.deepEqual(
     errors.map((e) => [e.path, e.message]),
-    [['spec.feeds["s3://b/%(name)s/%(batch_id)d.csv.gz"].uri_params', "unknown option"]],
+    [
+      [
+        'spec.feeds["s3://b/%(name)s/%(batch_id)d.csv.gz"].uri_params',
+        "Scrapy's uri_params names a Python function, which a CrawlJob cannot run: the URI template takes the fixed parameters %(name)s, %(job)s, %(time)s, %(batch_id)d, %(batch_time)s, %(shard)d; write any other fixed value into the URI itself, and remove this option",
+      ],
+    ],
   );
   assert.equal(normalizeScrapyFeedKeys("x"), "x");
 });

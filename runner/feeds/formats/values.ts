@@ -1,6 +1,6 @@
 // Turns an item's fields into plain JSON-able values, refusing what would make a
 // corrupt or unbounded file: cycles, very deep nesting, functions, symbols, class instances.
-import { type EncoderOptions, UnserializableItemError } from "./encoder.ts";
+import { type Charset, type EncoderOptions, UnserializableItemError } from "./encoder.ts";
 
 export const MAX_DEPTH = 32;
 
@@ -63,10 +63,36 @@ export function selectFields(
   return out;
 }
 
-/** JSON text for a value; characters the output encoding lacks become \uXXXX escapes. */
-export function jsonText(value: unknown, indent: number | undefined, maxUnit: number): string {
-  const text = JSON.stringify(value, null, indent && indent > 0 ? indent : undefined);
-  if (maxUnit >= 0xffff) return text;
-  const pattern = maxUnit === 0xff ? /[\u0100-\uffff]/g : /[\u0080-\uffff]/g;
-  return text.replace(pattern, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+function sortedKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortedKeys);
+  if (value === null || typeof value !== "object") return value;
+  const out: Record<string, unknown> = {};
+  // Python's sort_keys compares code points; JS's default sort compares UTF-16 units: the same for the BMP.
+  for (const k of Object.keys(value).sort()) out[k] = sortedKeys((value as Record<string, unknown>)[k]);
+  return out;
+}
+
+/** How JSON text is written: indentation, sorted keys, and which characters must become \uXXXX escapes. */
+export interface JsonStyle {
+  indent?: number | undefined;
+  sortKeys?: boolean | undefined;
+  /** Escape every non-ASCII character (Python's ensure_ascii). */
+  ensureAscii?: boolean | undefined;
+}
+
+const escapeUnit = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+
+/** JSON text for a plain value; characters the output encoding lacks (or all non-ASCII) become \uXXXX escapes. */
+export function jsonText(value: unknown, style: JsonStyle, cs: Charset): string {
+  const text = JSON.stringify(
+    style.sortKeys ? sortedKeys(value) : value,
+    null,
+    style.indent && style.indent > 0 ? style.indent : undefined,
+  );
+  if (style.ensureAscii) return text.replace(/[\u0080-\uffff]/g, escapeUnit);
+  if (cs.unicode) return text;
+  // Whole code points are tested; a character outside the BMP is escaped as its surrogate pair.
+  return text.replace(/[^\u0000-\u007f]/gu, (c) =>
+    cs.fits(c.codePointAt(0) ?? 0) ? c : [...c.split("")].map(escapeUnit).join(""),
+  );
 }

@@ -1,20 +1,20 @@
 // XML like Scrapy's XmlItemExporter: <items><item><field>value</field>…</item></items>;
 // lists become <value> children, objects nested elements. Text the output encoding
 // cannot hold becomes character references; characters XML 1.0 forbids become U+FFFD.
-import { type EncoderOptions, type ItemEncoder, maxCodeUnit, UnserializableItemError } from "./encoder.ts";
+import { type Charset, type EncoderOptions, type ItemEncoder, UnserializableItemError } from "./encoder.ts";
 import { selectFields } from "./values.ts";
 
 // XML 1.0 Name, ASCII subset plus anything non-ASCII; no "xml" prefix games.
 const XML_NAME = /^[A-Za-z_\u00C0-\uFFFF][-A-Za-z0-9._\u00B7\u00C0-\uFFFF]*$/;
 const FORBIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g;
 
-export function escapeXmlText(text: string, maxUnit: number): string {
+export function escapeXmlText(text: string, cs: Charset): string {
   let out = text.replace(FORBIDDEN, "\uFFFD").replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
-  if (maxUnit < 0xffff) {
+  if (!cs.unicode) {
     // Whole code points, so that a surrogate pair becomes one reference.
     out = out.replace(/[^\u0000-\u007f]/gu, (c) => {
       const cp = c.codePointAt(0) ?? 0xfffd;
-      return cp <= maxUnit ? c : `&#x${cp.toString(16).toUpperCase()};`;
+      return cs.fits(cp) ? c : `&#x${cp.toString(16).toUpperCase()};`;
     });
   }
   return out;
@@ -27,11 +27,10 @@ function elementName(name: string): string {
 }
 
 export function createXmlEncoder(opts: EncoderOptions): ItemEncoder {
-  const maxUnit = maxCodeUnit(opts.encoding);
   const indent = opts.indent && opts.indent > 0 ? opts.indent : 0;
   const root = elementName(opts.xmlRootElement ?? "items");
   const itemName = elementName(opts.xmlItemElement ?? "item");
-  const declaredEncoding = opts.encoding === "utf8" ? "utf-8" : opts.encoding === "latin1" ? "iso-8859-1" : "us-ascii";
+  const declaredEncoding = opts.encoding.name;
   let started = false;
   const nl = (depth: number) => (indent ? "\n" + " ".repeat(indent * depth) : "");
 
@@ -43,7 +42,7 @@ export function createXmlEncoder(opts: EncoderOptions): ItemEncoder {
       const inner = Object.entries(value).map(([k, v]) => field(k, v, depth + 1));
       return open + inner.join("") + nl(depth) + close;
     }
-    return open + (value === null ? "" : escapeXmlText(String(value), maxUnit)) + close;
+    return open + (value === null ? "" : escapeXmlText(String(value), opts.encoding)) + close;
   };
 
   const head = () => `<?xml version="1.0" encoding="${declaredEncoding}"?>\n<${root}>`;

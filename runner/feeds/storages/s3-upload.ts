@@ -4,6 +4,7 @@
 // key swept), then started again from the spool with backoff: while the batch fills,
 // indefinitely; once it is closed, for `retryMs`. Success is confirmed with a HEAD of the size.
 import { randomBytes } from "node:crypto";
+import type { ObjectCannedACL, ServerSideEncryption, StorageClass } from "@aws-sdk/client-s3";
 import {
   AbortMultipartUploadCommand,
   HeadObjectCommand,
@@ -13,6 +14,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import type { Logger } from "pino";
+import type { StorageSpec } from "../../../crds/schema/feeds.ts";
 import { type BackoffPolicy, backoffDelayMs } from "../../../lib/backoff.ts";
 import type { Semaphore } from "../../../lib/semaphore.ts";
 import { sleep } from "../../../lib/sleep.ts";
@@ -86,6 +88,25 @@ export interface UploadContext {
   /** Uploads not settled yet, so that a teardown can stop them. */
   live: Set<S3BatchUpload>;
   logger: Logger;
+  /** ACL, server-side encryption and storage class of every object (from spec.storage.s3). */
+  objectParams: ObjectParams;
+}
+
+/** The PutObject / CreateMultipartUpload parameters spec.storage.s3 sets on every stored object. */
+export interface ObjectParams {
+  ACL?: ObjectCannedACL;
+  ServerSideEncryption?: ServerSideEncryption;
+  SSEKMSKeyId?: string;
+  StorageClass?: StorageClass;
+}
+
+export function objectParams(spec: NonNullable<StorageSpec["s3"]> | undefined): ObjectParams {
+  return {
+    ...(spec?.acl ? { ACL: spec.acl as ObjectCannedACL } : {}),
+    ...(spec?.serverSideEncryption ? { ServerSideEncryption: spec.serverSideEncryption as ServerSideEncryption } : {}),
+    ...(spec?.sseKmsKeyId ? { SSEKMSKeyId: spec.sseKmsKeyId } : {}),
+    ...(spec?.storageClass ? { StorageClass: spec.storageClass as StorageClass } : {}),
+  };
 }
 
 export class S3BatchUpload implements BatchSink {
@@ -262,6 +283,7 @@ export class S3BatchUpload implements BatchSink {
         ...(target.contentEncoding ? { ContentEncoding: target.contentEncoding } : {}),
         ...(target.overwrite ? {} : { IfNoneMatch: "*" }),
         Metadata: { [TOKEN_KEY]: this.#token },
+        ...this.#ctx.objectParams,
       },
     });
     this.#current = upload;

@@ -24,6 +24,8 @@ import {
   describe,
   isOwnObject,
   isPreconditionFailed,
+  type ObjectParams,
+  objectParams,
   retrying,
   S3BatchUpload,
   s3Location,
@@ -71,6 +73,17 @@ function bucketProblem(err: unknown): string {
   return status === 404 ? "does not exist" : `is not reachable (${describe(err)})`;
 }
 
+/** "acl bucket-owner-full-control, storageClass STANDARD_IA" (the spec's names). */
+function paramsText(p: ObjectParams): string {
+  const names: [keyof ObjectParams, string][] = [
+    ["ACL", "acl"],
+    ["ServerSideEncryption", "serverSideEncryption"],
+    ["SSEKMSKeyId", "sseKmsKeyId"],
+    ["StorageClass", "storageClass"],
+  ];
+  return names.flatMap(([k, n]) => (p[k] ? [`${n} ${p[k]}`] : [])).join(", ");
+}
+
 export class S3Storage implements FeedStorage {
   readonly #ctx: UploadContext;
   readonly #spool: Spool;
@@ -88,6 +101,7 @@ export class S3Storage implements FeedStorage {
       slots: new Semaphore(opts.maxConcurrentUploads ?? 4),
       live: new Set(),
       logger: opts.logger,
+      objectParams: objectParams(opts.spec),
     };
   }
 
@@ -106,10 +120,17 @@ export class S3Storage implements FeedStorage {
     }
     const key = `${prefix}.feedcrawl-write-check-${randomBytes(4).toString("hex")}`;
     try {
-      const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+      // With the feeds' own ACL, encryption and storage class: a server that refuses them fails here, before crawling.
+      const params = this.#ctx.objectParams;
+      const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ...params }));
       await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId }));
     } catch (err) {
-      throw new Error(`bucket "${bucket}" at ${this.#endpoint} is not writable under "${prefix}": ${describe(err)}`);
+      const extra = Object.keys(this.#ctx.objectParams).length
+        ? ` with ${paramsText(this.#ctx.objectParams)} (spec.storage.s3)`
+        : "";
+      throw new Error(
+        `bucket "${bucket}" at ${this.#endpoint} is not writable under "${prefix}"${extra}: ${describe(err)}`,
+      );
     }
   }
 
@@ -141,7 +162,14 @@ export class S3Storage implements FeedStorage {
     let taken = false;
     try {
       await retrying(Date.now() + retryMs, backoff, undefined, async () => {
-        const put = { Bucket: bucket, Key: key, Body: body, ContentType: contentType, IfNoneMatch: "*" };
+        const put = {
+          Bucket: bucket,
+          Key: key,
+          Body: body,
+          ContentType: contentType,
+          IfNoneMatch: "*",
+          ...this.#ctx.objectParams,
+        };
         try {
           await client.send(new PutObjectCommand({ ...put, Metadata: { [TOKEN_KEY]: token } }));
         } catch (err) {
