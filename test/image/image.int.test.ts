@@ -2,6 +2,7 @@
 // warm in seconds, ~2 min cold), runs as the runner and operator pods run it:
 // uid 65532, read-only root filesystem, /tmp the only writable place. No
 // cluster: runc starts it directly.
+// feedcrawl-test-needs: image
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { before, test } from "node:test";

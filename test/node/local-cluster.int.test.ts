@@ -3,6 +3,7 @@
 // machine), so it runs while no other test node is up: in the API-only tier.
 // Pods run images imported with ctr (no registry): the pause image and
 // podcheck, a static program that reports from inside its pod.
+// feedcrawl-test-needs: testbin
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -96,6 +97,8 @@ after(async () => {
 
 test("up prints the node's exports and the machine's tunables stay as they were while the node runs", () => {
   assert.match(env.FEEDCRAWL_NODE_HOST ?? "", /^\d+\.\d+\.\d+\.1$/);
+  const base = (env.FEEDCRAWL_NODE_HOST ?? "").replace(/\.1$/, "");
+  assert.equal(env.FEEDCRAWL_NODE_SITE_HOSTS, [2, 3, 4, 5, 6, 7, 8, 9].map((i) => `${base}.${i}`).join(","));
   assert.equal(env.FEEDCRAWL_CONTAINERD_ADDRESS, "/run/feedcrawl-node/containerd.sock");
   assert.equal(new URL(env.FEEDCRAWL_TEST_APISERVER ?? "").hostname, env.FEEDCRAWL_NODE_HOST);
   const now = snapshotHost();
@@ -139,7 +142,7 @@ test("a restricted pod of the imported pause image runs, and its logs come throu
   assert.equal((await kubectl(["logs", "pause", "-n", namespace])).trim(), "");
 });
 
-test("a pod reaches the apiserver through the kubernetes Service with its token, and the node host, but has no default route", async () => {
+test("a pod reaches the apiserver through the kubernetes Service with its token, servers on the node host and every site host, S3 and toxiproxy, but has no default route", async () => {
   const podcheck = imageArchive("podcheck");
   await runFile(binaryPath("ctr"), [
     "--address",
@@ -150,15 +153,31 @@ test("a pod reaches the apiserver through the kubernetes Service with its token,
     "import",
     podcheck.archive,
   ]);
+  const hosts = [env.FEEDCRAWL_NODE_HOST ?? "", ...(env.FEEDCRAWL_NODE_SITE_HOSTS ?? "").split(",")];
   const seen: string[] = [];
-  const server = createServer((req, res) => {
-    seen.push(req.socket.remoteAddress ?? "");
-    res.end("ok");
-  });
-  await new Promise<void>((done) => server.listen(0, env.FEEDCRAWL_NODE_HOST, done));
+  const servers = hosts.map((host) =>
+    createServer((req, res) => {
+      seen.push(`${req.socket.localAddress} from ${req.socket.remoteAddress}`);
+      res.end(host);
+    }),
+  );
+  const urls = await Promise.all(
+    servers.map(
+      (server, i) =>
+        new Promise<string>((done) =>
+          server.listen(0, hosts[i], () => {
+            const address = server.address();
+            done(`http://${hosts[i]}:${typeof address === "object" && address ? address.port : 0}/`);
+          }),
+        ),
+    ),
+  );
   try {
-    const address = server.address();
-    const port = typeof address === "object" && address ? address.port : 0;
+    // From the host too: every address is local.
+    for (const url of urls) assert.equal(await (await fetch(url)).text(), new URL(url).hostname);
+    seen.length = 0;
+    // And the platform's servers, at the endpoints `up` exported.
+    const podUrls = [...urls, `${env.FEEDCRAWL_TEST_S3_ENDPOINT}/health`, `${env.FEEDCRAWL_TEST_TOXIPROXY}/version`];
     const pod = {
       apiVersion: "v1",
       kind: "Pod",
@@ -170,7 +189,7 @@ test("a pod reaches the apiserver through the kubernetes Service with its token,
             name: "podcheck",
             image: podcheck.name,
             imagePullPolicy: "Never",
-            env: [{ name: "PODCHECK_URL", value: `http://${env.FEEDCRAWL_NODE_HOST}:${port}/` }],
+            env: [{ name: "PODCHECK_URL", value: podUrls.join(" ") }],
             securityContext: restricted,
           },
         ],
@@ -186,11 +205,16 @@ test("a pod reaches the apiserver through the kubernetes Service with its token,
     console.log(`pod create → ${phase}: ${((Date.now() - created) / 1000).toFixed(2)} s`);
     const logs = await kubectl(["logs", "podcheck", "-n", namespace]);
     console.log(`podcheck: ${logs.trim()}`);
-    const report = JSON.parse(logs) as { routes: string[]; defaultRoute: boolean; user: string; hostStatus: number };
+    const report = JSON.parse(logs) as {
+      routes: string[];
+      defaultRoute: boolean;
+      user: string;
+      hostStatus?: Record<string, number>;
+    };
     assert.equal(phase, "Succeeded", logs);
     assert.equal(report.defaultRoute, false);
     assert.equal(report.user, `system:serviceaccount:${namespace}:default`);
-    assert.equal(report.hostStatus, 200);
+    assert.deepEqual(report.hostStatus, Object.fromEntries(podUrls.map((url) => [url, 200])));
     assert.ok(
       report.routes.some((r) =>
         r.startsWith(`${KUBERNETES_SERVICE_IP.replace(/\.1$/, ".0")}/24 via ${env.FEEDCRAWL_NODE_HOST}`),
@@ -198,15 +222,25 @@ test("a pod reaches the apiserver through the kubernetes Service with its token,
       report.routes.join("; "),
     );
     const podIp = (await kubectl(["get", "pod", "podcheck", "-n", namespace, "-o", "jsonpath={.status.podIP}"])).trim();
-    assert.deepEqual(seen, [podIp]);
+    // The pod's address is above the host addresses (the CNI range starts at .10).
+    assert.ok(Number(podIp.split(".")[3]) >= 10, podIp);
+    assert.deepEqual(seen.sort(), hosts.map((host) => `${host} from ${podIp}`).sort());
     // The root-CA publisher made the ConfigMap the projected token volume reads.
     assert.match(
       await kubectl(["get", "configmap", "kube-root-ca.crt", "-n", namespace, "-o", "name"]),
       /kube-root-ca\.crt/,
     );
   } finally {
-    server.close();
+    for (const server of servers) server.close();
   }
+});
+
+test("S3 and toxiproxy listen on the node host (the pod test above reaches them from a pod)", async () => {
+  for (const name of ["FEEDCRAWL_TEST_S3_ENDPOINT", "FEEDCRAWL_TEST_TOXIPROXY", "AWS_ENDPOINT_URL_S3"]) {
+    assert.equal(new URL(env[name] ?? "").hostname, env.FEEDCRAWL_NODE_HOST, name);
+  }
+  assert.equal((await fetch(`${env.FEEDCRAWL_TEST_S3_ENDPOINT}/health`)).status, 200);
+  assert.equal((await fetch(`${env.FEEDCRAWL_TEST_TOXIPROXY}/version`)).status, 200);
 });
 
 test("down leaves no rule, mount, link, cgroup, tunable or runtime folder behind", async () => {

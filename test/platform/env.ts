@@ -1,8 +1,10 @@
 // What an integration test sees of the test platform. `npm test` (test/run.ts)
 // or `npm run local-cluster -- up` starts the real servers once and passes
-// their addresses in FEEDCRAWL_TEST_* variables; tests read them here. A test
-// run without them fails loudly: the platform is never optional.
+// their addresses in FEEDCRAWL_TEST_* variables (and FEEDCRAWL_NODE_* with a
+// node); tests read them here. A test run without them fails loudly: the
+// platform is never optional.
 import { KubeConfig } from "@kubernetes/client-node";
+import { IMAGE } from "./image/build.ts";
 
 export interface TestPlatform {
   /** kubeconfig of the admin user (token auth, system:masters). */
@@ -17,15 +19,69 @@ export interface TestPlatform {
   workDir: string;
 }
 
-function required(name: string): string {
+function required(name: string, what = "integration tests need the local control plane"): string {
   const value = process.env[name];
   if (!value) {
     throw new Error(
-      `${name} is not set: integration tests need the local control plane. Run them with \`npm test\`, ` +
+      `${name} is not set: ${what}. Run them with \`npm test\`, ` +
         "or start it with `npm run local-cluster -- up` and export the variables it prints.",
     );
   }
   return value;
+}
+
+/** The real node (tests named *.node.test.ts get it). */
+export interface TestNode {
+  /** The bridge address: node IP, pods' gateway; the host address pods reach (S3, the apiserver listen on it). */
+  host: string;
+  /** More host addresses pods reach, for fixture sites on distinct hosts (the runner shards by hostname). */
+  siteHosts: string[];
+  /** The Node object's name. */
+  name: string;
+  /** containerd's socket, for `ctr --address … -n k8s.io images import`. */
+  containerdAddress: string;
+  /**
+   * The project image built from the Dockerfile: `npm test` imports it into the
+   * node before the node tests run (by hand: `npm run image` with the exports of
+   * `local-cluster up`). Pods use it with `imagePullPolicy: Never`.
+   */
+  image: string;
+}
+
+const NODE_WHAT = "node tests (*.node.test.ts) need the local cluster's real node";
+
+export function node(): TestNode {
+  return {
+    host: required("FEEDCRAWL_NODE_HOST", NODE_WHAT),
+    siteHosts: required("FEEDCRAWL_NODE_SITE_HOSTS", NODE_WHAT).split(","),
+    name: required("FEEDCRAWL_NODE_NAME", NODE_WHAT),
+    containerdAddress: required("FEEDCRAWL_CONTAINERD_ADDRESS", NODE_WHAT),
+    image: IMAGE,
+  };
+}
+
+/** The host address pods reach: `server.listen(port, nodeHost())` for a server pods call (e.g. the backend). */
+export function nodeHost(): string {
+  return node().host;
+}
+
+/**
+ * Host addresses for fixture sites that pods reach, each a distinct hostname:
+ * `server.listen(port, siteHosts()[i])`. Eight (.2–.9); the runner shards by
+ * hostname, so pick the ones that cover the shards you need (with the default
+ * range they cover every shard of 2, 3 or 4).
+ */
+export function siteHosts(): string[] {
+  return node().siteHosts;
+}
+
+/**
+ * Where a test server should listen so that the platform's parts reach it:
+ * the node host when a node runs (pods too), else 127.0.0.1. For helpers
+ * shared by the API-only tests and the node tests.
+ */
+export function listenHost(): string {
+  return process.env.FEEDCRAWL_NODE_HOST || "127.0.0.1";
 }
 
 export function platform(): TestPlatform {

@@ -4,7 +4,8 @@
 // platform) and leaves them running, with state (data, logs, PIDs) in
 // .local-cluster/ at the repo root (FEEDCRAWL_LOCAL_CLUSTER_DIR elsewhere),
 // and prints the `export` lines for a shell:
-// eval "$(npm run -s local-cluster -- up)".
+// eval "$(npm run -s local-cluster -- up)". Test binaries that are missing
+// are built first (prepare.ts; FEEDCRAWL_NO_BUILD=1 fails instead).
 // `down` removes the node from the machine (pods, mounts, bridge, iptables
 // chains), stops the servers by their saved PIDs and removes the folder.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -13,6 +14,7 @@ import { binaryPath } from "./binaries.ts";
 import { execQuiet } from "./node/exec.ts";
 import { isRunning, type NodeState, readNodeState, stopNode } from "./node/node.ts";
 import { startPlatform } from "./platform.ts";
+import { NODE_PARTS, PLATFORM_PARTS, prepare } from "./prepare.ts";
 import { httpOk } from "./probe.ts";
 import { isAlive, stopPid } from "./process.ts";
 
@@ -69,6 +71,12 @@ async function up(args: string[]): Promise<number> {
     console.error("local-cluster: a previous cluster died; stopping what is left of it");
     await down();
   }
+  // Builds the missing test binaries first (FEEDCRAWL_NO_BUILD=1: fails naming them).
+  await prepare({
+    parts: withNode ? NODE_PARTS : PLATFORM_PARTS,
+    node: withNode,
+    log: (line) => console.error(`local-cluster: ${line}`),
+  });
   rmSync(stateDir, { recursive: true, force: true });
   mkdirSync(stateDir, { recursive: true });
   const started = Date.now();

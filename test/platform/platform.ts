@@ -1,9 +1,10 @@
 // Starts and stops the whole test platform: etcd, kube-apiserver,
 // kube-controller-manager, versitygw and toxiproxy on free loopback ports with
 // their data and logs under one work dir, and — with `node: true` — a real
-// node (test/platform/node/): the apiserver then listens on the node's bridge
-// address and runs as a cluster's would (ServiceAccount admission, the
-// default controllers). `npm test` (test/run.ts) starts it once per run;
+// node (test/platform/node/): the apiserver, S3 and toxiproxy then listen on
+// the node's bridge address (reachable from the host and from pods) and the
+// apiserver runs as a cluster's would (ServiceAccount admission, the default
+// controllers). `npm test` (test/run.ts) starts it once per run;
 // `npm run local-cluster -- up` starts it and releases the processes. Tests
 // reach it through the FEEDCRAWL_TEST_* (and FEEDCRAWL_NODE_*) variables that
 // `env` below holds (read them with platform() in env.ts).
@@ -90,8 +91,9 @@ export async function startPlatform(options: PlatformOptions): Promise<RunningPl
     const results = await Promise.allSettled([
       makeCerts(join(workDir, "pki"), { ips: node ? [node.net.address] : [] }),
       track(startEtcd({ workDir })),
-      track(startS3({ workDir })),
-      track(startToxiproxy({ workDir })),
+      // With a node, on the bridge address: every endpoint works from the host and from pods.
+      track(startS3({ workDir, ...(node ? { host: node.net.address } : {}) })),
+      track(startToxiproxy({ workDir, ...(node ? { host: node.net.address } : {}) })),
       checkPostgres(),
     ]);
     const failed = results.find((r) => r.status === "rejected");

@@ -1,13 +1,14 @@
-// Free TCP ports on 127.0.0.1: the OS picks one for a throwaway listener,
-// which is closed again before the server that needs the port binds it.
+// Free TCP ports on 127.0.0.1 (or another local address, e.g. the node's
+// bridge address): the OS picks one for a throwaway listener, which is closed
+// again before the server that needs the port binds it.
 import { createServer } from "node:net";
 
-export function freePort(): Promise<number> {
+export function freePort(host = "127.0.0.1"): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
+    server.listen(0, host, () => {
       const address = server.address();
       if (!address || typeof address === "string") {
         server.close();

@@ -1,5 +1,7 @@
 // The S3-compatible server: versitygw with its posix backend (buckets are
-// folders under the work dir), path-style, region us-east-1.
+// folders under the work dir), path-style, region us-east-1. It listens on
+// loopback, or on `host` (the node's bridge address with a node, so pods
+// reach it at the same endpoint as the host).
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { binaryPath } from "./binaries.ts";
@@ -16,22 +18,29 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-/** Test-only credentials: the server listens on loopback and holds throwaway data. */
+/** Test-only credentials: the server listens on loopback or the node's bridge and holds throwaway data. */
 export const S3_TEST_CREDENTIALS = { accessKeyId: "feedcrawl-test", secretAccessKey: "feedcrawl-test-secret" };
 
-export function startS3(options: { workDir: string }): Promise<S3Server> {
+export interface S3Options {
+  workDir: string;
+  /** Address to listen on; default 127.0.0.1. */
+  host?: string;
+}
+
+export function startS3(options: S3Options): Promise<S3Server> {
   return retryOnPortClash(() => startS3Once(options));
 }
 
-async function startS3Once(options: { workDir: string }): Promise<S3Server> {
+async function startS3Once(options: S3Options): Promise<S3Server> {
   const bin = binaryPath("versitygw");
-  const port = await freePort();
+  const host = options.host ?? "127.0.0.1";
+  const port = await freePort(host);
   const root = join(options.workDir, "s3-data");
   mkdirSync(root, { recursive: true });
   const proc = new ManagedProcess({
     name: "versitygw",
     command: bin,
-    args: ["--port", `127.0.0.1:${port}`, "--health", "/health", "--quiet", "posix", root],
+    args: ["--port", `${host}:${port}`, "--health", "/health", "--quiet", "posix", root],
     env: {
       ...process.env,
       ROOT_ACCESS_KEY: S3_TEST_CREDENTIALS.accessKeyId,
@@ -39,7 +48,7 @@ async function startS3Once(options: { workDir: string }): Promise<S3Server> {
     },
     logFile: join(options.workDir, "logs", "versitygw.log"),
   });
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `http://${host}:${port}`;
   await proc.startAndWait(() => httpOk(`${endpoint}/health`), 30_000, "healthy");
   return { endpoint, region: "us-east-1", ...S3_TEST_CREDENTIALS, process: proc, stop: () => proc.stop() };
 }

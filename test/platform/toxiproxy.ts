@@ -1,5 +1,7 @@
 // toxiproxy-server: tests create proxies through its admin API to inject
-// latency, resets and timeouts between parts.
+// latency, resets and timeouts between parts. Its admin API listens on
+// loopback, or on `host` (the node's bridge address with a node); each proxy
+// listens where the test says (with a node: `${nodeHost()}:<port>`, so pods reach it).
 import { join } from "node:path";
 import { binaryPath } from "./binaries.ts";
 import { freePort, retryOnPortClash } from "./ports.ts";
@@ -12,19 +14,26 @@ export interface Toxiproxy {
   stop(): Promise<void>;
 }
 
-export function startToxiproxy(options: { workDir: string }): Promise<Toxiproxy> {
+export interface ToxiproxyOptions {
+  workDir: string;
+  /** Address of the admin API; default 127.0.0.1. */
+  host?: string;
+}
+
+export function startToxiproxy(options: ToxiproxyOptions): Promise<Toxiproxy> {
   return retryOnPortClash(() => startToxiproxyOnce(options));
 }
 
-async function startToxiproxyOnce(options: { workDir: string }): Promise<Toxiproxy> {
-  const port = await freePort();
+async function startToxiproxyOnce(options: ToxiproxyOptions): Promise<Toxiproxy> {
+  const host = options.host ?? "127.0.0.1";
+  const port = await freePort(host);
   const proc = new ManagedProcess({
     name: "toxiproxy",
     command: binaryPath("toxiproxy-server"),
-    args: ["-host", "127.0.0.1", "-port", String(port)],
+    args: ["-host", host, "-port", String(port)],
     logFile: join(options.workDir, "logs", "toxiproxy.log"),
   });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${host}:${port}`;
   await proc.startAndWait(() => httpOk(`${url}/version`), 30_000, "answering");
   return { url, process: proc, stop: () => proc.stop() };
 }

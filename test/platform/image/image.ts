@@ -114,6 +114,8 @@ export async function ensureImage(options: EnsureOptions = {}): Promise<ImageRep
       step(`import into containerd at ${address}, namespace k8s.io (~10 s)`);
       report.importSeconds = await importImage(address, report.archive);
       log(`  imported in ${s(report.importSeconds)}`);
+    } else if (options.containerdAddress === "") {
+      step("import into a node's containerd: not here (the caller imports the archive, or needs none)");
     } else {
       step("import into the node's containerd: skipped (FEEDCRAWL_CONTAINERD_ADDRESS is not set)");
     }

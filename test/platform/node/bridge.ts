@@ -1,6 +1,10 @@
 // The node's network: a Linux bridge the platform creates, whose address is
-// the node's IP, the pods' gateway and the host address pods reach (fixture
-// sites, S3, the apiserver listen on it). 10.213.0.0/24 is used by no common
+// the node's IP, the pods' gateway and the host address pods reach (S3,
+// toxiproxy, the apiserver, the reference backend listen on it). The bridge
+// also holds more host addresses, the site hosts (.2–.9 of the /24, as /32s),
+// so fixture sites can listen on several distinct hosts pods reach (the runner
+// shards a crawl by hostname; with the default range they cover every shard
+// of 2, 3 or 4); the pods' addresses start above them, at .10 (cni.ts). 10.213.0.0/24 is used by no common
 // tool (docker 172.17/16, podman 10.88/16, flannel/kind 10.244/16, k3s
 // 10.42/16, libvirt 192.168.122/24); FEEDCRAWL_NODE_CIDR picks another /24,
 // and `up` refuses a range that overlaps a route or address of the machine.
@@ -13,13 +17,20 @@ export interface NodeNetwork {
   cidr: string;
   /** Its first address, on the bridge: node IP, pods' gateway, FEEDCRAWL_NODE_HOST. */
   address: string;
+  /** More host addresses on the bridge (.2–.9) for fixture sites: FEEDCRAWL_NODE_SITE_HOSTS. */
+  siteHosts: string[];
 }
+
+/** How many site hosts the bridge holds; pod addresses start at .10 (cni.ts). */
+export const SITE_HOST_COUNT = 8;
 
 export function nodeNetwork(): NodeNetwork {
   const cidr = process.env.FEEDCRAWL_NODE_CIDR || "10.213.0.0/24";
   const match = /^(\d+)\.(\d+)\.(\d+)\.0\/24$/.exec(cidr);
   if (!match) throw new Error(`FEEDCRAWL_NODE_CIDR=${cidr} is not a /24 of the form a.b.c.0/24`);
-  return { bridge: "feedcrawl0", cidr, address: `${match[1]}.${match[2]}.${match[3]}.1` };
+  const base = `${match[1]}.${match[2]}.${match[3]}`;
+  const siteHosts = Array.from({ length: SITE_HOST_COUNT }, (_, i) => `${base}.${i + 2}`);
+  return { bridge: "feedcrawl0", cidr, address: `${base}.1`, siteHosts };
 }
 
 function toInt(ip: string): number {
@@ -71,10 +82,12 @@ export async function createBridge(net: NodeNetwork): Promise<void> {
   const ip = hostTool("ip");
   await exec(ip, ["link", "add", "name", net.bridge, "type", "bridge"]);
   await exec(ip, ["addr", "add", `${net.address}/24`, "dev", net.bridge]);
+  // /32s: local addresses only, no second route for the /24 (the host's source address to pods stays .1).
+  for (const host of net.siteHosts) await exec(ip, ["addr", "add", `${host}/32`, "dev", net.bridge]);
   await exec(ip, ["link", "set", net.bridge, "up"]);
 }
 
-/** Deletes the bridge and any pod veth still attached to it. */
+/** Deletes the bridge (with its addresses) and any pod veth still attached to it. */
 export async function deleteBridge(net: NodeNetwork): Promise<void> {
   const ip = hostTool("ip");
   if (!(await bridgeExists(net))) return;

@@ -89,6 +89,7 @@ export interface NodeCerts {
 export function nodeEnv(state: NodeState): Record<string, string> {
   return {
     FEEDCRAWL_NODE_HOST: state.net.address,
+    FEEDCRAWL_NODE_SITE_HOSTS: state.net.siteHosts.join(","),
     FEEDCRAWL_NODE_NAME: state.name,
     FEEDCRAWL_CONTAINERD_ADDRESS: state.containerdAddress,
   };

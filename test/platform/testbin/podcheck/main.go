@@ -1,7 +1,8 @@
 // podcheck runs inside a test pod on the local node and reports, as one JSON
 // line, what a pod of the platform must see: no default route, the apiserver
 // through the `kubernetes` Service with the pod's projected token and a
-// verified certificate, and the node host (PODCHECK_URL). Exit 0 only if all hold.
+// verified certificate, and the host's servers (PODCHECK_URL: space-separated
+// URLs, e.g. on the node host and each site host). Exit 0 only if all hold.
 // Stdlib only, static: the image is this one file.
 package main
 
@@ -22,11 +23,11 @@ import (
 const saDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 type report struct {
-	Routes       []string `json:"routes"`
-	DefaultRoute bool     `json:"defaultRoute"`
-	User         string   `json:"user,omitempty"`
-	HostStatus   int      `json:"hostStatus,omitempty"`
-	Errors       []string `json:"errors,omitempty"`
+	Routes       []string       `json:"routes"`
+	DefaultRoute bool           `json:"defaultRoute"`
+	User         string         `json:"user,omitempty"`
+	HostStatus   map[string]int `json:"hostStatus,omitempty"`
+	Errors       []string       `json:"errors,omitempty"`
 }
 
 // routes reads the IPv4 routing table: "destination/mask via gateway".
@@ -116,12 +117,13 @@ func main() {
 	if r.User, err = whoami(); err != nil {
 		fail(err)
 	}
-	if url := os.Getenv("PODCHECK_URL"); url != "" {
+	r.HostStatus = map[string]int{}
+	for _, url := range strings.Fields(os.Getenv("PODCHECK_URL")) {
 		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
 		if err != nil {
 			fail(err)
 		} else {
-			r.HostStatus = resp.StatusCode
+			r.HostStatus[url] = resp.StatusCode
 			resp.Body.Close()
 		}
 	}
