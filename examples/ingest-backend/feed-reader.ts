@@ -1,25 +1,23 @@
-// Streams one feed file as JSON lines: the object's bytes (S3 GetObject body
-// or a local file) → sha256 + byte count → decompress (gzip/brotli/zstd, by
-// feed.compression) → split into lines. Memory stays flat whatever the size.
-// Before that, `canonicalFeed` gives every spelling of one file one URI (the
-// dedupe key), and every line is checked to hold only what PostgreSQL can
-// store (no NUL, no lone surrogate): such a file is 422, never retried.
+// Streams one feed file as items: the object's bytes (S3 GetObject body or a
+// local file) → sha256 + byte count → decompress (gzip/brotli/zstd, by
+// feed.compression) → decode (decode.ts) → parse by feed.format (formats/:
+// jsonlines, json, csv, xml). Memory stays flat whatever the size. Before
+// that, `canonicalFeed` gives every spelling of one file one URI (the dedupe
+// key), and every item is checked to hold only what PostgreSQL can store (no
+// NUL, no lone surrogate): such a file is 422, never retried.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { realpath } from "node:fs/promises";
 import path from "node:path";
-import { type Duplex, PassThrough, pipeline, type Readable, Transform } from "node:stream";
+import { type Duplex, PassThrough, pipeline, type Readable } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import zlib from "node:zlib";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { parseS3Uri } from "../../lib/s3-uri.ts";
-import { feedUnreadable, IngestError, unprocessable } from "./errors.ts";
+import { checkEncoding, decodeText } from "./decode.ts";
+import { FeedDataError, feedUnreadable, IngestError, unprocessable } from "./errors.ts";
+import { type FeedParser, FORMATS, parserFor } from "./formats/index.ts";
 import type { Feed } from "./webhook.ts";
-
-/** The formats whose objects are one JSON document per line. */
-const JSON_LINES = new Set(["jsonlines", "jsonl", "jl"]);
-/** A longer line is refused rather than buffered (memory stays bounded). */
-const MAX_LINE_CHARS = 16 * 1024 * 1024;
 
 export interface FeedSources {
   s3: S3Client;
@@ -28,18 +26,19 @@ export interface FeedSources {
 }
 
 export interface FeedLine {
-  /** 1-based physical line number in the decompressed file (blank lines are skipped but counted). */
+  /** jsonlines: the 1-based physical line (blank lines skipped but counted); json, csv, xml: the item's 1-based position. */
   lineNo: number;
-  /** The line's JSON text, checked to be a JSON object. */
+  /** The item's JSON text, checked to be a JSON object. */
   json: string;
 }
 
 /** Refuses, before any byte is read, what this backend cannot load (422: retrying cannot help). */
 export function checkLoadable(feed: Feed, sources: FeedSources): void {
-  if (!JSON_LINES.has(feed.format)) {
-    throw unprocessable(`Feed ${feed.uri} has format "${feed.format}": this backend loads jsonlines feeds only`);
+  if (!parserFor(feed.format)) {
+    throw unprocessable(`Feed ${feed.uri} has format "${feed.format}": this backend loads ${FORMATS.join(", ")} feeds`);
   }
   decompressors(feed);
+  checkEncoding(feed);
   if (feed.uri.startsWith("s3://")) return;
   if (feed.uri.startsWith("file:") && sources.fileFeedsRoot) return;
   throw unprocessable(
@@ -172,71 +171,99 @@ async function openObject(feed: Feed, sources: FeedSources, signal: AbortSignal)
   return createReadStream(file, { signal });
 }
 
+/** Resolves once `stream` can take more, or is gone. */
+function writable(stream: PassThrough): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.on("drain", done);
+    stream.on("close", done);
+  });
+}
+
 /**
- * The feed's lines, in order. Throws (502) when the object cannot be read or
- * decompressed, a line is not a JSON object, or the stored object's size or
- * sha256 differs from what the webhook announced — after the last line, so a
- * caller loading inside a transaction rolls the whole file back — and (422)
- * at a line PostgreSQL can never store.
+ * Reads the whole object, measuring every byte, into `inlet` (the
+ * decompressor's input) with backpressure. When decompression or parsing
+ * failed (`inlet` destroyed) it keeps reading and measuring to the end, so
+ * the verdict can tell a bad file (422) from an object that is not the one
+ * announced (502). Rejects only when the object itself could not be read.
+ */
+async function pumpObject(raw: Readable, inlet: PassThrough, measure: (chunk: Buffer) => void): Promise<void> {
+  try {
+    for await (const chunk of raw as AsyncIterable<Buffer>) {
+      measure(chunk);
+      if (!inlet.destroyed && !inlet.write(chunk)) await writable(inlet);
+    }
+    if (!inlet.destroyed) inlet.end();
+  } catch (err) {
+    inlet.destroy(err as Error);
+    throw err;
+  }
+}
+
+/** 502 unless the object read is, byte for byte, the one the webhook announced. */
+function checkAnnounced(feed: Feed, bytes: number, digest: string): void {
+  if (bytes !== feed.bytes) {
+    throw feedUnreadable(`Feed ${feed.uri} has ${bytes} bytes stored, the webhook announced ${feed.bytes}`);
+  }
+  if (feed.sha256 && digest !== feed.sha256) {
+    throw feedUnreadable(`Feed ${feed.uri} has sha256 ${digest}, the webhook announced ${feed.sha256}`);
+  }
+}
+
+/**
+ * The feed's items, in order. Throws 422 at an item PostgreSQL can never
+ * store, and at bad data — a stream that does not decompress (a truncated
+ * gzip), bytes invalid in the encoding, a line/item/record that does not
+ * parse, naming it — when the stored object is exactly what the webhook
+ * announced: the runner wrote it so, and no retry can help. Throws 502 when
+ * the object cannot be read, or its size or sha256 differs from the
+ * announcement (checked after the last byte, so a caller loading inside a
+ * transaction rolls the whole file back).
  */
 export async function* feedLines(feed: Feed, sources: FeedSources, signal: AbortSignal): AsyncGenerator<FeedLine> {
+  const parse = parserFor(feed.format) as FeedParser;
   const chain = decompressors(feed);
   const raw = await openObject(feed, sources, signal);
   const hash = createHash("sha256");
   let bytes = 0;
-  const measure = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      callback(null, chunk);
-    },
-  });
-  // pipeline destroys every stage with the first error, so iterating `decoded` throws it.
+  const inlet = new PassThrough();
   const decoded = new PassThrough();
-  pipeline([raw, measure, ...chain.map((make) => make()), decoded], () => {});
-
-  let lineNo = 0;
-  let rest = "";
-  const decoder = new TextDecoder("utf-8", { fatal: true });
-  const emit = function* (text: string): Generator<FeedLine> {
-    lineNo += 1;
-    const line = text.endsWith("\r") ? text.slice(0, -1) : text;
-    if (line.trim() === "") return;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (err) {
-      throw feedUnreadable(`Feed ${feed.uri} line ${lineNo} is not JSON: ${(err as Error).message}`);
-    }
-    if (value === null || typeof value !== "object" || Array.isArray(value)) {
-      throw feedUnreadable(`Feed ${feed.uri} line ${lineNo} is not a JSON object`);
-    }
-    const why = unstorable(value);
-    if (why) throw unprocessable(`Feed ${feed.uri} line ${lineNo} holds ${why}, which PostgreSQL cannot store`);
-    yield { lineNo, json: line };
+  // pipeline destroys every stage with the first error, so iterating `decoded` throws it.
+  pipeline([inlet, ...chain.map((make) => make()), decoded], () => {});
+  const pumped = pumpObject(raw, inlet, (chunk) => {
+    hash.update(chunk);
+    bytes += chunk.length;
+  }).then(
+    () => undefined,
+    (err: Error) => err,
+  );
+  const verdict = async () => {
+    const readError = await pumped;
+    if (readError) throw feedUnreadable(`Feed ${feed.uri} could not be read: ${readError.message}`, readError);
+    checkAnnounced(feed, bytes, hash.digest("hex"));
   };
   try {
-    for await (const chunk of decoded as AsyncIterable<Buffer>) {
-      const parts = (rest + decoder.decode(chunk, { stream: true })).split("\n");
-      rest = parts.pop() as string;
-      if (rest.length > MAX_LINE_CHARS)
-        throw feedUnreadable(`Feed ${feed.uri} has a line over ${MAX_LINE_CHARS} chars`);
-      for (const part of parts) yield* emit(part);
+    for await (const item of parse(decodeText(decoded as AsyncIterable<Buffer>, feed))) {
+      const why = unstorable(item.value);
+      if (why) throw unprocessable(`Feed ${feed.uri} ${item.where} holds ${why}, which PostgreSQL cannot store`);
+      yield { lineNo: item.lineNo, json: item.json };
     }
-    rest += decoder.decode();
-    if (rest !== "") yield* emit(rest);
   } catch (err) {
     if (err instanceof IngestError) throw err;
-    throw feedUnreadable(`Feed ${feed.uri} could not be read: ${(err as Error).message}`, err);
+    // Stop decompressing; the pump reads the rest of the object into the hash.
+    inlet.destroy();
+    await verdict();
+    const what = err instanceof FeedDataError ? "" : "could not be decompressed: ";
+    throw unprocessable(`Feed ${feed.uri} ${what}${(err as Error).message}`);
   } finally {
     // Also when the consumer stops early: no open S3 connection or file handle is left behind.
+    raw.destroy();
+    inlet.destroy();
     decoded.destroy();
   }
-  if (bytes !== feed.bytes) {
-    throw feedUnreadable(`Feed ${feed.uri} has ${bytes} bytes stored, the webhook announced ${feed.bytes}`);
-  }
-  const digest = hash.digest("hex");
-  if (feed.sha256 && digest !== feed.sha256) {
-    throw feedUnreadable(`Feed ${feed.uri} has sha256 ${digest}, the webhook announced ${feed.sha256}`);
-  }
+  await verdict();
 }

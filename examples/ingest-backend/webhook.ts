@@ -13,6 +13,8 @@ const Feed = Type.Object({
   key: Type.Optional(Type.String({ minLength: 1 })),
   format: Type.String({ minLength: 1 }),
   compression: Type.Optional(Type.String()),
+  /** The feed's `encoding` option; absent (today's operator): a BOM, XML's declaration, else UTF-8. */
+  encoding: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
   items: Type.Integer({ minimum: 0 }),
   bytes: Type.Integer({ minimum: 0 }),
   sha256: Type.Optional(Type.String({ pattern: "^[0-9a-f]{64}$" })),

@@ -278,12 +278,15 @@ describe("ingest backend on PostgreSQL + S3", () => {
     assert.deepEqual(await claims(), [{ webhook_id: id, rows: "90", event_type: "crawl.completed" }]);
   });
 
-  it("answers 422 for a feed it cannot load (csv format, file:// without FILE_FEEDS_ROOT)", async () => {
+  it("answers 422 for a feed it cannot load (unknown format, file:// without FILE_FEEDS_ROOT)", async () => {
     const { url } = await start();
     const { id, event } = await storedFeed(makeItems(3));
-    const csv = await deliver(url, id, { ...event, feed: { ...event.feed, format: "csv" } });
-    assert.equal(csv.status, 422);
-    assert.match(String(csv.body.error), /jsonlines/);
+    const parquet = await deliver(url, id, { ...event, feed: { ...event.feed, format: "parquet" } });
+    assert.equal(parquet.status, 422);
+    assert.match(
+      String(parquet.body.error),
+      /format "parquet": this backend loads jsonlines, jsonl, jl, json, csv, xml/,
+    );
     const local = await deliver(url, id, { ...event, feed: { ...event.feed, uri: "file:///etc/passwd" } });
     assert.equal(local.status, 422);
     assert.match(String(local.body.error), /FILE_FEEDS_ROOT/);

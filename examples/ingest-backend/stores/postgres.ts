@@ -46,14 +46,23 @@ function isUniqueViolation(err: unknown): boolean {
 
 /**
  * Data errors no retry can fix (the feed reader refuses NUL and lone
- * surrogates first; this catches what else the server refuses as text):
- * 22P05 untranslatable_character, 22021 character_not_in_repertoire,
- * 22P02 invalid_text_representation (jsonb input).
+ * surrogates first; this catches what else the server refuses): class 22,
+ * data_exception — 22P05 untranslatable_character, 22021
+ * character_not_in_repertoire, 22P02 invalid_text_representation (jsonb
+ * input), 22003 numeric_value_out_of_range (a JSON number like 1e999999) —
+ * and 54000 program_limit_exceeded (a jsonb value over PostgreSQL's limits).
  */
-const DATA_ERRORS = new Set(["22P05", "22021", "22P02"]);
-
 function isDataError(err: unknown): boolean {
-  return DATA_ERRORS.has((err as { code?: string } | null)?.code ?? "");
+  const code = (err as { code?: string } | null)?.code ?? "";
+  return code.startsWith("22") || code === "54000";
+}
+
+/** The item a COPY error is about: PostgreSQL names the line of the COPY, we know that line's item. */
+function failedItem(err: unknown, lineNos: readonly number[]): string {
+  const where = (err as { where?: string } | null)?.where ?? "";
+  const copyLine = /COPY items, line (\d+)/.exec(where)?.[1];
+  const lineNo = copyLine === undefined ? undefined : lineNos[Number(copyLine) - 1];
+  return lineNo === undefined ? "" : ` (line_no ${lineNo})`;
 }
 
 export interface PostgresStoreOptions {
@@ -125,7 +134,9 @@ export class PostgresStore implements IngestStore {
       }
       if ((err as Error).name === "IngestError") throw err;
       if (isDataError(err)) {
-        throw unprocessable(`PostgreSQL cannot store webhook ${webhookId}'s data: ${(err as Error).message}`);
+        const { feedUri, item } = (err as { failedAt?: { feedUri: string; item: string } }).failedAt ?? {};
+        const at = feedUri ? ` in feed ${feedUri}${item}` : "";
+        throw unprocessable(`PostgreSQL cannot store webhook ${webhookId}'s data${at}: ${(err as Error).message}`);
       }
       throw storeUnavailable(`PostgreSQL could not load webhook ${webhookId}: ${(err as Error).message}`, err);
     } finally {
@@ -146,9 +157,12 @@ export class PostgresStore implements IngestStore {
     const chunkRows = this.#options.chunkRows;
     let total = 0;
     let done = false;
+    /** The line_no of each row of the current COPY, to name the item a data error is about. */
+    let lineNos: number[] = [];
     try {
       while (!done) {
         let inChunk = 0;
+        lineNos = [];
         // One chunk: at most chunkRows rows, pulled from the shared line iterator.
         const chunk = async function* () {
           while (inChunk < chunkRows) {
@@ -158,6 +172,7 @@ export class PostgresStore implements IngestStore {
               return;
             }
             inChunk += 1;
+            lineNos.push(next.value.lineNo);
             yield `${prefix}${next.value.lineNo}\t${copyField(next.value.json)}\n`;
           }
         };
@@ -165,7 +180,10 @@ export class PostgresStore implements IngestStore {
         await pipeline(
           Readable.from(chunk()),
           client.query(copyFrom("COPY items (webhook_id, feed_uri, line_no, item) FROM STDIN")),
-        );
+        ).catch((err: unknown) => {
+          if (isDataError(err)) Object.assign(err as object, { failedAt: { feedUri, item: failedItem(err, lineNos) } });
+          throw err;
+        });
         total += inChunk;
         if (inChunk > 0) this.#options.onChunk?.({ webhookId, feedUri, rows: total });
       }

@@ -1,0 +1,73 @@
+// CSV as the exporter writes it (RFC 4180, `,` and `"`, CRLF rows, a header
+// first), streamed through csv-parse. A row becomes the object header → cell
+// text: every value a string, an empty cell "" (the exporter writes null,
+// a missing field and "" alike). CSV has no types, so nothing is guessed:
+// "12.5" stays a string, a list the exporter joined with "," stays that one
+// string (a title may hold a comma too), a nested object stays its JSON text.
+import { Readable } from "node:stream";
+import { parse } from "csv-parse";
+import { FeedDataError } from "../errors.ts";
+import type { ParsedItem } from "./item.ts";
+
+function header(names: string[]): string[] {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (name === "") throw new FeedDataError(`has an empty column name in its header (line 1)`);
+    if (seen.has(name)) throw new FeedDataError(`has the column ${JSON.stringify(name)} twice in its header (line 1)`);
+    seen.add(name);
+  }
+  return names;
+}
+
+/**
+ * The text as UTF-8 bytes for csv-parse, which joins a cell's bytes across
+ * chunks. A chunk never ends inside a surrogate pair (it would become U+FFFD).
+ */
+async function* utf8(text: AsyncIterable<string>): AsyncGenerator<Buffer> {
+  let carry = "";
+  for await (const chunk of text) {
+    let whole = carry + chunk;
+    carry = "";
+    const last = whole.charCodeAt(whole.length - 1);
+    if (last >= 0xd800 && last <= 0xdbff) {
+      carry = whole.slice(-1);
+      whole = whole.slice(0, -1);
+    }
+    if (whole) yield Buffer.from(whole, "utf8");
+  }
+  if (carry) yield Buffer.from(carry, "utf8");
+}
+
+export async function* parseCsv(text: AsyncIterable<string>): AsyncGenerator<ParsedItem> {
+  const parser = parse({ relax_column_count: false, skip_empty_lines: false, bom: true });
+  const source = Readable.from(utf8(text), { objectMode: false });
+  // An error upstream (decompression, decoding) ends the parser with it, so iterating throws it.
+  source.on("error", (err) => parser.destroy(err));
+  source.pipe(parser);
+  let columns: string[] | undefined;
+  let recordNo = 0;
+  try {
+    for await (const record of parser as AsyncIterable<string[]>) {
+      if (!columns) {
+        columns = header(record);
+        continue;
+      }
+      recordNo += 1;
+      const where = `record ${recordNo}`;
+      const value: Record<string, unknown> = Object.create(null); // a "__proto__" column is a key like any other
+      for (const [i, name] of columns.entries()) value[name] = record[i];
+      yield { lineNo: recordNo, where, value, json: JSON.stringify(value) };
+    }
+  } catch (err) {
+    if (err instanceof FeedDataError) throw err;
+    const { code, records } = err as { code?: string; records?: number };
+    if (typeof code === "string" && code.startsWith("CSV_")) {
+      // csv-parse counts the header among its records; its message names the line.
+      const at = typeof records === "number" ? Math.max(records, 1) : recordNo + 1;
+      throw new FeedDataError(`record ${at} is not valid CSV: ${(err as Error).message}`);
+    }
+    throw err;
+  } finally {
+    source.destroy();
+  }
+}
