@@ -1,4 +1,4 @@
-// The operator process: informers (CrawlJobs, CrawlFeeds, runner Jobs) per
+// The operator process: informers (CrawlJobs, CrawlFeeds, runner Jobs and their pods) per
 // watched namespace, two controllers (crawljob, crawlfeed), optional leader
 // election, and the probe/metrics endpoints. Informers start at once (a warm
 // cache for a fast takeover); controllers work only while leading.
@@ -11,9 +11,10 @@ import type { CrawlFeed } from "../crds/schema/crawlfeed.ts";
 import { CRAWLJOB_LABEL } from "../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../crds/schema/crawljob.ts";
 import { KubeClient, type KubeObject } from "../kube/client.ts";
-import { CRAWLFEEDS, CRAWLJOBS, JOBS } from "../kube/resources.ts";
+import { CRAWLFEEDS, CRAWLJOBS, JOBS, type ResourceType } from "../kube/resources.ts";
 import { createCrawlFeedReconciler, type FeedDeliveryReconciler } from "./crawlfeed/controller.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL } from "./crawljob/children.ts";
+import { podCacheTransform, type RunnerPod } from "./crawljob/pods.ts";
 import { type CompletionDelivery, createCrawlJobReconciler } from "./crawljob/reconciler.ts";
 import type { BatchJob } from "./crawljob/status.ts";
 import { createFeedDeliveryReconciler } from "./delivery/index.ts";
@@ -64,6 +65,9 @@ function loadDelivery(kc: KubeConfig, client: KubeClient, events: EventRecorder,
   return { feeds: delivery, completion: delivery, close: () => delivery.close() };
 }
 
+/** Pods: read-only, and only those of the operator's runner Jobs (they carry the Job template's labels). */
+const PODS: ResourceType = { group: "", version: "v1", plural: "pods", kind: "Pod", namespaced: true };
+
 const ownerCrawlJob = (obj: KubeObject) =>
   obj.metadata.ownerReferences?.find((r) => r.controller && r.kind === "CrawlJob")?.name;
 
@@ -75,6 +79,7 @@ export class Manager {
   #crawlJobs: InformerGroup<CrawlJob & KubeObject>;
   #crawlFeeds: InformerGroup<CrawlFeed & KubeObject>;
   #runnerJobs: InformerGroup<BatchJob>;
+  #runnerPods: InformerGroup<RunnerPod>;
   #controllers: Controller[] = [];
   #elector: LeaderElector | undefined;
   #servers: Server[] = [];
@@ -90,19 +95,26 @@ export class Manager {
     this.#log = options.logger;
     this.client = new KubeClient(options.kc, { fieldManager: "feedcrawl-operator" });
     const make =
-      <T extends KubeObject>(resource: typeof CRAWLJOBS, labelSelector?: string) =>
+      <T extends KubeObject>(resource: ResourceType, labelSelector?: string, transform?: (obj: T) => T) =>
       (namespace: string | undefined) =>
         new Informer<T>({
           client: this.client,
           resource,
           namespace,
           labelSelector,
+          transform,
           logger: this.#log,
           resyncMs: options.resyncMs,
         });
     this.#crawlJobs = new InformerGroup(options.namespaces, make<CrawlJob & KubeObject>(CRAWLJOBS));
     this.#crawlFeeds = new InformerGroup(options.namespaces, make<CrawlFeed & KubeObject>(CRAWLFEEDS));
-    this.#runnerJobs = new InformerGroup(options.namespaces, make<BatchJob>(JOBS, `${MANAGED_BY_LABEL}=${MANAGED_BY}`));
+    const managed = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+    this.#runnerJobs = new InformerGroup(options.namespaces, make<BatchJob>(JOBS, managed));
+    this.#runnerPods = new InformerGroup(options.namespaces, make<RunnerPod>(PODS, managed, podCacheTransform));
+  }
+
+  #informers(): InformerGroup<KubeObject>[] {
+    return [this.#crawlJobs, this.#crawlFeeds, this.#runnerJobs, this.#runnerPods] as InformerGroup<KubeObject>[];
   }
 
   get isLeader(): boolean {
@@ -110,7 +122,7 @@ export class Manager {
   }
 
   get ready(): boolean {
-    return this.#crawlJobs.hasSynced && this.#crawlFeeds.hasSynced && this.#runnerJobs.hasSynced;
+    return this.#informers().every((i) => i.hasSynced);
   }
 
   async start(): Promise<void> {
@@ -125,7 +137,7 @@ export class Manager {
     this.#controllers = this.#wire(events, delivery);
     await this.#serve();
 
-    await Promise.all([this.#crawlJobs.start(), this.#crawlFeeds.start(), this.#runnerJobs.start()]);
+    await Promise.all(this.#informers().map((i) => i.start()));
     if (this.#stopped) return; // stopped while the caches were syncing
     this.#log.info({ namespaces: o.namespaces.length ? o.namespaces : "all" }, "Informer caches synced");
     this.#campaign();
@@ -143,6 +155,7 @@ export class Manager {
         crawlJobs: this.#crawlJobs,
         runnerJobs: this.#runnerJobs,
         crawlFeeds: this.#crawlFeeds,
+        runnerPods: this.#runnerPods,
         events,
         runnerImage: o.runnerImage,
         delivery: delivery.completion,
@@ -167,6 +180,13 @@ export class Manager {
       if (owner) crawlJobController.enqueue(obj.metadata.namespace!, owner);
     };
     this.#runnerJobs.on("add", enqueueOwner).on("update", enqueueOwner).on("delete", enqueueOwner);
+    // A pod belongs to the Job, not the CrawlJob: the template's CrawlJob label names it (the
+    // reconcile then keeps only pods owned by that CrawlJob's runner Job).
+    const enqueueLabelled = (obj: KubeObject) => {
+      const job = obj.metadata.labels?.[CRAWLJOB_LABEL];
+      if (job) crawlJobController.enqueue(obj.metadata.namespace!, job);
+    };
+    this.#runnerPods.on("add", enqueueLabelled).on("update", enqueueLabelled).on("delete", enqueueLabelled);
     const onFeed = (obj: KubeObject) => {
       crawlFeedController.enqueue(obj.metadata.namespace!, obj.metadata.name!);
       const job = obj.metadata.labels?.[CRAWLJOB_LABEL];
@@ -238,7 +258,7 @@ export class Manager {
     this.#log.info("Stopping the operator");
     await Promise.all(this.#controllers.map((c) => c.stop()));
     await this.#elector?.stop();
-    await Promise.all([this.#crawlJobs.stop(), this.#crawlFeeds.stop(), this.#runnerJobs.stop()]);
+    await Promise.all(this.#informers().map((i) => i.stop()));
     await Promise.all(this.#servers.map((s) => new Promise((resolve) => s.close(resolve))));
     await this.#delivery?.close?.();
     await this.client.close();

@@ -5,6 +5,7 @@ import Type from "typebox";
 import { API_VERSION, type CustomObject, cel, GROUP, SecretKeyRef, StringEnum, VERSION } from "./common.ts";
 import { DeliveryStatus } from "./crawlfeed.ts";
 import { Feeds, StorageSpec } from "./feeds.ts";
+import { awsEnvRule, RunnerSpec } from "./runner.ts";
 import { SpiderSpec } from "./spider.ts";
 
 export { API_VERSION, GROUP, VERSION };
@@ -47,27 +48,7 @@ export const IngestSpec = Type.Object(
 );
 export type IngestSpec = Type.Static<typeof IngestSpec>;
 
-export const RunnerSpec = Type.Object(
-  {
-    parallelism: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 256, default: 1, description: "Shards: hosts are split between them." }),
-    ),
-    image: Type.Optional(Type.String({ maxLength: 512, description: "Default: the operator's own image." })),
-    resources: Type.Optional(
-      Type.Unsafe<Record<string, unknown>>({
-        type: "object",
-        "x-kubernetes-preserve-unknown-fields": true,
-        description: "The runner container's resources (requests/limits), as in a Pod.",
-      }),
-    ),
-    backoffLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, default: 3 })),
-    activeDeadlineSeconds: Type.Optional(
-      Type.Integer({ minimum: 0, default: 0, description: "0: no deadline. Otherwise the runner Job's deadline." }),
-    ),
-  },
-  { additionalProperties: false },
-);
-export type RunnerSpec = Type.Static<typeof RunnerSpec>;
+export { RunnerSpec };
 
 // A batched feed writes several files: its URI needs a batch placeholder, or
 // they would overwrite each other (Scrapy's rule). CEL says so at apply time.
@@ -99,11 +80,15 @@ export const CrawlJobSpec = Type.Object(
   },
   {
     additionalProperties: false,
-    ...cel(batchedFeedRule["x-kubernetes-validations"][0]!, {
-      rule: "self.spider.startUrls.all(u, u.startsWith('http://') || u.startsWith('https://'))",
-      message: "every start URL must be an http:// or https:// URL",
-      fieldPath: ".spider.startUrls",
-    }),
+    ...cel(
+      batchedFeedRule["x-kubernetes-validations"][0]!,
+      {
+        rule: "self.spider.startUrls.all(u, u.startsWith('http://') || u.startsWith('https://'))",
+        message: "every start URL must be an http:// or https:// URL",
+        fieldPath: ".spider.startUrls",
+      },
+      awsEnvRule,
+    ),
   },
 );
 export type CrawlJobSpec = Type.Static<typeof CrawlJobSpec>;
@@ -124,7 +109,14 @@ export const PHASES = ["Pending", "Running", "Ingesting", "Succeeded", "Failed"]
 export type Phase = (typeof PHASES)[number];
 
 /** The condition types a CrawlJob carries; `Succeeded` is the one `kubectl wait` uses. */
-export const CONDITION_TYPES = ["Validated", "RunnerReady", "CrawlComplete", "FeedsDelivered", "Succeeded"] as const;
+export const CONDITION_TYPES = [
+  "Validated",
+  "RunnerReady",
+  "RunnerHealthy",
+  "CrawlComplete",
+  "FeedsDelivered",
+  "Succeeded",
+] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
 /** metav1.Condition, with its validation (controller-gen's schema). */

@@ -149,9 +149,15 @@ export const FeedOptions = Type.Object(
           "CSV: a list of strings is written as one cell joined by this (Scrapy's join_multivalued, default ','); other lists are JSON.",
       }),
     ),
-    csvIncludeHeader: Type.Optional(Type.Boolean({ default: true })),
-    xmlRootElement: Type.Optional(Type.String({ minLength: 1, maxLength: 64, default: "items" })),
-    xmlItemElement: Type.Optional(Type.String({ minLength: 1, maxLength: 64, default: "item" })),
+    // No `default:` on format-only options: the API server would fill them in
+    // on every feed, and they are refused on feeds of another format.
+    csvIncludeHeader: Type.Optional(Type.Boolean({ description: "CSV: write the header line (default true)." })),
+    xmlRootElement: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, description: "XML: the root element (default items)." }),
+    ),
+    xmlItemElement: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, description: "XML: each item's element (default item)." }),
+    ),
     storeEmpty: Type.Optional(Type.Boolean({ default: false })),
     overwrite: Type.Optional(Type.Boolean({ default: false })),
   },

@@ -266,7 +266,8 @@ export const SpiderSpec = Type.Object(
       }),
     ),
     sitemapAlternateLinks: Type.Optional(
-      Type.Boolean({ default: false, description: "Also crawl a URL's <xhtml:link rel=alternate> (other languages)." }),
+      // No `default:`: it is refused without sitemapUrls, and the API server would fill it in everywhere.
+      Type.Boolean({ description: "Also crawl a URL's <xhtml:link rel=alternate> (other languages); default false." }),
     ),
     sitemapModifiedSince: Type.Optional(
       Type.String({

@@ -6,14 +6,11 @@ import { GROUP } from "../../crds/schema/common.ts";
 import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import type { KubeObject, OwnerReference } from "../../kube/client.ts";
-import { S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY } from "./validate.ts";
+import { RUNNER_POD_FAILURE_POLICY, runnerPodSpec, SPEC_KEY } from "./runner-pod.ts";
 
-const SPEC_MOUNT_PATH = "/etc/feedcrawl";
-const SPEC_KEY = "crawljob.json";
 export const SPEC_GENERATION_ANNOTATION = "feedcrawl.io/spec-generation";
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 export const MANAGED_BY = "feedcrawl-operator";
-const RUNNER_UID = 65532;
 
 export const specConfigMapName = (job: string) => `${job}-spec`;
 export const runnerName = (job: string) => `${job}-runner`;
@@ -48,8 +45,14 @@ function childMeta(job: CrawlJob, name: string, extra: Record<string, unknown> =
   };
 }
 
-/** The runner's view of the CrawlJob: the spec of the generation it starts (Secret names only, never values). */
+/**
+ * The runner's view of the CrawlJob: the spec of the generation it starts
+ * (Secret names only, never values). spec.runner's env and envFrom stay out:
+ * the pod gets them, and a literal env value is nobody else's business.
+ */
 export function specSnapshot(job: CrawlJob): string {
+  const { env: _env, envFrom: _envFrom, ...runner } = job.spec.runner ?? {};
+  const spec = job.spec.runner ? { ...job.spec, runner } : job.spec;
   return `${JSON.stringify(
     {
       apiVersion: job.apiVersion,
@@ -60,7 +63,7 @@ export function specSnapshot(job: CrawlJob): string {
         uid: job.metadata.uid,
         generation: job.metadata.generation,
       },
-      spec: job.spec,
+      spec,
     },
     null,
     2,
@@ -78,11 +81,17 @@ export function specConfigMap(job: CrawlJob): KubeObject {
   };
 }
 
+/** spec.runner.serviceAccountAnnotations go on it: workload identity (IRSA, GKE) binds a cloud role to it. */
 export function runnerServiceAccount(job: CrawlJob): KubeObject {
+  const annotations = job.spec.runner?.serviceAccountAnnotations;
   return {
     apiVersion: "v1",
     kind: "ServiceAccount",
-    metadata: childMeta(job, runnerName(job.metadata.name!)),
+    metadata: childMeta(
+      job,
+      runnerName(job.metadata.name!),
+      annotations && Object.keys(annotations).length > 0 ? { annotations } : {},
+    ),
   };
 }
 
@@ -125,27 +134,10 @@ interface RunnerJobOptions {
   defaultImage: string;
 }
 
-function runnerEnv(job: CrawlJob): Record<string, unknown>[] {
-  const parallelism = job.spec.runner?.parallelism ?? 1;
-  const env: Record<string, unknown>[] = [
-    { name: "FEEDCRAWL_SPEC", value: `${SPEC_MOUNT_PATH}/${SPEC_KEY}` },
-    { name: "FEEDCRAWL_SHARD_COUNT", value: String(parallelism) },
-  ];
-  const creds = job.spec.storage?.s3?.credentialsSecretRef;
-  if (creds) {
-    env.push(
-      { name: "AWS_ACCESS_KEY_ID", valueFrom: { secretKeyRef: { name: creds.name, key: S3_ACCESS_KEY_ID } } },
-      { name: "AWS_SECRET_ACCESS_KEY", valueFrom: { secretKeyRef: { name: creds.name, key: S3_SECRET_ACCESS_KEY } } },
-    );
-  }
-  return env;
-}
-
 export function runnerJob(job: CrawlJob, options: RunnerJobOptions): KubeObject {
   const name = job.metadata.name!;
   const runner = job.spec.runner ?? {};
   const parallelism = runner.parallelism ?? 1;
-  const labels = childLabels(job);
   const deadline = runner.activeDeadlineSeconds ?? 0;
   return {
     apiVersion: "batch/v1",
@@ -158,50 +150,16 @@ export function runnerJob(job: CrawlJob, options: RunnerJobOptions): KubeObject 
       completions: parallelism,
       parallelism,
       backoffLimit: runner.backoffLimit ?? 3,
+      podFailurePolicy: RUNNER_POD_FAILURE_POLICY,
       ...(deadline > 0 ? { activeDeadlineSeconds: deadline } : {}),
       suspend: job.spec.suspend === true,
       template: {
-        metadata: { labels },
-        spec: {
-          restartPolicy: "Never",
-          serviceAccountName: runnerName(name),
-          automountServiceAccountToken: true,
-          // Restricted Pod Security Standard.
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: RUNNER_UID,
-            runAsGroup: RUNNER_UID,
-            fsGroup: RUNNER_UID,
-            seccompProfile: { type: "RuntimeDefault" },
-          },
-          containers: [
-            {
-              name: "runner",
-              image: runner.image || options.defaultImage,
-              command: ["feedcrawl"],
-              args: ["run"],
-              env: runnerEnv(job),
-              resources: runner.resources ?? {},
-              terminationMessagePolicy: "FallbackToLogsOnError",
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                readOnlyRootFilesystem: true,
-                runAsNonRoot: true,
-                runAsUser: RUNNER_UID,
-                capabilities: { drop: ["ALL"] },
-                seccompProfile: { type: "RuntimeDefault" },
-              },
-              volumeMounts: [
-                { name: "spec", mountPath: SPEC_MOUNT_PATH, readOnly: true },
-                { name: "tmp", mountPath: "/tmp" },
-              ],
-            },
-          ],
-          volumes: [
-            { name: "spec", configMap: { name: specConfigMapName(name) } },
-            { name: "tmp", emptyDir: {} },
-          ],
-        },
+        metadata: { labels: childLabels(job) },
+        spec: runnerPodSpec(job, {
+          serviceAccount: runnerName(name),
+          configMap: specConfigMapName(name),
+          image: runner.image || options.defaultImage,
+        }),
       },
     },
   };

@@ -22,6 +22,7 @@ import type { EventRecorder } from "../runtime/events.ts";
 import type { InformerGroup } from "../runtime/informer.ts";
 import { runnerJob as buildRunnerJob, runnerName, SPEC_GENERATION_ANNOTATION } from "./children.ts";
 import { ensureRbac, ensureSnapshot, isOwnedBy } from "./ensure.ts";
+import type { RunnerPod } from "./pods.ts";
 import { type BatchJob, computeStatus, transitionEvents } from "./status.ts";
 import { type ValidationFailure, validateCrawlJob } from "./validate.ts";
 
@@ -35,6 +36,8 @@ interface CrawlJobReconcilerDeps {
   crawlJobs: InformerGroup<Job>;
   runnerJobs: InformerGroup<BatchJob>;
   crawlFeeds: InformerGroup<CrawlFeed & KubeObject>;
+  /** The pods of the operator's runner Jobs (label selector), for RunnerHealthy. */
+  runnerPods?: InformerGroup<RunnerPod>;
   events: EventRecorder;
   /** spec.runner.image's default: the operator's own image. */
   runnerImage: string;
@@ -156,6 +159,12 @@ class CrawlJobReconciler {
     return patched;
   }
 
+  /** The runner Job's own pods (controller owner uid), from the cache. */
+  #podsOf(runner: BatchJob): RunnerPod[] {
+    const { namespace, uid } = runner.metadata;
+    return this.#d.runnerPods?.list((p) => p.metadata.namespace === namespace && isOwnedBy(p, uid)) ?? [];
+  }
+
   /** The job's CrawlFeeds from the API server itself, not the cache. */
   async #freshFeeds(job: Job): Promise<(CrawlFeed & KubeObject)[]> {
     const list = await this.#client.list<CrawlFeed & KubeObject>(CRAWLFEEDS, {
@@ -168,7 +177,8 @@ class CrawlJobReconciler {
   /** Computes the status and writes it when it changed, with the Events its transitions deserve. */
   async #writeStatus(pass: Pass, cachedFeeds: CrawlFeed[]): Promise<void> {
     const { job, at, validation, runner, logger } = pass;
-    const compute = (feeds: CrawlFeed[]) => computeStatus({ job, now: at, validation, runnerJob: runner, feeds });
+    const pods = runner ? this.#podsOf(runner) : [];
+    const compute = (feeds: CrawlFeed[]) => computeStatus({ job, now: at, validation, runnerJob: runner, feeds, pods });
     // CrawlFeeds are never deleted while their CrawlJob lives: fewer in the
     // cache than the status already counted means the cache is behind.
     let feeds = cachedFeeds;

@@ -4,6 +4,7 @@
 // table of reasons.
 import type { CrawlFeed, DeliveryStatus } from "../../crds/schema/crawlfeed.ts";
 import type { Condition, FeedSummary, Phase } from "../../crds/schema/crawljob.ts";
+import type { PodProblem } from "./pods.ts";
 import type { ValidationFailure } from "./validate.ts";
 
 /** A condition's status, reason and message. */
@@ -33,8 +34,10 @@ export interface Facts {
   complete: boolean;
   /** The Job's spec.suspend. */
   jobSuspended: boolean;
-  /** No pod active, succeeded or failed yet. */
+  /** No pod running (ready), succeeded or failed yet. */
   noPods: boolean;
+  /** What the runner pods report (pods.ts): per shard, its newest pod's problem. */
+  podProblems: readonly PodProblem[];
   shards: number;
   /** `N of M shards finished, …`. */
   progress: string;
@@ -68,6 +71,36 @@ const RUNNER_STATES: readonly { state: RunnerState; when: (f: Facts) => boolean 
 
 const NOT_STARTED = v("Unknown", "NotStarted", "The runner has not started");
 
+/** The Job's podFailurePolicy has one FailJob rule: exit 2, a configuration error (runner-pod.ts). */
+const CONFIG_FAILURE = "PodFailurePolicy";
+const problemSuffix = (f: Facts) => (f.podProblems[0] ? `: ${f.podProblems[0].reason}` : "");
+
+/** CrawlComplete of a failed Job: its reason (exit 2 → RunnerConfigError), and what the pods said. */
+function jobFailed(f: Facts): Verdict {
+  const problem = f.podProblems[0];
+  const jobMessage = f.jobFailure?.message || `Job ${f.jobName} failed: ${f.progress}`;
+  if (f.jobFailure?.reason === CONFIG_FAILURE) {
+    const config = f.podProblems.find((p) => p.reason === "RunnerConfigError");
+    return v("False", "RunnerConfigError", config?.message ?? jobMessage);
+  }
+  const detail = problem ? `; ${problem.reason}: ${problem.message}` : "";
+  return v("False", f.jobFailure?.reason || "RunnerFailed", `${jobMessage}${detail}`);
+}
+
+/** RunnerHealthy: the first runner pod problem (by shard), or none. */
+function runnerHealthy(f: Facts): Verdict {
+  if (noRunner(f)) return NOT_STARTED;
+  const [problem, ...more] = f.podProblems;
+  if (problem) {
+    const others = more.length > 0 ? ` (and ${more.length} more shard${more.length > 1 ? "s" : ""} with problems)` : "";
+    return v("False", problem.reason, `${problem.message}${others}`);
+  }
+  if (f.jobFailure?.reason === CONFIG_FAILURE) {
+    return v("False", "RunnerConfigError", f.jobFailure.message || `Job ${f.jobName} failed: a configuration error`);
+  }
+  return v("True", "PodsHealthy", "No runner pod reports a problem");
+}
+
 /** RunnerReady and CrawlComplete per runner state. */
 const RUNNER_CONDITIONS: Record<RunnerState, (f: Facts) => { runnerReady: Verdict; crawlComplete: Verdict }> = {
   Invalid: () => ({
@@ -81,11 +114,7 @@ const RUNNER_CONDITIONS: Record<RunnerState, (f: Facts) => { runnerReady: Verdic
   Creating: () => ({ runnerReady: v("False", "Creating", "Creating the runner Job"), crawlComplete: NOT_STARTED }),
   Failed: (f) => ({
     runnerReady: v("False", "RunnerFailed", `Job ${f.jobName} failed`),
-    crawlComplete: v(
-      "False",
-      f.jobFailure?.reason || "RunnerFailed",
-      f.jobFailure?.message || `Job ${f.jobName} failed: ${f.progress}`,
-    ),
+    crawlComplete: jobFailed(f),
   }),
   Complete: (f) => ({
     runnerReady: v("True", "RunnerFinished", `Job ${f.jobName} completed`),
@@ -96,7 +125,7 @@ const RUNNER_CONDITIONS: Record<RunnerState, (f: Facts) => { runnerReady: Verdic
     crawlComplete: v("Unknown", "Suspended", f.progress),
   }),
   WaitingForPods: (f) => ({
-    runnerReady: v("False", "WaitingForPods", `Job ${f.jobName} has no running pod yet`),
+    runnerReady: v("False", "WaitingForPods", `Job ${f.jobName} has no running pod yet${problemSuffix(f)}`),
     crawlComplete: v("Unknown", "NotStarted", f.progress),
   }),
   Crawling: (f) => ({
@@ -125,8 +154,10 @@ const feedsFailed = (f: Facts) => {
   const detail = `CrawlFeed ${failed?.metadata.name}: ${failed?.status?.delivery?.lastError ?? "no detail"}`;
   return `${f.summary.failed} of ${f.summary.closed} feeds failed; ${detail}`;
 };
-const runnerFailed = (f: Facts) =>
-  `The runner failed: ${f.jobFailure?.reason ?? ""} ${f.jobFailure?.message ?? ""}`.trim();
+const runnerFailed = (f: Facts) => {
+  const { reason, message } = jobFailed(f);
+  return `The runner failed: ${reason}: ${message}`;
+};
 const crawlSucceeded = (f: Facts) =>
   `The crawl finished and ${f.webhook ? `${f.summary.delivered}/${f.summary.closed} feeds were delivered` : "no webhook was configured"}`;
 
@@ -187,7 +218,9 @@ const SUCCEEDED: readonly SucceededRule[] = [
   ),
   phased(complete, "Ingesting", () => v("Unknown", "Ingesting", "The runner finished; delivering feeds")),
   phased(inState("Suspended"), "Pending", () => v("Unknown", "Suspended", "The runner is suspended")),
-  phased(inState("WaitingForPods"), "Pending", () => v("Unknown", "Pending", "Waiting for the runner pods")),
+  phased(inState("WaitingForPods"), "Pending", (f) =>
+    v("Unknown", "Pending", `Waiting for the runner pods${problemSuffix(f)}`),
+  ),
   phased(always, "Running", () => v("Unknown", "Crawling", "The runner is crawling")),
 ];
 
@@ -204,6 +237,7 @@ export function judge(facts: Facts): { conditions: [type: string, verdict: Verdi
     conditions: [
       ["Validated", validated],
       ["RunnerReady", runnerReady],
+      ["RunnerHealthy", runnerHealthy(judged)],
       ["CrawlComplete", crawlComplete],
       ["FeedsDelivered", feedsDelivered],
       ["Succeeded", succeeded.say({ ...judged, delivered: feedsDelivered })],

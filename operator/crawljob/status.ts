@@ -7,6 +7,7 @@ import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob, CrawlJobStatus, CrawlStats, FeedSummary } from "../../crds/schema/crawljob.ts";
 import type { KubeObject } from "../../kube/client.ts";
 import { getCondition, setCondition } from "../runtime/conditions.ts";
+import { podProblems, type RunnerPod } from "./pods.ts";
 import { type Facts, judge } from "./status-rules.ts";
 import type { ValidationFailure } from "./validate.ts";
 
@@ -29,6 +30,8 @@ interface Observed {
   validation: ValidationFailure | undefined;
   runnerJob: BatchJob | undefined;
   feeds: CrawlFeed[];
+  /** The runner Job's pods (owned by it). */
+  pods?: readonly RunnerPod[];
 }
 
 const STAT_KEYS = ["requests", "responses", "pages", "items", "itemsDropped", "errors", "bytes"] as const;
@@ -112,7 +115,7 @@ function recordRunner(status: CrawlJobStatus, { job, now, runnerJob }: Observed)
   status.startTime ??= js.startTime ?? rfc3339(now);
 }
 
-function facts({ job, validation, runnerJob, feeds }: Observed, status: CrawlJobStatus): Facts {
+function facts({ job, validation, runnerJob, feeds, pods }: Observed, status: CrawlJobStatus): Facts {
   const js = runnerJob?.status ?? {};
   const shards = runnerJob?.spec?.completions ?? job.spec.runner?.parallelism ?? 1;
   const webhook = job.spec.ingest?.webhook;
@@ -123,7 +126,9 @@ function facts({ job, validation, runnerJob, feeds }: Observed, status: CrawlJob
     jobFailure: jobCondition(runnerJob, "Failed"),
     complete: jobCondition(runnerJob, "Complete") !== undefined,
     jobSuspended: runnerJob?.spec?.suspend === true,
-    noPods: !js.active && !js.succeeded && !js.failed,
+    // `active` counts pods still pulling their image or unschedulable: `ready` is a running pod.
+    noPods: !(js.ready ?? js.active) && !js.succeeded && !js.failed,
+    podProblems: runnerJob ? podProblems(pods ?? []) : [],
     shards,
     progress: `${js.succeeded ?? 0} of ${shards} shards finished, ${js.active ?? 0} active, ${js.failed ?? 0} failed`,
     webhook: webhook !== undefined,
@@ -148,6 +153,8 @@ export function transitionEvents(
   const validated = changed("Validated");
   if (validated?.status === "False")
     events.push({ type: "Warning", reason: validated.reason, message: validated.message });
+  const healthy = changed("RunnerHealthy");
+  if (healthy?.status === "False") events.push({ type: "Warning", reason: healthy.reason, message: healthy.message });
   const complete = changed("CrawlComplete");
   if (complete?.status === "True") events.push({ type: "Normal", reason: "CrawlCompleted", message: complete.message });
   if (complete?.status === "False") events.push({ type: "Warning", reason: "RunnerFailed", message: complete.message });

@@ -2,7 +2,8 @@
 // schema and its CEL rules already enforced at admission:
 // - the spec's semantics: spec/validate.ts `validateCrawlJobSpec` (selectors
 //   parse, regexes compile, feeds are consistent, …), the same check
-//   `feedcrawl validate` runs;
+//   `feedcrawl validate` runs, and spec.runner's CEL rules once more
+//   (reserved env names, tmpSizeLimit's bounds);
 // - referenced Secrets exist and hold the keys the runner/delivery read
 //   (never their values: only key names are looked at);
 // - the webhook URL is http(s) and, unless ingest.webhook.allowPrivateNetworks,
@@ -14,6 +15,9 @@ import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
 import { isAddressAllowed } from "../../net/address-guard.ts";
 import { validateCrawlJobSpec } from "../../spec/validate.ts";
 import { DEFAULT_SECRET_KEY } from "../delivery/kube.ts";
+import { runnerSpecErrors, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY } from "./runner-pod.ts";
+
+export { S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY };
 
 /** The Secret's data keys, or undefined when it does not exist. */
 type SecretLookup = (namespace: string, name: string) => Promise<string[] | undefined>;
@@ -30,9 +34,6 @@ export interface ValidationFailure {
   errors: FieldError[];
   message: string;
 }
-
-export const S3_ACCESS_KEY_ID = "accessKeyId";
-export const S3_SECRET_ACCESS_KEY = "secretAccessKey";
 
 const isLoopbackName = (host: string) => host === "localhost" || host.endsWith(".localhost");
 
@@ -80,6 +81,7 @@ export async function validateCrawlJob(
 ): Promise<ValidationFailure | undefined> {
   const found: { reason: ValidationReason; error: FieldError }[] = [];
   for (const error of validateCrawlJobSpec(spec)) found.push({ reason: "InvalidSpec", error });
+  for (const error of runnerSpecErrors({ spec })) found.push({ reason: "InvalidSpec", error });
 
   const webhook = spec.ingest?.webhook;
   if (webhook) {

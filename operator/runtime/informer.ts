@@ -19,12 +19,14 @@ import { informerRelists } from "../metrics.ts";
 type InformerEvent = "add" | "update" | "delete";
 type Handler<T> = (obj: T, old?: T) => void;
 
-interface InformerOptions {
+interface InformerOptions<T extends KubeObject> {
   client: KubeClient;
   resource: ResourceType;
   /** One namespace, or every namespace when unset. */
   namespace?: string;
   labelSelector?: string;
+  /** Applied to every object before it is cached and handed to handlers (e.g. drop what is never read). */
+  transform?: (obj: T) => T;
   logger: Logger;
   resyncMs?: number;
   stallMs?: number;
@@ -35,7 +37,7 @@ const objectKey = (obj: KubeObject) => `${obj.metadata.namespace ?? ""}/${obj.me
 
 export class Informer<T extends KubeObject> {
   readonly resource: ResourceType;
-  #options: InformerOptions;
+  #options: InformerOptions<T>;
   #log: Logger;
   #cache = new Map<string, T>();
   #handlers: Record<InformerEvent, Handler<T>[]> = { add: [], update: [], delete: [] };
@@ -49,7 +51,7 @@ export class Informer<T extends KubeObject> {
   /** Time of the last successful list or watch event (for /readyz and tests). */
   lastContact = 0;
 
-  constructor(options: InformerOptions) {
+  constructor(options: InformerOptions<T>) {
     this.#options = options;
     this.resource = options.resource;
     this.#log = options.logger.child({
@@ -129,10 +131,11 @@ export class Informer<T extends KubeObject> {
     });
     this.lastContact = Date.now();
     const seen = new Set<string>();
-    for (const item of items) {
+    for (const listed of items) {
       // Lists omit apiVersion/kind on items; watch events carry them.
-      item.apiVersion ??= this.resource.group ? `${this.resource.group}/${this.resource.version}` : "v1";
-      item.kind ??= this.resource.kind;
+      listed.apiVersion ??= this.resource.group ? `${this.resource.group}/${this.resource.version}` : "v1";
+      listed.kind ??= this.resource.kind;
+      const item = this.#transform(listed);
       const key = objectKey(item);
       seen.add(key);
       const old = this.#cache.get(key);
@@ -201,11 +204,16 @@ export class Informer<T extends KubeObject> {
     }
   }
 
-  #apply(type: string, obj: T) {
+  #transform(obj: T): T {
+    return this.#options.transform ? this.#options.transform(obj) : obj;
+  }
+
+  #apply(type: string, received: T) {
     if (type === "BOOKMARK") {
-      if (obj.metadata.resourceVersion) this.#resourceVersion = obj.metadata.resourceVersion;
+      if (received.metadata.resourceVersion) this.#resourceVersion = received.metadata.resourceVersion;
       return;
     }
+    const obj = this.#transform(received);
     const key = objectKey(obj);
     const old = this.#cache.get(key);
     if (obj.metadata.resourceVersion) this.#resourceVersion = obj.metadata.resourceVersion;

@@ -3,8 +3,10 @@
 // FEEDCRAWL_SHARD_COUNT), hands items to the feed exporter, creates one
 // CrawlFeed per file the storage confirmed, and patches the shard's counters
 // into the CrawlJob's status. SIGTERM stops scheduling, finishes in-flight
-// pages, closes/uploads/reports the open batches, then exits. Exit 0 only when
-// every batch was stored and reported.
+// pages, closes/uploads/reports the open batches, then exits 143: the shard
+// did not finish, so the Job must run it again (its podFailurePolicy retries a
+// 143 without counting it). Exit 0 only when the crawl finished and every batch
+// was stored and reported.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -20,18 +22,30 @@ import { StatsReporter } from "../report/stats-reporter.ts";
 
 export const DEFAULT_SPEC_PATH = "/etc/feedcrawl/crawljob.json";
 
-/** Exit codes: 0 all stored and reported; 1 something was not; 2 bad configuration (env or spec). */
+/**
+ * Exit codes, which the runner Job's podFailurePolicy acts on
+ * (operator/crawljob/runner-pod.ts): 0 the shard finished, all stored and
+ * reported; 1 something was not stored or reported (retried within
+ * backoffLimit); 2 bad configuration, env or spec — and nothing else — (fails
+ * the Job at once); 143 stopped by SIGTERM/SIGINT after storing and reporting
+ * everything collected (retried, not counted).
+ */
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_CONFIG = 2;
+export const EXIT_STOPPED = 143;
 
 const usage = `usage: feedcrawl run
 
-Runs one shard of a CrawlJob inside its runner pod. Configuration comes from the
+Runs one shard of a CrawlJob inside its runner pod. Exit codes: 0 finished, 1 a
+batch was not stored or reported, 2 configuration error, 143 stopped by SIGTERM
+(everything collected stored and reported). Configuration comes from the
 environment the operator's Job template sets:
   FEEDCRAWL_SPEC          the CrawlJob snapshot (default ${DEFAULT_SPEC_PATH})
   JOB_COMPLETION_INDEX    this shard's index (set by Kubernetes for Indexed Jobs; default 0)
   FEEDCRAWL_SHARD_COUNT   the number of shards (default 1)
+  FEEDCRAWL_SPOOL_DIR     where S3 batches are spooled (default $TMPDIR/feedcrawl-spool)
+  FEEDCRAWL_SPOOL_MAX_BYTES  the spool's disk budget (default 1 GiB)
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   S3 credentials (else the AWS default chain)
   KUBECONFIG              outside a pod only; in a pod the ServiceAccount token is used
 `;
@@ -271,6 +285,13 @@ export async function runShard(opts: RunShardOptions): Promise<number> {
   if (problems.length > 0) {
     logger.error({ ...summary, problems }, `Runner of CrawlJob ${job.namespace}/${job.name} shard ${env.shard} failed`);
     return EXIT_FAILED;
+  }
+  if (signal.aborted && reason === "shutdown") {
+    logger.info(
+      summary,
+      `Runner of CrawlJob ${job.namespace}/${job.name} shard ${env.shard} stopped: all it collected is stored and reported`,
+    );
+    return EXIT_STOPPED;
   }
   logger.info(summary, `Runner of CrawlJob ${job.namespace}/${job.name} shard ${env.shard} finished`);
   return EXIT_OK;

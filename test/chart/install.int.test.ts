@@ -84,7 +84,15 @@ describe("chart: helm install and uninstall on a real apiserver", () => {
     assert.equal(await can("create", "jobs.batch", "-n", "crawl"), "yes");
     assert.equal(await can("get", "secrets", "-n", "crawl"), "yes");
     assert.equal(await can("list", "secrets", "-n", "crawl"), "no");
-    assert.equal(await can("create", "pods", "-n", "crawl"), "no");
+    // Pods: read-only (the runner pods' problems become CrawlJob conditions); nothing that runs or reads inside one.
+    assert.equal(await can("watch", "pods", "-n", "crawl"), "yes");
+    assert.equal(await can("get", "pods", "-n", "crawl"), "yes");
+    for (const verb of ["create", "delete", "patch", "update", "deletecollection"]) {
+      assert.equal(await can(verb, "pods", "-n", "crawl"), "no", `${verb} pods`);
+    }
+    assert.equal(await can("get", "pods", "--subresource=log", "-n", "crawl"), "no", "pods/log");
+    assert.equal(await can("create", "pods", "--subresource=exec", "-n", "crawl"), "no", "pods/exec");
+    assert.equal(await can("create", "pods", "--subresource=eviction", "-n", "crawl"), "no", "pods/eviction");
     assert.equal(await can("update", "crawljobs.feedcrawl.io", "-n", "crawl"), "no");
     assert.equal(await can("create", "leases.coordination.k8s.io", "-n", NS), "no", "no Lease without leader election");
     assert.equal(await can("update", "configmaps", "-n", "crawl"), "yes");

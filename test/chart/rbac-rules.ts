@@ -25,6 +25,7 @@ export const OPERATOR_RULES: PolicyRule[] = [
     verbs: ["create", "get", "list", "watch", "patch", "delete"],
   },
   { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "get", "list", "watch", "patch", "delete"] },
+  { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
   { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
   { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
   { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },

@@ -190,13 +190,20 @@ describe("chart: RBAC", () => {
     }
   });
 
-  it("has no wildcard, no pods, no secrets list/watch and nothing cluster-scoped beyond what it reads", async () => {
+  it("has no wildcard, pods read-only (never create/delete/exec/log), no secrets list/watch, nothing cluster-scoped beyond what it reads", async () => {
     const role = only(await render(), "ClusterRole", "fc-feedcrawl") as unknown as { rules: PolicyRule[] };
     for (const rule of role.rules) {
       assert.ok(!rule.verbs.includes("*") && !rule.resources.includes("*") && !rule.apiGroups.includes("*"));
       assert.ok(!rule.verbs.some((v) => ["escalate", "bind", "impersonate"].includes(v)), JSON.stringify(rule));
-      assert.ok(!rule.resources.some((r) => ["pods", "nodes", "namespaces", "customresourcedefinitions"].includes(r)));
+      assert.ok(!rule.resources.some((r) => ["nodes", "namespaces", "customresourcedefinitions"].includes(r)));
+      // Pods: only to read why a runner does not run (RunnerHealthy); no pod subresource at all.
+      assert.ok(!rule.resources.some((r) => r.startsWith("pods/")), JSON.stringify(rule));
     }
+    const pods = role.rules.filter((r) => r.resources.includes("pods"));
+    assert.deepEqual(
+      pods.flatMap((r) => r.verbs),
+      ["get", "list", "watch"],
+    );
     const secrets = role.rules.filter((r) => r.resources.includes("secrets"));
     assert.deepEqual(
       secrets.flatMap((r) => r.verbs),

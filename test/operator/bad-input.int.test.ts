@@ -73,7 +73,7 @@ const cases: Case[] = [
   {
     name: "empty-start-urls",
     mutate: (s) => (s.spider.startUrls = []),
-    rejected: /spec\.spider\.startUrls.*at least 1 item/,
+    rejected: /spec\.spider\.startUrls: Invalid value.*startUrls is empty and there are no sitemapUrls/,
   },
   { name: "no-spider", mutate: (s) => delete s.spider, rejected: /spec\.spider: Required value/ },
   { name: "bad-spider-name", mutate: (s) => (s.spider.name = "Books!"), rejected: /spec\.spider\.name/ },
@@ -118,6 +118,69 @@ const cases: Case[] = [
     name: "negative-backoff",
     mutate: (s) => (s.runner = { backoffLimit: -1 }),
     rejected: /spec\.runner\.backoffLimit/,
+  },
+  // spec.runner's pod settings (admission: bounds, enums, CEL, strict fields).
+  {
+    name: "runner-grace-too-short",
+    mutate: (s) => (s.runner = { terminationGracePeriodSeconds: 5 }),
+    rejected: /spec\.runner\.terminationGracePeriodSeconds: Invalid value: 5/,
+  },
+  {
+    name: "runner-tmp-too-small",
+    mutate: (s) => (s.runner = { tmpSizeLimit: "100Mi" }),
+    rejected: /spec\.runner\.tmpSizeLimit: Invalid value.*256Mi to 1Ti/,
+  },
+  {
+    name: "runner-tmp-not-a-quantity",
+    mutate: (s) => (s.runner = { tmpSizeLimit: "lots" }),
+    rejected: /spec\.runner\.tmpSizeLimit/,
+  },
+  {
+    name: "runner-env-reserved",
+    mutate: (s) => (s.runner = { env: [{ name: "FEEDCRAWL_SHARD_COUNT", value: "9" }] }),
+    rejected: /spec\.runner\.env: Invalid value.*FEEDCRAWL_\* and JOB_COMPLETION_INDEX are set by the operator/,
+  },
+  {
+    name: "runner-env-aws-keys-beside-secret",
+    mutate: (s) => (s.runner = { env: [{ name: "AWS_SECRET_ACCESS_KEY", value: "x" }] }),
+    rejected: /spec\.runner\.env: Invalid value.*credentialsSecretRef/,
+  },
+  {
+    name: "runner-env-value-and-value-from",
+    mutate: (s) =>
+      (s.runner = { env: [{ name: "A", value: "x", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }] }),
+    rejected: /spec\.runner\.env\[0\]: Invalid value.*set value or valueFrom, not both/,
+  },
+  {
+    name: "runner-env-duplicate",
+    mutate: (s) =>
+      (s.runner = {
+        env: [
+          { name: "A", value: "1" },
+          { name: "A", value: "2" },
+        ],
+      }),
+    rejected: /spec\.runner\.env\[1\]: Duplicate value/,
+  },
+  {
+    name: "runner-env-from-two-sources",
+    mutate: (s) => (s.runner = { envFrom: [{ secretRef: { name: "a" }, configMapRef: { name: "b" } }] }),
+    rejected: /spec\.runner\.envFrom\[0\]: Invalid value.*exactly one of secretRef, configMapRef/,
+  },
+  {
+    name: "runner-toleration-effect",
+    mutate: (s) => (s.runner = { tolerations: [{ key: "k", operator: "Exists", effect: "Sometimes" }] }),
+    rejected: /spec\.runner\.tolerations\[0\]\.effect: Unsupported value: "Sometimes"/,
+  },
+  {
+    name: "runner-service-account-annotation-key",
+    mutate: (s) => (s.runner = { serviceAccountAnnotations: { "not a key!": "x" } }),
+    rejected: /spec\.runner\.serviceAccountAnnotations: Invalid value.*qualified names/,
+  },
+  {
+    name: "runner-affinity-typo",
+    mutate: (s) => (s.runner = { affinity: { nodeAfinity: {} } }),
+    rejected: /unknown field "spec\.runner\.affinity\.nodeAfinity"/,
   },
   {
     name: "zero-concurrency",

@@ -1,7 +1,14 @@
 // The runner pod contract, checked on the objects the operator builds.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runnerJob, runnerRole, runnerRoleBinding, specConfigMap } from "../../operator/crawljob/children.ts";
+import {
+  runnerJob,
+  runnerRole,
+  runnerRoleBinding,
+  runnerServiceAccount,
+  specConfigMap,
+} from "../../operator/crawljob/children.ts";
+import { parseByteQuantity, runnerSpecErrors } from "../../operator/crawljob/runner-pod.ts";
 import { crawlJob, crawlJobSpec } from "./fixtures.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests read back from the API are untyped JSON
@@ -59,6 +66,8 @@ test("the runner Job: Indexed, shards, image, command, env, mounts, restricted s
   assert.deepEqual(c.env, [
     { name: "FEEDCRAWL_SPEC", value: "/etc/feedcrawl/crawljob.json" },
     { name: "FEEDCRAWL_SHARD_COUNT", value: "3" },
+    { name: "FEEDCRAWL_SPOOL_DIR", value: "/tmp/feedcrawl-spool" },
+    { name: "FEEDCRAWL_SPOOL_MAX_BYTES", value: String(2 ** 30) },
     { name: "AWS_ACCESS_KEY_ID", valueFrom: { secretKeyRef: { name: "s3-creds", key: "accessKeyId" } } },
     { name: "AWS_SECRET_ACCESS_KEY", valueFrom: { secretKeyRef: { name: "s3-creds", key: "secretAccessKey" } } },
   ]);
@@ -76,9 +85,101 @@ test("the runner Job: Indexed, shards, image, command, env, mounts, restricted s
   ]);
   assert.deepEqual(pod.volumes, [
     { name: "spec", configMap: { name: "books-spec" } },
-    { name: "tmp", emptyDir: {} },
+    { name: "tmp", emptyDir: { sizeLimit: "2Gi" } },
   ]);
   assert.equal(j.metadata.ownerReferences[0].controller, true);
+  // What real pods need: time to store open batches, measured resources, fail fast on bad configuration.
+  assert.equal(pod.terminationGracePeriodSeconds, 120);
+  assert.equal(c.terminationMessagePolicy, "FallbackToLogsOnError");
+  assert.deepEqual(c.resources, { requests: { cpu: "250m", memory: "512Mi" }, limits: { memory: "1Gi" } });
+  assert.deepEqual(j.spec.podFailurePolicy.rules, [
+    { action: "FailJob", onExitCodes: { containerName: "runner", operator: "In", values: [2] } },
+    { action: "Ignore", onExitCodes: { containerName: "runner", operator: "In", values: [143] } },
+    { action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] },
+  ]);
+  for (const key of ["nodeSelector", "tolerations", "affinity", "imagePullSecrets"]) assert.equal(key in pod, false);
+  assert.equal("envFrom" in c, false);
+});
+
+test("spec.runner's pod settings reach the template; the security context and volumes stay the operator's", () => {
+  const runner = {
+    terminationGracePeriodSeconds: 600,
+    tmpSizeLimit: "10Gi",
+    resources: { limits: { memory: "4Gi" } },
+    nodeSelector: { "kubernetes.io/arch": "arm64" },
+    tolerations: [{ key: "crawl", operator: "Exists" as const, effect: "NoSchedule" as const }],
+    affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] } } },
+    imagePullSecrets: [{ name: "regcred" }],
+    env: [
+      { name: "SITE_TOKEN", valueFrom: { secretKeyRef: { name: "site", key: "token" } } },
+      { name: "NODE_OPTIONS", value: "--max-old-space-size=2048" },
+    ],
+    envFrom: [{ secretRef: { name: "site-creds" } }],
+    serviceAccountAnnotations: { "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/crawl" },
+  };
+  const job = crawlJob(crawlJobSpec({ runner }));
+  const pod = (runnerJob(job, { defaultImage: "op:1" }) as Any).spec.template.spec;
+  const c = pod.containers[0];
+  assert.equal(pod.terminationGracePeriodSeconds, 600);
+  assert.deepEqual(pod.volumes[1], { name: "tmp", emptyDir: { sizeLimit: "10Gi" } });
+  assert.deepEqual(c.env.slice(2, 4), [
+    { name: "FEEDCRAWL_SPOOL_DIR", value: "/tmp/feedcrawl-spool" },
+    { name: "FEEDCRAWL_SPOOL_MAX_BYTES", value: String(5 * 2 ** 30) },
+  ]);
+  assert.deepEqual(c.env.slice(-2), runner.env, "the user's env after the operator's");
+  assert.deepEqual(c.envFrom, runner.envFrom);
+  assert.deepEqual(c.resources, { limits: { memory: "4Gi" } }, "spec.runner.resources replaces the defaults");
+  assert.deepEqual(pod.nodeSelector, runner.nodeSelector);
+  assert.deepEqual(pod.tolerations, runner.tolerations);
+  assert.deepEqual(pod.affinity, runner.affinity);
+  assert.deepEqual(pod.imagePullSecrets, runner.imagePullSecrets);
+  assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+  assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+  assert.equal(pod.securityContext.runAsNonRoot, true);
+  assert.equal(pod.volumes.length, 2);
+  assert.deepEqual(runnerServiceAccount(job).metadata.annotations, runner.serviceAccountAnnotations);
+  assert.equal(runnerServiceAccount(crawlJob()).metadata.annotations, undefined);
+  // env and envFrom go to the pod, not into the snapshot ConfigMap.
+  const snapshot = JSON.parse((specConfigMap(job) as Any).data["crawljob.json"]);
+  assert.equal(snapshot.spec.runner.env, undefined);
+  assert.equal(snapshot.spec.runner.envFrom, undefined);
+  assert.equal(snapshot.spec.runner.tmpSizeLimit, "10Gi");
+  assert.equal(JSON.stringify(snapshot).includes("max-old-space-size"), false);
+  assert.deepEqual(
+    (runnerJob(crawlJob(crawlJobSpec({ runner: { resources: {} } })), { defaultImage: "x" }) as Any).spec.template.spec
+      .containers[0].resources,
+    {},
+  );
+});
+
+test("byte quantities, and the runner fields CEL checks at admission checked again", () => {
+  assert.equal(parseByteQuantity("2Gi"), 2 * 2 ** 30);
+  assert.equal(parseByteQuantity("1500M"), 1.5e9);
+  assert.equal(parseByteQuantity("0.5Gi"), 2 ** 29);
+  assert.equal(parseByteQuantity("2 Gi"), undefined);
+  assert.equal(parseByteQuantity("1m"), undefined, "milli-bytes are not a size");
+  const errors = runnerSpecErrors({
+    spec: crawlJobSpec({
+      storage: { s3: { credentialsSecretRef: { name: "s3" } } },
+      runner: {
+        tmpSizeLimit: "100Mi",
+        env: [
+          { name: "FEEDCRAWL_SPEC", value: "/x" },
+          { name: "JOB_COMPLETION_INDEX", value: "3" },
+          { name: "AWS_ACCESS_KEY_ID", value: "x" },
+          { name: "FINE", value: "y" },
+        ],
+      },
+    }),
+  });
+  assert.deepEqual(
+    errors.map((e) => e.path),
+    ["spec.runner.tmpSizeLimit", "spec.runner.env[0].name", "spec.runner.env[1].name", "spec.runner.env[2].name"],
+  );
+  assert.deepEqual(
+    runnerSpecErrors({ spec: crawlJobSpec({ runner: { env: [{ name: "AWS_ACCESS_KEY_ID", value: "x" }] } }) }),
+    [],
+  );
 });
 
 test("spec.runner.image wins over the operator's image; no deadline when 0; suspend follows the spec", () => {

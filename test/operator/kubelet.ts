@@ -10,19 +10,32 @@
 //   KUBECONFIG, rewrite mount paths in env/args to the local folders, and run
 //   the container's command (`feedcrawl` = `node bin/feedcrawl.ts`) as a
 //   local process;
+// - create a Pod object per attempt from the template (owned by the Job,
+//   labelled and annotated with its completion index, as the Job controller
+//   does) and write its status as the kubelet would: Running, then the
+//   container's termination (exit code; with FallbackToLogsOnError the last
+//   log lines as the message when it failed), so the operator's pod informer
+//   sees what it would see on a node;
 // - write the Job's status the way the Job controller would: startTime and
 //   active, then succeeded/failed and completedIndexes as pods exit, then
 //   SuccessCriteriaMet+Complete or FailureTarget+Failed with completionTime;
-//   a failed index is retried while failures stay within backoffLimit.
+//   a failed index is retried while failures stay within backoffLimit, and
+//   the Job's podFailurePolicy applies to exit codes (FailJob fails the Job
+//   with reason PodFailurePolicy once the running pods exited; Ignore retries
+//   without counting).
 import { spawn } from "node:child_process";
-import { mkdirSync, openSync, writeFileSync } from "node:fs";
+import { mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KubeConfig } from "@kubernetes/client-node";
 import { KubeClient, type KubeObject } from "../../kube/client.ts";
 import { CONFIGMAPS, JOBS, type ResourceType, SECRETS } from "../../kube/resources.ts";
+import { formatUriTime, parseUriTemplate, renderUri } from "../../spec/uri-template.ts";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+
+const PODS: ResourceType = { group: "", version: "v1", plural: "pods", kind: "Pod", namespaced: true };
+const COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index";
 
 const SERVICEACCOUNT_TOKEN: ResourceType = {
   group: "",
@@ -211,6 +224,125 @@ export const spawnRunner: PodExecutor = (pod) =>
     child.on("exit", (code, signal) => resolvePromise(code ?? (signal ? 128 : 1)));
   });
 
+/**
+ * A Pod of the Job as the Job controller creates it: the template, owned by
+ * the Job, labelled and annotated with its completion index. Never scheduled
+ * here (no node): its status is what the caller writes.
+ */
+export async function createJobPod(client: KubeClient, job: Any, index: number): Promise<Any & KubeObject> {
+  const template = job.spec.template as Any;
+  const name = `${job.metadata.name}-${index}-${Math.random().toString(36).slice(2, 7)}`;
+  return client.create(PODS, {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name,
+      namespace: job.metadata.namespace,
+      labels: {
+        ...template.metadata?.labels,
+        [COMPLETION_INDEX]: String(index),
+        "batch.kubernetes.io/job-name": job.metadata.name,
+        "batch.kubernetes.io/controller-uid": job.metadata.uid,
+      },
+      annotations: { [COMPLETION_INDEX]: String(index) },
+      ownerReferences: [
+        {
+          apiVersion: "batch/v1",
+          kind: "Job",
+          name: job.metadata.name,
+          uid: job.metadata.uid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
+    },
+    spec: template.spec,
+  } as KubeObject) as Promise<Any & KubeObject>;
+}
+
+/** Writes a pod's status through the API (the kubelet's part), retrying conflicts. */
+export async function writePodStatus(
+  client: KubeClient,
+  pod: Any & KubeObject,
+  status: Any,
+): Promise<Any & KubeObject> {
+  let current = pod;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return (await client.updateStatus(PODS, { ...current, status })) as Any & KubeObject;
+    } catch (err) {
+      if (attempt > 5) throw err;
+      current = await client.get(PODS, pod.metadata.namespace!, pod.metadata.name!);
+    }
+  }
+}
+
+/** The runner container's status: running, or terminated with its exit code and message. */
+export function containerStatus(image: string, state: Any): Any {
+  return { name: "runner", image, imageID: "", ready: state.running !== undefined, restartCount: 0, state };
+}
+
+/** FallbackToLogsOnError: the last 80 lines, at most 2048 bytes, of a failed container's log. */
+function logTail(path: string): string {
+  let text = "";
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+  const lines = text.split("\n").slice(-81).join("\n");
+  return Buffer.from(lines).length > 2048 ? Buffer.from(lines).subarray(-2048).toString("utf8") : lines;
+}
+
+/** The Job's podFailurePolicy action for a container exit code: FailJob, Ignore, Count (the default). */
+function failureAction(job: Any, exitCode: number): { action: string; rule: number } {
+  const rules = (job.spec.podFailurePolicy?.rules ?? []) as Any[];
+  for (const [i, rule] of rules.entries()) {
+    const on = rule.onExitCodes;
+    if (!on) continue;
+    const hit = (on.values as number[]).includes(exitCode);
+    if ((on.operator === "In" && hit) || (on.operator === "NotIn" && !hit && exitCode !== 0)) {
+      return { action: rule.action, rule: i };
+    }
+  }
+  return { action: "Count", rule: -1 };
+}
+
+/** Creates the attempt's Pod, marks it Running, runs it, then writes its termination. */
+async function runPod(
+  client: KubeClient,
+  job: Any,
+  pod: PreparedPod,
+  execute: PodExecutor,
+): Promise<{ code: number; name: string }> {
+  const image = job.spec.template.spec.containers[0].image as string;
+  let obj = await createJobPod(client, job, pod.index);
+  const startedAt = rfc3339();
+  obj = await writePodStatus(client, obj, {
+    phase: "Running",
+    startTime: startedAt,
+    conditions: [{ type: "Ready", status: "True", lastTransitionTime: startedAt }],
+    containerStatuses: [containerStatus(image, { running: { startedAt } })],
+  });
+  const code = await execute(pod);
+  const fallback = job.spec.template.spec.containers[0].terminationMessagePolicy === "FallbackToLogsOnError";
+  const message = code !== 0 && fallback ? logTail(pod.logPath) : "";
+  const terminated = {
+    exitCode: code,
+    reason: code === 0 ? "Completed" : "Error",
+    startedAt,
+    finishedAt: rfc3339(),
+    ...(message ? { message } : {}),
+  };
+  await writePodStatus(client, obj, {
+    ...obj.status,
+    phase: code === 0 ? "Succeeded" : "Failed",
+    conditions: [{ type: "Ready", status: "False", lastTransitionTime: terminated.finishedAt }],
+    containerStatuses: [containerStatus(image, { terminated })],
+  });
+  return { code, name: obj.metadata.name! };
+}
+
 /** "0,1,2,5" → "0-2,5": the Job's completedIndexes format. */
 export function indexRanges(indexes: number[]): string {
   const sorted = [...new Set(indexes)].sort((a, b) => a - b);
@@ -281,11 +413,12 @@ export async function playJob(options: PlayJobOptions): Promise<PlayedJob> {
       s.ready = completions;
     });
 
+    let failJob: string | undefined;
     const runIndex = async (index: number) => {
-      for (;;) {
+      while (failJob === undefined) {
         const pod = await preparePod(options.admin, job, index, options.workDir);
         pods.push(pod);
-        const code = await execute(pod);
+        const { code, name } = await runPod(client, job, pod, execute);
         exitCodes[index] = [...(exitCodes[index] ?? []), code];
         if (code === 0) {
           succeeded += 1;
@@ -298,10 +431,16 @@ export async function playJob(options: PlayJobOptions): Promise<PlayedJob> {
           });
           return;
         }
+        const { action, rule } = failureAction(job, code);
+        if (action === "Ignore") continue; // retried, not counted
         failed += 1;
         await writeStatus((s) => {
           s.failed = failed;
         });
+        if (action === "FailJob") {
+          failJob ??= `Container runner for pod ${options.namespace}/${name} failed with exit code ${code} matching FailJob rule at index ${rule}`;
+          return;
+        }
         if (failed > backoffLimit) {
           return;
         }
@@ -314,7 +453,9 @@ export async function playJob(options: PlayJobOptions): Promise<PlayedJob> {
     const complete = succeeded === completions;
     const [criterion, verdict, reason, message] = complete
       ? ["SuccessCriteriaMet", "Complete", "CompletionsReached", "Reached expected number of succeeded pods"]
-      : ["FailureTarget", "Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"];
+      : failJob
+        ? ["FailureTarget", "Failed", "PodFailurePolicy", failJob]
+        : ["FailureTarget", "Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit"];
     const condition = (type: string) => ({
       type,
       status: "True",
@@ -338,7 +479,8 @@ export async function playJob(options: PlayJobOptions): Promise<PlayedJob> {
 /**
  * A stand-in for `feedcrawl run` that does only its reporting part, with the
  * pod's own token: reads the mounted snapshot, creates `feedsPerShard`
- * CrawlFeeds (deterministic names, owned by the CrawlJob) and merge-patches
+ * CrawlFeeds (deterministic names, owned by the CrawlJob, URIs rendered from
+ * the job's first feed template as the runner would) and merge-patches
  * its shard's counters into the CrawlJob's status. For tests of the
  * operator's side of the contract, independent of the crawl engine.
  */
@@ -366,8 +508,19 @@ export function reportingExecutor(options: { feedsPerShard: number; exitCode?: n
       namespaced: true,
     };
     try {
+      // URIs the job's first feed template renders (the operator delivers nothing else).
+      const [template] = Object.keys(snapshot.spec.feeds ?? {});
+      const parsed = parseUriTemplate(template ?? "s3://crawl-data/%(job)s/%(shard)d/part-%(batch_id)05d.jsonl");
+      const time = formatUriTime(new Date());
       for (let batch = 1; batch <= options.feedsPerShard; batch++) {
-        const uri = `s3://crawl-data/${name}/shard-${pod.index}/part-${String(batch).padStart(5, "0")}.jsonl`;
+        const uri = renderUri(parsed, {
+          name: snapshot.spec.spider.name,
+          job: name,
+          time,
+          batch_id: batch,
+          batch_time: formatUriTime(new Date(), true),
+          shard: pod.index,
+        });
         const hash = createHash("sha256").update(uri).digest("hex");
         await client.create(crawlFeeds, {
           apiVersion: "feedcrawl.io/v1alpha1",
@@ -389,6 +542,7 @@ export function reportingExecutor(options: { feedsPerShard: number; exitCode?: n
           },
           spec: {
             uri,
+            ...(template ? { feed: template } : {}),
             batchId: batch,
             shard: pod.index,
             format: "jsonlines",

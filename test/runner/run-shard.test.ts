@@ -255,7 +255,7 @@ describe("runShard", () => {
     assert.ok(api.feeds.has(crawlFeedName("books", "s3://bucket/books/part-00003.jsonl")));
   });
 
-  it("on SIGTERM stops the crawl, closes and reports the open batch, exit 0", async () => {
+  it("on SIGTERM stops the crawl, closes and reports the open batch, exit 143 (the shard must run again)", async () => {
     const api = new FakeApi();
     const controller = new AbortController();
     const crawler = fakeCrawler(1000, () => setTimeout(() => controller.abort(), 40));
@@ -268,7 +268,7 @@ describe("runShard", () => {
       createExporter: fakeExporter(),
       signal: controller.signal,
     });
-    assert.equal(code, 0);
+    assert.equal(code, 143);
     assert.equal(crawler.stopped(), "shutdown");
     const items = [...api.feeds.values()].reduce((n, f) => n + f.spec.items, 0);
     const final = api.patches.at(-1) as { shardStats: Record<string, CrawlStats> };

@@ -237,7 +237,7 @@ describe("feedcrawl run with the per-job ServiceAccount's token", () => {
     assert.equal(Math.min(...ids.slice(firstIds.length)), Math.max(...firstIds) + 1);
   });
 
-  it("on SIGTERM stops the crawl, stores and reports the open batch, exits 0", async () => {
+  it("on SIGTERM stops the crawl, stores and reports the open batch, exits 143", async () => {
     const slowSite = await createCatalogue({ products: 400, perPage: 10 }).listen({ traps: false, altHost: null });
     try {
       const job = await createJob(
@@ -247,7 +247,7 @@ describe("feedcrawl run with the per-job ServiceAccount's token", () => {
       const run = startRunner(job, await runnerKubeconfig(job), "sigterm");
       await eventually("the first CrawlFeed of the slow crawl", async () => (await feedsOf(job)).length > 0, 150_000);
       run.child.kill("SIGTERM");
-      assert.equal(await run.exited, 0, `feedcrawl run failed after SIGTERM; see ${run.log}`);
+      assert.equal(await run.exited, 143, `feedcrawl run did not stop cleanly after SIGTERM; see ${run.log}`);
       const items = await assertStoredAndReported(job);
       assert.ok(items < 400, "the crawl stopped early");
       assert.equal(

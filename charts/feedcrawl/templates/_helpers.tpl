@@ -116,6 +116,12 @@ test/chart/template.test.ts asserts these rules exactly.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["create", "get", "list", "watch", "patch", "delete"]
+# Read-only: the runner Jobs' pods (the operator's informer selects them by label), so a CrawlJob
+# says why its runner does not run (ImagePullBackOff, Unschedulable, OOMKilled, exit 2).
+# Never create/delete, never pods/log or pods/exec.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
 # Check that referenced Secrets exist and read the webhook signing secret. No list/watch: only named Secrets.
 - apiGroups: [""]
   resources: ["secrets"]

@@ -1,0 +1,197 @@
+// The runner Job's pod template and failure policy, as pure functions of the
+// CrawlJob (the runner pod contract in docs/operator.md; the sizing of the
+// defaults in docs/deploy.md).
+import type { FieldError } from "../../crds/schema/common.ts";
+import type { CrawlJob } from "../../crds/schema/crawljob.ts";
+import {
+  DEFAULT_TERMINATION_GRACE_SECONDS,
+  DEFAULT_TMP_SIZE_LIMIT,
+  RESERVED_ENV_NAMES,
+  RESERVED_ENV_PREFIX,
+} from "../../crds/schema/runner.ts";
+
+/** The keys of spec.storage.s3.credentialsSecretRef's Secret, injected as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. */
+export const S3_ACCESS_KEY_ID = "accessKeyId";
+export const S3_SECRET_ACCESS_KEY = "secretAccessKey";
+export const RUNNER_CONTAINER = "runner";
+export const SPEC_MOUNT_PATH = "/etc/feedcrawl";
+export const SPEC_KEY = "crawljob.json";
+const TMP_PATH = "/tmp";
+/** The exporter's spool for S3 batches, inside the /tmp emptyDir. */
+export const SPOOL_DIR = `${TMP_PATH}/feedcrawl-spool`;
+const RUNNER_UID = 65532;
+
+/** `feedcrawl run`'s exit codes the Job's podFailurePolicy acts on (runner/cli/run.ts). */
+export const EXIT_CONFIG = 2;
+export const EXIT_STOPPED = 143;
+
+/**
+ * Measured (docs/deploy.md): a crawl at the default concurrency peaks at
+ * 365–572 MiB RSS with an unbounded V8 heap (262 MiB with a 256 MiB heap) and
+ * uses at most one core. Requests fit a polite crawl; the memory limit is
+ * about twice the peak. No CPU limit: throttling slows GC bursts for nothing.
+ */
+export const DEFAULT_RUNNER_RESOURCES = {
+  requests: { cpu: "250m", memory: "512Mi" },
+  limits: { memory: "1Gi" },
+};
+
+/**
+ * Exit 2 (a configuration error) fails the Job at once; a runner stopped by
+ * SIGTERM that stored and reported everything (143) and pods disrupted by
+ * Kubernetes (evictions, preemption, node drains) are retried without
+ * counting against backoffLimit. Everything else counts.
+ */
+export const RUNNER_POD_FAILURE_POLICY = {
+  rules: [
+    {
+      action: "FailJob",
+      onExitCodes: { containerName: RUNNER_CONTAINER, operator: "In", values: [EXIT_CONFIG] },
+    },
+    {
+      action: "Ignore",
+      onExitCodes: { containerName: RUNNER_CONTAINER, operator: "In", values: [EXIT_STOPPED] },
+    },
+    { action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] },
+  ],
+};
+
+const SUFFIXES: Record<string, number> = {
+  "": 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+
+/** A byte quantity as the schema allows it (`512Mi`, `2Gi`, `1.5G`); undefined when it is not one. */
+export function parseByteQuantity(quantity: string): number | undefined {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/.exec(quantity);
+  if (!m) return undefined;
+  return Math.floor(Number(m[1]) * SUFFIXES[m[2] ?? ""]!);
+}
+
+const MIN_TMP_BYTES = 256 * 2 ** 20;
+const MAX_TMP_BYTES = 2 ** 40;
+
+/** spec.runner problems the CRD's CEL rules catch at admission, checked again here (a CRD may be older). */
+export function runnerSpecErrors(job: Pick<CrawlJob, "spec">): FieldError[] {
+  const runner = job.spec.runner ?? {};
+  const errors: FieldError[] = [];
+  if (runner.tmpSizeLimit !== undefined) {
+    const bytes = parseByteQuantity(runner.tmpSizeLimit);
+    if (bytes === undefined || bytes < MIN_TMP_BYTES || bytes > MAX_TMP_BYTES) {
+      errors.push({ path: "spec.runner.tmpSizeLimit", message: "must be a quantity from 256Mi to 1Ti" });
+    }
+  }
+  (runner.env ?? []).forEach((e, i) => {
+    if (e.name.startsWith(RESERVED_ENV_PREFIX) || (RESERVED_ENV_NAMES as readonly string[]).includes(e.name)) {
+      errors.push({ path: `spec.runner.env[${i}].name`, message: `${e.name} is set by the operator` });
+    } else if (job.spec.storage?.s3?.credentialsSecretRef && /^AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY)$/.test(e.name)) {
+      errors.push({
+        path: `spec.runner.env[${i}].name`,
+        message: `${e.name} comes from spec.storage.s3.credentialsSecretRef`,
+      });
+    }
+  });
+  return errors;
+}
+
+/** The /tmp emptyDir's sizeLimit and the spool budget inside it (half of it: the rest is the frontier's). */
+export function tmpSizing(job: CrawlJob): { sizeLimit: string; spoolMaxBytes: number } {
+  const sizeLimit = job.spec.runner?.tmpSizeLimit ?? DEFAULT_TMP_SIZE_LIMIT;
+  const bytes = parseByteQuantity(sizeLimit) ?? parseByteQuantity(DEFAULT_TMP_SIZE_LIMIT)!;
+  return { sizeLimit, spoolMaxBytes: Math.floor(bytes / 2) };
+}
+
+/** The operator's env first (a user's env may refer to it with $(NAME)), then spec.runner.env. */
+function runnerEnv(job: CrawlJob): Record<string, unknown>[] {
+  const parallelism = job.spec.runner?.parallelism ?? 1;
+  const env: Record<string, unknown>[] = [
+    { name: "FEEDCRAWL_SPEC", value: `${SPEC_MOUNT_PATH}/${SPEC_KEY}` },
+    { name: "FEEDCRAWL_SHARD_COUNT", value: String(parallelism) },
+    { name: "FEEDCRAWL_SPOOL_DIR", value: SPOOL_DIR },
+    { name: "FEEDCRAWL_SPOOL_MAX_BYTES", value: String(tmpSizing(job).spoolMaxBytes) },
+  ];
+  const creds = job.spec.storage?.s3?.credentialsSecretRef;
+  if (creds) {
+    env.push(
+      { name: "AWS_ACCESS_KEY_ID", valueFrom: { secretKeyRef: { name: creds.name, key: S3_ACCESS_KEY_ID } } },
+      { name: "AWS_SECRET_ACCESS_KEY", valueFrom: { secretKeyRef: { name: creds.name, key: S3_SECRET_ACCESS_KEY } } },
+    );
+  }
+  return [...env, ...(job.spec.runner?.env ?? [])];
+}
+
+/** Scheduling and pull settings copied from spec.runner when set. */
+function placement(job: CrawlJob): Record<string, unknown> {
+  const r = job.spec.runner ?? {};
+  const out: Record<string, unknown> = {};
+  if (r.nodeSelector && Object.keys(r.nodeSelector).length > 0) out.nodeSelector = r.nodeSelector;
+  if (r.tolerations?.length) out.tolerations = r.tolerations;
+  if (r.affinity && Object.keys(r.affinity).length > 0) out.affinity = r.affinity;
+  if (r.imagePullSecrets?.length) out.imagePullSecrets = r.imagePullSecrets;
+  return out;
+}
+
+/**
+ * The runner pod's spec. Restricted Pod Security Standard: nothing in
+ * spec.runner reaches the security contexts, volumes or host settings.
+ */
+export function runnerPodSpec(
+  job: CrawlJob,
+  names: { serviceAccount: string; configMap: string; image: string },
+): Record<string, unknown> {
+  const runner = job.spec.runner ?? {};
+  return {
+    restartPolicy: "Never", // podFailurePolicy requires it
+    terminationGracePeriodSeconds: runner.terminationGracePeriodSeconds ?? DEFAULT_TERMINATION_GRACE_SECONDS,
+    serviceAccountName: names.serviceAccount,
+    automountServiceAccountToken: true,
+    ...placement(job),
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: RUNNER_UID,
+      runAsGroup: RUNNER_UID,
+      fsGroup: RUNNER_UID,
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+    containers: [
+      {
+        name: RUNNER_CONTAINER,
+        image: names.image,
+        command: ["feedcrawl"],
+        args: ["run"],
+        env: runnerEnv(job),
+        ...(runner.envFrom?.length ? { envFrom: runner.envFrom } : {}),
+        resources: runner.resources ?? DEFAULT_RUNNER_RESOURCES,
+        // A runner that fails without a termination message gets its last log lines as one.
+        terminationMessagePolicy: "FallbackToLogsOnError",
+        securityContext: {
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          runAsNonRoot: true,
+          runAsUser: RUNNER_UID,
+          capabilities: { drop: ["ALL"] },
+          seccompProfile: { type: "RuntimeDefault" },
+        },
+        volumeMounts: [
+          { name: "spec", mountPath: SPEC_MOUNT_PATH, readOnly: true },
+          { name: "tmp", mountPath: TMP_PATH },
+        ],
+      },
+    ],
+    volumes: [
+      { name: "spec", configMap: { name: names.configMap } },
+      { name: "tmp", emptyDir: { sizeLimit: tmpSizing(job).sizeLimit } },
+    ],
+  };
+}
