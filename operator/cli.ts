@@ -3,6 +3,7 @@
 //   feedcrawl operator [--leader-elect] [--namespace NS]... [--metrics-addr :8080]
 //                      [--health-addr :8081] [--runner-image IMG]
 //                      [--leader-election-namespace NS] [--leader-election-id NAME]
+//                      [--webhook-private-networks LIST] [--feed-buckets LIST]
 //                      [--log-level info]
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -19,10 +20,21 @@ const usage = `usage: feedcrawl operator [options]
   --metrics-addr ADDR                Prometheus /metrics listen address (default :8080; "0" disables)
   --health-addr ADDR                 /healthz and /readyz listen address (default :8081; "0" disables)
   --runner-image IMG                 runner image when a CrawlJob sets none (default: $FEEDCRAWL_IMAGE or ghcr.io/feedcrawl/feedcrawl:latest)
+  --webhook-private-networks LIST    CIDRs and in-cluster Service hosts a webhook may reach, comma-separated;
+                                     a CrawlJob's allowPrivateNetworks can only narrow this (default:
+                                     $FEEDCRAWL_WEBHOOK_PRIVATE_NETWORKS, else none: public addresses only)
+  --feed-buckets LIST                buckets a CrawlFeed URI may name, comma-separated (default: any)
   --log-level LEVEL                  trace|debug|info|warn|error (default: info)
 
 The kube config comes from KubeConfig.loadFromDefault(): in-cluster, $KUBECONFIG or ~/.kube/config.
 `;
+
+/** "a, b,,c" -> ["a", "b", "c"] */
+const list = (value: string) =>
+  value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 export async function main(argv: string[]): Promise<number> {
   const values = parseOrUsage(
@@ -61,6 +73,10 @@ export async function main(argv: string[]): Promise<number> {
     leaderElectionId: values["leader-election-id"],
     metricsAddr: addr(values["metrics-addr"]),
     healthAddr: addr(values["health-addr"]),
+    ...(values["webhook-private-networks"] !== undefined
+      ? { webhookPrivateNetworks: list(values["webhook-private-networks"]) }
+      : {}),
+    ...(values["feed-buckets"] !== undefined ? { feedBuckets: list(values["feed-buckets"]) } : {}),
     onFatal: (reason) => {
       logger.error({ reason }, "Operator stopping");
       stop.request(1);
@@ -139,6 +155,8 @@ function parse(argv: string[]) {
       "metrics-addr": { type: "string", default: ":8080" },
       "health-addr": { type: "string", default: ":8081" },
       "runner-image": { type: "string" },
+      "webhook-private-networks": { type: "string" },
+      "feed-buckets": { type: "string" },
       "log-level": { type: "string", default: "info" },
       help: { type: "boolean", short: "h", default: false },
     },

@@ -45,6 +45,10 @@ export interface ManagerOptions {
   healthAddr?: string;
   /** The webhook delivery; default: operator/delivery/index.ts. */
   delivery?: DeliveryParts;
+  /** CIDRs / Service hosts a webhook may reach (default: $FEEDCRAWL_WEBHOOK_PRIVATE_NETWORKS, else none). */
+  webhookPrivateNetworks?: readonly string[];
+  /** Buckets a CrawlFeed URI may name (default: any). */
+  feedBuckets?: readonly string[];
   resyncMs?: number;
   workers?: number;
   leaseDurationMs?: number;
@@ -55,12 +59,14 @@ export interface ManagerOptions {
 }
 
 /** The webhook delivery, sharing the manager's API client (one connection pool) and Event recorder. */
-function loadDelivery(kc: KubeConfig, client: KubeClient, events: EventRecorder, logger: Logger): DeliveryParts {
+function loadDelivery(o: ManagerOptions, client: KubeClient, events: EventRecorder, logger: Logger): DeliveryParts {
   const delivery = createFeedDeliveryReconciler({
-    kc,
+    kc: o.kc,
     client,
     events,
     logger: logger.child({ subsystem: "delivery" }),
+    ...(o.webhookPrivateNetworks ? { webhookPrivateNetworks: o.webhookPrivateNetworks } : {}),
+    ...(o.feedBuckets ? { feedBuckets: o.feedBuckets } : {}),
   });
   return { feeds: delivery, completion: delivery, close: () => delivery.close() };
 }
@@ -132,7 +138,7 @@ export class Manager {
       host: this.identity,
       logger: this.#log,
     });
-    const delivery = o.delivery ?? loadDelivery(o.kc, this.client, events, this.#log);
+    const delivery = o.delivery ?? loadDelivery(o, this.client, events, this.#log);
     this.#delivery = delivery;
     this.#controllers = this.#wire(events, delivery);
     await this.#serve();

@@ -36,7 +36,8 @@ export const IngestSpec = Type.Object(
           allowPrivateNetworks: Type.Optional(
             Type.Boolean({
               default: false,
-              description: "Allow loopback/private/link-local webhook addresses (in-cluster backends).",
+              description:
+                "Allow the private networks the operator allows (--webhook-private-networks, chart value webhook.privateNetworks); never more.",
             }),
           ),
         },

@@ -155,6 +155,27 @@ describe("chart: operator Deployment", () => {
     assert.ok(c.args.includes("--runner-image=registry.local/runner:1"));
     assert.equal(c.args.at(-1), "--foo=bar");
   });
+
+  it("passes the webhook private networks and the bucket allow-list only when set", async () => {
+    const { c: plain } = operatorContainer(await render());
+    assert.ok(
+      !plain.args.some((a: string) => a.startsWith("--webhook-private-networks") || a.startsWith("--feed-buckets")),
+    );
+    const { c } = operatorContainer(
+      await render({
+        "webhook.privateNetworks": ["10.0.0.0/8", "ingest.data.svc"],
+        "feeds.allowedBuckets": ["crawl-data", "archive"],
+      }),
+    );
+    assert.ok(c.args.includes("--webhook-private-networks=10.0.0.0/8,ingest.data.svc"));
+    assert.ok(c.args.includes("--feed-buckets=crawl-data,archive"));
+  });
+
+  it("ships the CrawlFeed admission policy unless crawlFeedPolicy.create is false", async () => {
+    assert.equal(find(await render(), "ValidatingAdmissionPolicy").length, 1);
+    assert.equal(find(await render(), "ValidatingAdmissionPolicyBinding").length, 1);
+    assert.equal(find(await render({ "crawlFeedPolicy.create": false }), "ValidatingAdmissionPolicy").length, 0);
+  });
 });
 
 describe("chart: RBAC", () => {
@@ -343,6 +364,11 @@ describe("chart: values.schema.json rejects bad values with the schema's message
     ["a port out of range", { "metrics.port": 70000 }, /at '\/metrics\/port': maximum/],
     ["a non-boolean CRD switch", { "crds.keep": "yes" }, /at '\/crds\/keep': got string, want boolean/],
     ["an unknown metrics key", { "metrics.path": "/m" }, /at '\/metrics': additional properties 'path' not allowed/],
+    [
+      "a private network that is not a list",
+      { "webhook.privateNetworks": "10.0.0.0/8" },
+      /at '\/webhook\/privateNetworks'/,
+    ],
   ];
   let all: Awaited<ReturnType<typeof renderError>>;
   before(async () => {

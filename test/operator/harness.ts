@@ -47,7 +47,15 @@ export async function startOperator(
   const logPath = join(options.workDir, `operator-${process.pid}-${Date.now()}.log`);
   const stream = createWriteStream(logPath);
   const logger = pino({ level: "debug", base: { component: "operator" } }, stream);
-  const manager = new Manager({ kc, logger, runnerImage: "feedcrawl:test", resyncMs: 30_000, ...options });
+  // The tests' webhook receivers listen on loopback: the operator-level allow-list admits it.
+  const manager = new Manager({
+    kc,
+    logger,
+    runnerImage: "feedcrawl:test",
+    resyncMs: 30_000,
+    webhookPrivateNetworks: ["127.0.0.0/8"],
+    ...options,
+  });
   await manager.start();
   return {
     manager,
@@ -62,11 +70,20 @@ export async function startOperator(
 /** `feedcrawl operator …` as a child process, logs to a file. */
 export function spawnOperator(kubeconfig: string, args: string[], logPath: string): ChildProcess {
   const log = openSync(logPath, "a");
-  return spawn(process.execPath, [join(REPO_ROOT, "bin/feedcrawl.ts"), "operator", ...args], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, KUBECONFIG: kubeconfig, FEEDCRAWL_IMAGE: "feedcrawl:test" },
-    stdio: ["ignore", log, log],
-  });
+  return spawn(
+    process.execPath,
+    [join(REPO_ROOT, "bin/feedcrawl.ts"), "operator", "--webhook-private-networks=127.0.0.0/8", ...args],
+    {
+      cwd: REPO_ROOT,
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        KUBECONFIG: kubeconfig,
+        FEEDCRAWL_IMAGE: "feedcrawl:test",
+      },
+      stdio: ["ignore", log, log],
+    },
+  );
 }
 
 export async function createSecret(
