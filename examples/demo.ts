@@ -11,6 +11,9 @@
 //
 // In a cluster the operator makes the webhook calls (same payload, same
 // signature, same idempotency key); here the demo plays its part.
+//
+//   npm run demo -- --cluster          # the same loop on a real node (examples/demo-cluster.ts):
+//                                      # helm install, kubectl apply, runner pods, S3, the operator's webhooks
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,11 +33,15 @@ import { createCatalogue } from "../test/fixtures/catalogue.ts";
 import { configFromEnv } from "./ingest-backend/config.ts";
 import { createIngestBackend } from "./ingest-backend/server.ts";
 
-const usage = `usage: node examples/demo.ts [--products N] [--batch N] [--keep]
+const usage = `usage: node examples/demo.ts [--cluster] [--products N] [--batch N] [--keep]
 
-  --products N   size of the fixture catalogue (default 1000)
-  --batch N      items per feed file (batchItemCount, default 250)
-  --keep         keep the work folder (feed files, SQLite database) and print its path
+  --cluster      run it on a real Kubernetes node started here (root; \`npm run testbin\` once):
+                 the image from the Dockerfile, helm install, kubectl apply of
+                 examples/crawljob-e2e.yaml, 3 runner pods over 3 sites, S3, the
+                 operator pod's webhooks; removed again at the end
+  --products N   size of the fixture catalogue (default 1000; with --cluster 900, a third per site)
+  --batch N      items per feed file (batchItemCount, default 250; with --cluster the manifest's 100)
+  --keep         keep the work folder (feed files, SQLite database, logs) and print its path
   DATABASE_URL   load into PostgreSQL instead of the embedded SQLite
 `;
 
@@ -78,9 +85,10 @@ async function deliver(
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
-      products: { type: "string", default: "1000" },
+      products: { type: "string" },
       batch: { type: "string", default: "250" },
       keep: { type: "boolean", default: false },
+      cluster: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -88,11 +96,15 @@ async function main(): Promise<number> {
     process.stdout.write(usage);
     return 0;
   }
-  const products = Number(values.products);
+  const products = Number(values.products ?? (values.cluster ? 900 : 1000));
   const batch = Number(values.batch);
   if (!Number.isInteger(products) || products < 1 || !Number.isInteger(batch) || batch < 1) {
     process.stderr.write(`--products and --batch must be positive integers\n\n${usage}`);
     return 2;
+  }
+  if (values.cluster) {
+    const { clusterDemo } = await import("./demo-cluster.ts");
+    return clusterDemo({ products, keep: values.keep });
   }
 
   const started = performance.now();

@@ -1,6 +1,8 @@
 // The one-command demo (`npm run demo` = node examples/demo.ts) as a new user
 // runs it: crawl the fixture site, batched gzip feeds into a local folder, one
 // signed webhook per file, the reference backend loading into node:sqlite.
+// `npm run demo -- --cluster` starts a node of its own (one per machine), so
+// no test run can host it: it is run by hand (docs in README.md, "Quick start").
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { describe, it } from "node:test";
@@ -29,5 +31,14 @@ describe("demo", () => {
     assert.match(stdout, /✓ no loss, no duplicates/);
     assert.match(stdout, /^time taken\s+[\d.]+ s$/m);
     assert.equal((stdout.match(/→ webhook 200/g) ?? []).length, 5);
+  });
+
+  it("lists --cluster in its usage", async () => {
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ["examples/demo.ts", "--help"], { cwd: root, timeout: 30_000 }, (err, out) =>
+        err ? reject(err) : resolve(out),
+      );
+    });
+    assert.match(stdout, /^ {2}--cluster {6}run it on a real Kubernetes node/m);
   });
 });
