@@ -144,7 +144,8 @@ const completion = (state: DeliveryStatus["state"]) => (f: Facts) =>
 const rule = <F>(when: (f: F) => boolean, say: (f: F) => Verdict): Rule<F> => ({ when, say });
 
 // The messages too long for a table row.
-const delivered = (f: Facts) => `${f.summary.delivered}/${f.summary.closed} feeds delivered`;
+const delivered = (f: Facts) =>
+  `${f.summary.delivered}/${f.summary.closed} feeds delivered${f.summary.failed ? `, ${f.summary.failed} failed` : ""}`;
 const completionFailed = (f: Facts) =>
   `The crawl.completed event failed: ${f.completionDelivery?.lastError ?? "no detail"}`;
 const sendingCompletion = (f: Facts) =>
@@ -178,8 +179,10 @@ const FEEDS_DELIVERED: readonly Rule<Judged>[] = [
         ? v("Unknown", "Delivering", sendingCompletion(f))
         : v("Unknown", "WaitingForRunner", "The crawl.completed event is sent when the runner finishes"),
   ),
+  // Failed is final: while the runner still closes feeds, a failed one is
+  // reported in the message, not as a phase that would flip back to Running.
   rule(
-    (f) => f.summary.failed > 0 && (pending(f) === 0 || f.jobFailure !== undefined),
+    (f) => f.summary.failed > 0 && ((complete(f) && pending(f) === 0) || f.jobFailure !== undefined),
     (f) => v("False", "DeliveryFailed", feedsFailed(f)),
   ),
   rule(

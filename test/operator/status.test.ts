@@ -150,6 +150,18 @@ test("a feed that failed delivery: Failed once no feed is still pending", () => 
   assert.match(getCondition(s.conditions, "Succeeded")!.message, /HTTP 400/);
 });
 
+test("a feed that failed delivery while the runner still crawls: Running, the failure in the message, never Failed and back", () => {
+  const job = crawlJob();
+  const feeds = [crawlFeed(job, 1, "Delivered"), crawlFeed(job, 2, "Failed")];
+  const running = computeStatus({ job, now, validation: undefined, runnerJob: runnerJob("running"), feeds });
+  assert.equal(running.phase, "Running");
+  assert.equal(cond(running, "FeedsDelivered"), "Unknown/Delivering");
+  assert.match(getCondition(running.conditions, "FeedsDelivered")!.message, /1\/2 feeds delivered, 1 failed so far/);
+  // The same feeds once the runner finished: now final.
+  const done = computeStatus({ job, now, validation: undefined, runnerJob: runnerJob("complete", 2), feeds });
+  assert.equal(done.phase, "Failed");
+});
+
 test("onCompletion: Succeeded only when the completion event is delivered", () => {
   const spec = crawlJobSpec();
   spec.ingest!.webhook!.mode = "onCompletion";
