@@ -174,7 +174,8 @@ async function runPhase(
   if (platformFailed) {
     counts.failed = 1;
   } else if (!current.interrupted) {
-    Object.assign(counts, await runTests(phase.files, env));
+    // Node test files share one cluster (cluster-wide CRDs, one chart release): one file at a time.
+    Object.assign(counts, await runTests(phase.files, env, phase.node ? 1 : 2));
     ok = counts.failed === 0;
   }
 
@@ -198,12 +199,12 @@ async function runPhase(
 }
 
 /** `node --test` over the files; resolves to its closing counts (a crash counts as one failure). */
-async function runTests(files: string[], env: NodeJS.ProcessEnv): Promise<Counts> {
+async function runTests(files: string[], env: NodeJS.ProcessEnv, concurrency: number): Promise<Counts> {
   const summaryFile = join(mkdtempSync(join(tmpdir(), "feedcrawl-summary-")), "summary.txt");
   const timeoutMs = Number(process.env.FEEDCRAWL_TEST_TIMEOUT_MS ?? 180_000);
   const args = [
     "--test",
-    "--test-concurrency=2",
+    `--test-concurrency=${concurrency}`,
     `--test-timeout=${timeoutMs}`,
     "--test-reporter=spec",
     "--test-reporter-destination=stdout",
