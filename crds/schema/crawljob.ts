@@ -158,6 +158,16 @@ export const RunnerStatus = Type.Object({
 });
 export type RunnerStatus = Type.Static<typeof RunnerStatus>;
 
+export const ShardProgress = Type.Object({
+  lastBatchIds: Type.Optional(
+    Type.Record(Type.String({ minLength: 1, maxLength: 1024 }), Type.Integer({ minimum: 0 }), {
+      maxProperties: 16,
+      description: "Key: the feed URI template (as in spec.feeds); value: the last batch id reported for it.",
+    }),
+  ),
+});
+export type ShardProgress = Type.Static<typeof ShardProgress>;
+
 export const CrawlJobStatus = Type.Object({
   observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
   phase: Type.Optional(StringEnum(PHASES)),
@@ -175,6 +185,13 @@ export const CrawlJobStatus = Type.Object({
     Type.Record(Type.String({ maxLength: 8 }), Type.Partial(CrawlStats), {
       maxProperties: 256,
       description: "Per shard counters (key: the shard index); each runner shard merge-patches its own entry.",
+    }),
+  ),
+  shardProgress: Type.Optional(
+    Type.Record(Type.String({ maxLength: 8 }), ShardProgress, {
+      maxProperties: 256,
+      description:
+        "Per shard (key: the shard index) the last batch id it reported per feed template; each runner shard merge-patches its own entry after each CrawlFeed it created, and a restarted shard resumes its numbering after it.",
     }),
   ),
   feedSummary: Type.Optional(FeedSummary),

@@ -104,8 +104,11 @@ function runnerRoleRules(job: CrawlJob): Record<string, unknown>[] {
     // blockOwnerDeletion on the CrawlFeeds' ownerReference needs this where
     // OwnerReferencesPermissionEnforcement is on.
     { apiGroups: [GROUP], resources: ["crawljobs/finalizers"], resourceNames: [name], verbs: ["update"] },
-    // list: a restarted shard resumes its batch numbering from what it reported.
-    { apiGroups: [GROUP], resources: ["crawlfeeds"], verbs: ["create", "get", "list"] },
+    // create only: no get or list, so a runner never sees another job's
+    // CrawlFeeds (a label-selected list cannot be narrowed by RBAC). A
+    // restarted shard resumes its batch numbering from its own CrawlJob's
+    // status.shardProgress instead.
+    { apiGroups: [GROUP], resources: ["crawlfeeds"], verbs: ["create"] },
   ];
 }
 

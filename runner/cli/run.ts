@@ -2,7 +2,8 @@
 // operator mounted (FEEDCRAWL_SPEC), crawls this shard (JOB_COMPLETION_INDEX of
 // FEEDCRAWL_SHARD_COUNT), hands items to the feed exporter, creates one
 // CrawlFeed per file the storage confirmed, and patches the shard's counters
-// into the CrawlJob's status. SIGTERM stops scheduling, finishes in-flight
+// and its last reported batch ids into the CrawlJob's status (a restarted
+// shard reads them back from its CrawlJob to resume the numbering). SIGTERM stops scheduling, finishes in-flight
 // pages, closes/uploads/reports the open batches, then exits 143: the shard
 // did not finish, so the Job must run it again (its podFailurePolicy retries a
 // 143 without counting it). Exit 0 only when the crawl finished and every batch
@@ -172,7 +173,7 @@ export async function runShard(opts: RunShardOptions): Promise<number> {
   } catch (err) {
     logger.error(
       { err: (err as Error).message },
-      `Could not list the CrawlFeeds of CrawlJob ${job.namespace}/${job.name}`,
+      `Could not read where CrawlJob ${job.namespace}/${job.name} shard ${env.shard} left off (its status.shardProgress)`,
     );
     return EXIT_FAILED;
   }

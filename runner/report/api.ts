@@ -1,10 +1,12 @@
 // What the in-pod runner asks of the Kubernetes API, with the pod's own
-// ServiceAccount token: create its CrawlFeeds, list its shard's CrawlFeeds
-// (to resume batch numbering), merge-patch its CrawlJob's status. Nothing
-// else: the per-job Role allows exactly this. Requests go through the
+// ServiceAccount token: create its CrawlFeeds, read its own CrawlJob (to
+// resume batch numbering from status.shardProgress), merge-patch its
+// CrawlJob's status. Nothing else: the per-job Role allows exactly this (it
+// may not get or list CrawlFeeds, so it never sees another job's). Requests go through the
 // operator's KubeClient; failures are its KubeApiError (or a network error).
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
+import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import { KubeClient, type KubeObject } from "../../kube/client.ts";
 import { KubeApiError } from "../../kube/errors.ts";
 import { CRAWLFEEDS, CRAWLJOBS } from "../../kube/resources.ts";
@@ -12,8 +14,8 @@ import { CRAWLFEEDS, CRAWLJOBS } from "../../kube/resources.ts";
 export interface RunnerApi {
   /** Creates a CrawlFeed; rejects with a KubeApiError (409 AlreadyExists, …) or a network error. */
   createFeed(feed: CrawlFeed): Promise<void>;
-  getFeed(namespace: string, name: string): Promise<CrawlFeed | undefined>;
-  listFeeds(namespace: string, labelSelector: string): Promise<CrawlFeed[]>;
+  /** Its own CrawlJob (status included); undefined when it is gone. */
+  getJob(namespace: string, name: string): Promise<CrawlJob | undefined>;
   /** JSON merge patch on the CrawlJob's status subresource. */
   patchJobStatus(namespace: string, name: string, status: Record<string, unknown>): Promise<void>;
 }
@@ -26,11 +28,8 @@ export function createRunnerApi(kc: KubeConfig | KubeClient): RunnerApi {
     async createFeed(feed) {
       await client.create<Feed>(CRAWLFEEDS, feed as Feed);
     },
-    getFeed(namespace, name) {
-      return client.getOrUndefined<Feed>(CRAWLFEEDS, namespace, name);
-    },
-    async listFeeds(namespace, labelSelector) {
-      return (await client.list<Feed>(CRAWLFEEDS, { namespace, labelSelector })).items;
+    getJob(namespace, name) {
+      return client.getOrUndefined<CrawlJob & KubeObject>(CRAWLJOBS, namespace, name);
     },
     async patchJobStatus(namespace, name, status) {
       await client.patch(CRAWLJOBS, namespace, name, { status }, { subresource: "status" });

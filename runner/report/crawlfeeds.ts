@@ -1,11 +1,18 @@
 // One CrawlFeed per feed file the exporter confirmed stored. The name is
 // deterministic (`<job>-<first 10 hex of sha256(uri)>`), so a create retried
 // after a lost answer — or repeated by a restarted shard — finds AlreadyExists,
-// which is success: a report is never duplicated and never lost.
+// which is success: a report is never duplicated and never lost. The runner
+// may not read CrawlFeeds (no get, no list): AlreadyExists is taken as "this
+// job reported this URI" — the admission policy lets only this job's runners
+// create CrawlFeeds labelled and owned by this job, and the name carries the
+// job's name and the URI's hash. After each report the shard records its last
+// batch id per feed template in its CrawlJob's status.shardProgress["<shard>"]
+// (a merge patch of its own key only); a restarted shard resumes after it.
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import { API_VERSION } from "../../crds/schema/common.ts";
 import { CRAWLJOB_LABEL, type CrawlFeed, type FeedClosed, SHARD_LABEL } from "../../crds/schema/crawlfeed.ts";
+import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import { describeError, isConflict } from "../../kube/errors.ts";
 import { backoffDelayMs } from "../../lib/backoff.ts";
 import { sleep } from "../../lib/sleep.ts";
@@ -82,6 +89,8 @@ export class CrawlFeedReporter {
   readonly reported = new Set<string>();
   /** URIs whose report failed for good, with why. */
   readonly failed = new Map<string, string>();
+  /** The last batch id per template known recorded in status.shardProgress. */
+  #progress: Record<string, number> = {};
 
   constructor(opts: {
     api: RunnerApi;
@@ -99,30 +108,28 @@ export class CrawlFeedReporter {
     this.#random = opts.random ?? Math.random;
   }
 
-  /** The label selector of this shard's CrawlFeeds. */
-  get selector(): string {
-    return `${CRAWLJOB_LABEL}=${this.#job.name},${SHARD_LABEL}=${this.#shard}`;
-  }
-
   /**
-   * The last reported batch id per feed URI template, from this shard's
-   * existing CrawlFeeds (a restarted pod continues the numbering and never
-   * overwrites an earlier batch).
+   * The last reported batch id per feed URI template, from this shard's entry
+   * in its CrawlJob's status.shardProgress (a restarted pod continues the
+   * numbering and never overwrites an earlier batch). Throws when the CrawlJob
+   * cannot be read, is gone, or was replaced by another of the same name.
    */
   async resumeAfter(): Promise<Record<string, number>> {
-    const feeds = await this.#withRetry("Listing this shard's CrawlFeeds", () =>
-      this.#api.listFeeds(this.#job.namespace, this.selector),
-    );
-    const last: Record<string, number> = {};
-    for (const feed of feeds) {
-      const ownedHere = feed.metadata.ownerReferences?.some((ref) => ref.uid === this.#job.uid);
-      if (!ownedHere || feed.spec.shard !== this.#shard || !feed.spec.feed) continue;
-      last[feed.spec.feed] = Math.max(last[feed.spec.feed] ?? 0, feed.spec.batchId);
+    const { namespace, name, uid } = this.#job;
+    const job = await this.#withRetry(`Reading CrawlJob ${namespace}/${name}`, () => this.#api.getJob(namespace, name));
+    if (!job) throw new Error(`CrawlJob ${namespace}/${name} does not exist`);
+    if (job.metadata.uid !== uid) {
+      throw new Error(`CrawlJob ${namespace}/${name} is another object now (uid ${job.metadata.uid}, not ${uid})`);
     }
+    const last: Record<string, number> = {};
+    for (const [template, id] of Object.entries(lastBatchIdsOf(job, this.#shard))) {
+      if (Number.isSafeInteger(id) && id > 0) last[template] = id;
+    }
+    this.#progress = { ...last };
     return last;
   }
 
-  /** Creates the CrawlFeed of a stored file (retried; AlreadyExists is success). Throws when it gave up. */
+  /** Creates the CrawlFeed of a stored file (retried; AlreadyExists is success), then records the progress. Throws when it gave up. */
   async report(ev: FeedClosed): Promise<void> {
     const object = crawlFeedObject(this.#job, this.#shard, ev);
     const name = `${this.#job.namespace}/${object.metadata.name}`;
@@ -135,9 +142,12 @@ export class CrawlFeedReporter {
             `Created CrawlFeed ${name}`,
           );
         } catch (err) {
-          // 409 on a create: AlreadyExists.
+          // 409 on a create: AlreadyExists. Only this job's runners can have
+          // made an object of this name (admission policy: label, owner and
+          // uid are this job's), and the name is the URI's hash: this URI was
+          // reported before (a lost answer, or an earlier pod).
           if (!isConflict(err)) throw err;
-          await this.#checkExisting(name, object, ev);
+          this.#logger.info({ crawlfeed: name, uri: ev.uri }, `CrawlFeed ${name} already existed: reported before`);
         }
       });
       this.reported.add(ev.uri);
@@ -147,23 +157,31 @@ export class CrawlFeedReporter {
       this.#logger.error({ crawlfeed: name, uri: ev.uri, err: message }, `Could not report CrawlFeed ${name}`);
       throw err;
     }
+    await this.#recordProgress(ev);
   }
 
-  async #checkExisting(name: string, object: CrawlFeed, ev: FeedClosed): Promise<void> {
-    // Same name = same URI (a retried or repeated report). A different file
-    // under the same URI would be a bug upstream: say so, but the existing
-    // record stays (the CrawlFeed spec is immutable).
-    const existing = await this.#api.getFeed(object.metadata.namespace!, object.metadata.name!);
-    if (existing && existing.spec.uri !== ev.uri) {
-      throw new Error(`CrawlFeed ${name} already exists for another URI (${existing.spec.uri}): sha256 name collision`);
-    }
-    if (existing && existing.spec.sha256 !== ev.sha256) {
-      this.#logger.warn(
-        { crawlfeed: name, uri: ev.uri },
-        `CrawlFeed ${name} already exists with another sha256; kept the existing record`,
+  /**
+   * status.shardProgress["<shard>"].lastBatchIds["<template>"] = batchId, a
+   * merge patch of this shard's and template's key only (a template's reports
+   * come in batch order, one at a time). Not fatal when it gives up: the
+   * CrawlFeed is reported, and a later pod resuming from an older id finds
+   * the object taken and stores under the next id.
+   */
+  async #recordProgress(ev: FeedClosed): Promise<void> {
+    const template = ev.feed;
+    if (!template || ev.batchId <= (this.#progress[template] ?? 0)) return;
+    const { namespace, name } = this.#job;
+    const body = { shardProgress: { [String(this.#shard)]: { lastBatchIds: { [template]: ev.batchId } } } };
+    try {
+      await this.#withRetry(`Recording batch ${ev.batchId} in CrawlJob ${namespace}/${name}`, () =>
+        this.#api.patchJobStatus(namespace, name, body),
       );
-    } else {
-      this.#logger.info({ crawlfeed: name, uri: ev.uri }, `CrawlFeed ${name} already existed: reported before`);
+      this.#progress[template] = ev.batchId;
+    } catch (err) {
+      this.#logger.warn(
+        { uri: ev.uri, batchId: ev.batchId, err: describeError(err) },
+        `Could not record batch ${ev.batchId} in the status of CrawlJob ${namespace}/${name}; a restarted shard will store under a later batch id`,
+      );
     }
   }
 
@@ -179,4 +197,8 @@ export class CrawlFeedReporter {
       }
     }
   }
+}
+
+function lastBatchIdsOf(job: CrawlJob, shard: number): Record<string, number> {
+  return job.status?.shardProgress?.[String(shard)]?.lastBatchIds ?? {};
 }

@@ -44,7 +44,7 @@ export function perJobRunnerRules(job: string): PolicyRule[] {
     { apiGroups: ["feedcrawl.io"], resources: ["crawljobs"], verbs: ["get"], resourceNames: [job] },
     { apiGroups: ["feedcrawl.io"], resources: ["crawljobs/status"], verbs: ["get", "patch"], resourceNames: [job] },
     { apiGroups: ["feedcrawl.io"], resources: ["crawljobs/finalizers"], verbs: ["update"], resourceNames: [job] },
-    { apiGroups: ["feedcrawl.io"], resources: ["crawlfeeds"], verbs: ["create", "get", "list"] },
+    { apiGroups: ["feedcrawl.io"], resources: ["crawlfeeds"], verbs: ["create"] },
   ];
 }
 

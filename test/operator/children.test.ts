@@ -198,7 +198,7 @@ test("the per-job Role grants exactly the contract's rules", () => {
     { apiGroups: ["feedcrawl.io"], resources: ["crawljobs"], resourceNames: ["books"], verbs: ["get"] },
     { apiGroups: ["feedcrawl.io"], resources: ["crawljobs/status"], resourceNames: ["books"], verbs: ["get", "patch"] },
     { apiGroups: ["feedcrawl.io"], resources: ["crawljobs/finalizers"], resourceNames: ["books"], verbs: ["update"] },
-    { apiGroups: ["feedcrawl.io"], resources: ["crawlfeeds"], verbs: ["create", "get", "list"] },
+    { apiGroups: ["feedcrawl.io"], resources: ["crawlfeeds"], verbs: ["create"] },
   ]);
   const binding = runnerRoleBinding(crawlJob()) as Any;
   assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: "books-runner", namespace: "crawl" }]);

@@ -3,13 +3,13 @@
 // run.int.test.ts against the real apiserver): CrawlFeeds created once per
 // stored file, retries, SIGTERM drains and reports, exit codes.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { pino } from "pino";
 import type { CrawlFeed, FeedClosed } from "../../crds/schema/crawlfeed.ts";
-import type { CrawlStats } from "../../crds/schema/crawljob.ts";
+import type { CrawlJob, CrawlJobStatus, CrawlStats } from "../../crds/schema/crawljob.ts";
 import { KubeApiError } from "../../kube/errors.ts";
 import {
   type CreateCrawler,
@@ -37,12 +37,28 @@ const snapshot: SpecSnapshot = {
   },
 };
 
+/** RFC 7386 JSON merge patch (what the apiserver applies to a merge-patched status). */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return structuredClone(patch);
+  const out: Record<string, unknown> =
+    typeof target === "object" && target !== null && !Array.isArray(target) ? { ...target } : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete out[key];
+    else out[key] = mergePatch(out[key], value);
+  }
+  return out;
+}
+
 /** An in-memory RunnerApi that can fail the first N calls of each kind. */
 class FakeApi implements RunnerApi {
   feeds = new Map<string, CrawlFeed>();
   patches: Record<string, unknown>[] = [];
+  /** The CrawlJob's status, merge-patched like the apiserver does. */
+  status: CrawlJobStatus = {};
+  uid = UID;
   createCalls = 0;
   failCreates: Error[] = [];
+  failPatches: Error[] = [];
   async createFeed(feed: CrawlFeed) {
     this.createCalls++;
     const failure = this.failCreates.shift();
@@ -50,17 +66,24 @@ class FakeApi implements RunnerApi {
     if (this.feeds.has(feed.metadata.name!)) throw new KubeApiError(409, "AlreadyExists", "exists");
     this.feeds.set(feed.metadata.name!, structuredClone(feed));
   }
-  async getFeed(_ns: string, name: string) {
-    return this.feeds.get(name);
-  }
-  async listFeeds(_ns: string, selector: string) {
-    const wanted = Object.fromEntries(selector.split(",").map((kv) => kv.split("=")));
-    return [...this.feeds.values()].filter((f) =>
-      Object.entries(wanted).every(([k, v]) => f.metadata.labels?.[k] === v),
-    );
+  async getJob(namespace: string, name: string): Promise<CrawlJob> {
+    return {
+      apiVersion: "feedcrawl.io/v1alpha1",
+      kind: "CrawlJob",
+      metadata: { name, namespace, uid: this.uid },
+      spec: snapshot.spec,
+      status: structuredClone(this.status),
+    };
   }
   async patchJobStatus(_ns: string, _name: string, status: Record<string, unknown>) {
+    const failure = this.failPatches.shift();
+    if (failure) throw failure;
     this.patches.push(structuredClone(status));
+    this.status = mergePatch(this.status, status) as CrawlJobStatus;
+  }
+  /** The stats patches (the shard's counters), in order. */
+  get statsPatches(): Record<string, unknown>[] {
+    return this.patches.filter((p) => "shardStats" in p);
   }
 }
 
@@ -177,7 +200,7 @@ describe("runShard", () => {
       },
     ]);
     assert.equal(first.spec.items, 2);
-    const last = api.patches.at(-1) as { shardStats: Record<string, CrawlStats>; stats: CrawlStats };
+    const last = api.statsPatches.at(-1) as { shardStats: Record<string, CrawlStats>; stats: CrawlStats };
     assert.equal(last.shardStats["0"]?.items, 5);
     assert.equal(last.stats.items, 5, "a single shard also writes status.stats");
   });
@@ -218,7 +241,7 @@ describe("runShard", () => {
     assert.equal(api.feeds.size, 1);
   });
 
-  it("resumes batch numbering from this shard's existing CrawlFeeds of this job only", async () => {
+  it("records its last batch id in status.shardProgress and resumes after it, from its own shard's entry only", async () => {
     const api = new FakeApi();
     await runShard({
       env,
@@ -229,17 +252,9 @@ describe("runShard", () => {
       createExporter: fakeExporter(),
       signal: new AbortController().signal,
     });
-    // A CrawlFeed of another shard and one of an older job with the same name must not count.
-    const other = structuredClone([...api.feeds.values()][0]!);
-    other.metadata.name = "books-other";
-    other.metadata.labels!["feedcrawl.io/shard"] = "1";
-    other.spec.batchId = 9;
-    api.feeds.set("books-other", other);
-    const stale = structuredClone(other);
-    stale.metadata.name = "books-stale";
-    stale.metadata.labels!["feedcrawl.io/shard"] = "0";
-    stale.metadata.ownerReferences![0]!.uid = "old-uid";
-    api.feeds.set("books-stale", stale);
+    assert.deepEqual(api.status.shardProgress, { "0": { lastBatchIds: { [TEMPLATE]: 2 } } });
+    // Another shard's progress must not count.
+    api.status.shardProgress = { ...api.status.shardProgress, "1": { lastBatchIds: { [TEMPLATE]: 9 } } };
     let seen: Record<string, number> | undefined;
     const code = await runShard({
       env,
@@ -253,6 +268,51 @@ describe("runShard", () => {
     assert.equal(code, 0);
     assert.deepEqual(seen, { [TEMPLATE]: 2 });
     assert.ok(api.feeds.has(crawlFeedName("books", "s3://bucket/books/part-00003.jsonl")));
+    assert.deepEqual(api.status.shardProgress, {
+      "0": { lastBatchIds: { [TEMPLATE]: 3 } },
+      "1": { lastBatchIds: { [TEMPLATE]: 9 } },
+    });
+  });
+
+  it("does not start when its CrawlJob is gone or was replaced by another of the same name", async () => {
+    for (const broken of [
+      (api: FakeApi) => (api.uid = "another-uid"),
+      (api: FakeApi) => (api.getJob = async () => undefined as unknown as CrawlJob),
+      (api: FakeApi) => (api.getJob = async () => Promise.reject(new KubeApiError(403, "Forbidden", "no"))),
+    ]) {
+      const api = new FakeApi();
+      broken(api);
+      const code = await runShard({
+        env,
+        snapshot,
+        api,
+        logger,
+        createCrawler: fakeCrawler(2).create,
+        createExporter: fakeExporter(),
+        signal: new AbortController().signal,
+        reportRetry: fastRetry,
+      });
+      assert.equal(code, 1);
+      assert.equal(api.createCalls, 0);
+    }
+  });
+
+  it("a progress patch that fails for good is not fatal: the CrawlFeed is reported, the next one records", async () => {
+    const api = new FakeApi();
+    api.failPatches = [new KubeApiError(403, "Forbidden", "no")];
+    const code = await runShard({
+      env,
+      snapshot,
+      api,
+      logger,
+      createCrawler: fakeCrawler(4).create,
+      createExporter: fakeExporter(),
+      signal: new AbortController().signal,
+      reportRetry: fastRetry,
+    });
+    assert.equal(code, 0);
+    assert.equal(api.feeds.size, 2);
+    assert.deepEqual(api.status.shardProgress, { "0": { lastBatchIds: { [TEMPLATE]: 2 } } });
   });
 
   it("on SIGTERM stops the crawl, closes and reports the open batch, exit 143 (the shard must run again)", async () => {
@@ -271,7 +331,7 @@ describe("runShard", () => {
     assert.equal(code, 143);
     assert.equal(crawler.stopped(), "shutdown");
     const items = [...api.feeds.values()].reduce((n, f) => n + f.spec.items, 0);
-    const final = api.patches.at(-1) as { shardStats: Record<string, CrawlStats> };
+    const final = api.statsPatches.at(-1) as { shardStats: Record<string, CrawlStats> };
     assert.ok(items > 0 && items < 1000);
     assert.equal(items, final.shardStats["0"]?.items, "every written item is in a reported file");
   });
@@ -306,7 +366,7 @@ describe("runShard", () => {
     assert.equal(code, 1);
   });
 
-  it("with several shards patches only its own shardStats key", async () => {
+  it("with several shards patches only its own shardStats and shardProgress keys", async () => {
     const api = new FakeApi();
     const code = await runShard({
       env: { ...env, shard: 2, shardCount: 3 },
@@ -318,8 +378,12 @@ describe("runShard", () => {
       signal: new AbortController().signal,
     });
     assert.equal(code, 0);
-    for (const patch of api.patches) assert.deepEqual(Object.keys(patch), ["shardStats"]);
-    assert.deepEqual(Object.keys((api.patches.at(-1) as { shardStats: object }).shardStats), ["2"]);
+    for (const patch of api.patches) {
+      assert.equal(Object.keys(patch).length, 1);
+      assert.ok(["shardStats", "shardProgress"].includes(Object.keys(patch)[0]!));
+      assert.deepEqual(Object.keys(Object.values(patch)[0] as object), ["2"], "only its own shard's key");
+    }
+    assert.deepEqual(api.status.shardProgress, { "2": { lastBatchIds: { [TEMPLATE]: 1 } } });
     assert.equal([...api.feeds.values()][0]?.metadata.labels?.["feedcrawl.io/shard"], "2");
   });
 });
@@ -409,8 +473,35 @@ describe("runShard with the real crawl engine and feed exporter", () => {
         25,
       );
       assert.ok(feeds.every((f) => f.spec.feed === template && /^[0-9a-f]{64}$/.test(f.spec.sha256)));
-      const last = api.patches.at(-1) as { shardStats: Record<string, CrawlStats> };
+      const last = api.statsPatches.at(-1) as { shardStats: Record<string, CrawlStats> };
       assert.equal(last.shardStats["0"]?.items, 25);
+
+      // The crash window: batches 2 and 3 were reported but their progress
+      // patches never landed. The rerun numbers from 2, finds those files
+      // taken, stores under 4, 5, 6: every file reported once, none twice.
+      api.status.shardProgress = { "0": { lastBatchIds: { [template]: 1 } } };
+      const again = await runShard({
+        env,
+        snapshot: real,
+        api,
+        logger,
+        createCrawler: (o) => new Crawler(o),
+        createExporter: (o) => createFeedExporter({ ...o, spool: { dir: join(dir, ".spool") } }),
+        signal: new AbortController().signal,
+      });
+      assert.equal(again, 0);
+      const all = [...api.feeds.values()];
+      assert.deepEqual(
+        all.map((f) => f.spec.batchId).sort((a, b) => a - b),
+        [1, 2, 3, 4, 5, 6],
+      );
+      assert.equal(
+        all.reduce((n, f) => n + f.spec.items, 0),
+        50,
+      );
+      const files = readdirSync(dir).filter((f) => f.endsWith(".jsonl"));
+      assert.deepEqual(files.sort(), all.map((f) => f.spec.uri.slice(`file://${dir}/`.length)).sort());
+      assert.deepEqual(api.status.shardProgress, { "0": { lastBatchIds: { [template]: 6 } } });
     } finally {
       await site.close();
       rmSync(dir, { recursive: true, force: true });

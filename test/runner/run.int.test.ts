@@ -2,8 +2,8 @@
 // per-job ServiceAccount minted by TokenRequest (the test plays the kubelet:
 // it writes the kubeconfig for that token and the mounted spec file, and
 // starts the process with the pod's environment). Proves the per-job Role is
-// enough (create CrawlFeeds, patch own status) and no wider (forbidden on
-// another CrawlJob).
+// enough (create CrawlFeeds, read and patch its own CrawlJob's status) and no
+// wider (forbidden on another CrawlJob; no get or list of CrawlFeeds).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -177,7 +177,7 @@ describe("feedcrawl run with the per-job ServiceAccount's token", () => {
     }
   }
 
-  it("the runner's token may create CrawlFeeds and patch its own status, and nothing on another CrawlJob", async () => {
+  it("the runner's token may create CrawlFeeds, read and patch its own CrawlJob; no CrawlFeed get or list, nothing on another CrawlJob", async () => {
     const job = await createJob("rbac", spiderFor(site));
     const other = await createJob("rbac-other", spiderFor(site));
     const kc = new KubeConfig();
@@ -185,10 +185,34 @@ describe("feedcrawl run with the per-job ServiceAccount's token", () => {
     const api = createRunnerApi(kc);
     const ref = { name: job.metadata.name!, namespace: ns.name, uid: job.metadata.uid! };
 
-    await api.createFeed(crawlFeedObject(ref, 0, feedEvent(`s3://${bucket.name}/rbac/part-00001.jsonl`)));
-    assert.equal((await api.listFeeds(ns.name, "feedcrawl.io/crawljob=rbac")).length, 1);
+    const created = crawlFeedObject(ref, 0, feedEvent(`s3://${bucket.name}/rbac/part-00001.jsonl`));
+    await api.createFeed(created);
     await api.patchJobStatus(ns.name, "rbac", { shardStats: { "0": { items: 7 } } });
-    assert.equal((await getJob(admin, ns.name, "rbac")).status?.shardStats?.["0"]?.items, 7);
+    await api.patchJobStatus(ns.name, "rbac", { shardProgress: { "0": { lastBatchIds: { tpl: 3 } } } });
+    const own = await api.getJob(ns.name, "rbac");
+    assert.equal(own?.metadata.uid, job.metadata.uid, "the runner reads its own CrawlJob");
+    assert.equal(own?.status?.shardStats?.["0"]?.items, 7);
+    assert.deepEqual(own?.status?.shardProgress, { "0": { lastBatchIds: { tpl: 3 } } });
+
+    // No get, no list of CrawlFeeds: not even its own, so never another job's.
+    const objects = kc.makeApiClient(CustomObjectsApi);
+    for (const labelSelector of ["feedcrawl.io/crawljob=rbac", undefined]) {
+      await assert.rejects(
+        objects.listNamespacedCustomObject({ ...G, namespace: ns.name, plural: "crawlfeeds", labelSelector }),
+        (err: { code?: number }) => err.code === 403,
+        `listing CrawlFeeds (${labelSelector ?? "all"}) is forbidden`,
+      );
+    }
+    await assert.rejects(
+      objects.getNamespacedCustomObject({
+        ...G,
+        namespace: ns.name,
+        plural: "crawlfeeds",
+        name: created.metadata.name!,
+      }),
+      (err: { code?: number }) => err.code === 403,
+      "getting a CrawlFeed is forbidden",
+    );
 
     await assert.rejects(
       api.patchJobStatus(ns.name, other.metadata.name!, { shardStats: { "0": { items: 1 } } }),
@@ -228,13 +252,34 @@ describe("feedcrawl run with the per-job ServiceAccount's token", () => {
     assert.equal(status?.shardStats?.["0"]?.items, 45);
     assert.equal(status?.stats?.items, 45);
     const firstIds = (await feedsOf(job)).map((f) => f.spec.batchId);
+    const template = Object.keys(job.spec.feeds!)[0]!;
+    assert.deepEqual(status?.shardProgress, { "0": { lastBatchIds: { [template]: Math.max(...firstIds) } } });
 
+    // The crash window: the last two CrawlFeeds were created but their status
+    // patches never landed. The rerun resumes from the older id, finds those
+    // objects taken and stores under the next ids: nothing lost, nothing twice.
+    const older = Math.max(...firstIds) - 2;
+    await kubectl([
+      "patch",
+      "crawljobs.feedcrawl.io",
+      "crawl",
+      "-n",
+      ns.name,
+      "--subresource=status",
+      "--type=merge",
+      "-p",
+      JSON.stringify({ status: { shardProgress: { "0": { lastBatchIds: { [template]: older } } } } }),
+    ]);
     const again = startRunner(job, kubeconfig, "crawl-2");
     assert.equal(await again.exited, 0, `second feedcrawl run failed; see ${again.log}`);
+    assert.equal(await assertStoredAndReported(job), 90, "both runs' items, each in one reported file");
     const ids = (await feedsOf(job)).map((f) => f.spec.batchId).sort((a, b) => a - b);
     assert.equal(ids.length, firstIds.length * 2);
     assert.deepEqual(ids, [...new Set(ids)], "no batch id reused");
     assert.equal(Math.min(...ids.slice(firstIds.length)), Math.max(...firstIds) + 1);
+    assert.deepEqual((await getJob(admin, ns.name, "crawl")).status?.shardProgress, {
+      "0": { lastBatchIds: { [template]: Math.max(...ids) } },
+    });
   });
 
   it("on SIGTERM stops the crawl, stores and reports the open batch, exits 143", async () => {
