@@ -21,7 +21,13 @@ import { Frontier } from "./frontier.ts";
 import { decodeBody, isHtmlType, isJsonType, looksLikeHtml, ParseError, parseHtml } from "./html.ts";
 import { type Fetch, HttpCache } from "./http-cache.ts";
 import type { Item, ItemSink } from "./item.ts";
-import { loadSpiderModule, type ModuleOutputs, runModuleSpider, type SpiderModule } from "./module-spider.ts";
+import {
+  loadSpiderModule,
+  type ModuleOutputs,
+  runModuleSpider,
+  type SpiderModule,
+  spiderModuleSource,
+} from "./module-spider.ts";
 import { ProxyDispatcher, type ProxyPlan, proxyPlanFromSettings } from "./proxy.ts";
 import { type CrawlRequest, newRequest } from "./request.ts";
 import { RetryPolicy, redirectDecision } from "./retry-redirect.ts";
@@ -41,6 +47,11 @@ export interface CrawlerOptions {
   signal?: AbortSignal;
   /** Where a relative `spider.module` path is resolved (default: the working directory). */
   moduleBaseDir?: string;
+  /**
+   * Where spider.moduleConfigMapRef's key is mounted (`feedcrawl run`:
+   * SPIDER_MODULE_MOUNT_PATH). Absent (`feedcrawl crawl`): a ConfigMap module is refused.
+   */
+  moduleConfigMapDir?: string;
   /** Requests kept in memory at each end of the frontier before it spills to disk (default 10 000). */
   frontierMemoryLimit?: number;
   /** Directory for frontier spill files (default: the OS temp dir). */
@@ -76,6 +87,8 @@ export class Crawler {
   readonly #shard: { index: number; count: number };
   readonly #signal: AbortSignal | undefined;
   readonly #moduleBaseDir: string | undefined;
+  readonly #moduleConfigMapDir: string | undefined;
+  #moduleSource: string | undefined;
   readonly #resolve: ResolveAll | undefined;
   readonly #proxyFallback: ProxyPlan | undefined;
   readonly #s: CrawlSettings;
@@ -110,6 +123,7 @@ export class Crawler {
     this.#shard = opts.shard ?? { index: 0, count: 1 };
     this.#signal = opts.signal;
     this.#moduleBaseDir = opts.moduleBaseDir;
+    this.#moduleConfigMapDir = opts.moduleConfigMapDir;
     this.#resolve = opts.resolve;
     this.#proxyFallback = opts.proxyFallback;
     this.#s = resolveSettings(opts.spider);
@@ -175,7 +189,8 @@ export class Crawler {
 
   async #run(): Promise<CrawlResult> {
     this.#compiled = compileSpider(this.#spec);
-    if (this.#spec.module) this.#module = await loadSpiderModule(this.#spec.module, this.#moduleBaseDir);
+    this.#moduleSource = spiderModuleSource(this.#spec, this.#moduleConfigMapDir);
+    if (this.#moduleSource) this.#module = await loadSpiderModule(this.#moduleSource, this.#moduleBaseDir);
     this.#connect();
     const onAbort = () => this.stop("shutdown");
     if (this.#signal?.aborted) this.stop("shutdown");
@@ -613,7 +628,7 @@ export class Crawler {
       text,
     };
     try {
-      const logger = this.#log.child({ module: this.#spec.module });
+      const logger = this.#log.child({ module: this.#moduleSource });
       await runModuleSpider(this.#module as SpiderModule, this.#spec, logger, page, this.#moduleOutputs);
     } catch (err) {
       this.#log.warn({ err, url: req.url }, `spider.module parse() failed on ${req.url}`);

@@ -2,7 +2,7 @@
 // `parse(response, ctx)` that yields (or returns) items and requests, for what
 // the declarative rules cannot express. Here: its API, loading it, and running
 // it on one response. See docs/runner.md for the API.
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { CheerioAPI } from "cheerio";
 import type { Logger } from "pino";
@@ -60,6 +60,25 @@ export type ParseResult =
 
 export interface SpiderModule {
   parse(response: SpiderResponse, ctx: SpiderContext): ParseResult;
+}
+
+/**
+ * What loadSpiderModule loads: spider.module, or spider.moduleConfigMapRef's
+ * key as a file in `configMapDir` (where the runner pod mounts it). Without
+ * `configMapDir` (feedcrawl crawl: no cluster) a ConfigMap module is refused.
+ */
+export function spiderModuleSource(spider: SpiderSpec, configMapDir: string | undefined): string | undefined {
+  if (spider.module) return spider.module;
+  const ref = spider.moduleConfigMapRef;
+  if (!ref) return undefined;
+  if (configMapDir === undefined)
+    throw new Error(
+      `spider.moduleConfigMapRef (ConfigMap ${ref.name}, key ${ref.key}) is read in runner pods only; ` +
+        "feedcrawl crawl has no cluster: set spider.module to the path of a local copy of the file instead",
+    );
+  if (!/^[-._a-zA-Z0-9]+$/.test(ref.key) || ref.key.startsWith(".."))
+    throw new Error(`spider.moduleConfigMapRef.key '${ref.key}' is not a file name`);
+  return join(configMapDir, ref.key);
 }
 
 /** Loads the module (a path, relative to `baseDir`, or a package name). */

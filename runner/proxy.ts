@@ -6,10 +6,18 @@
 // agent. The proxy itself is the operator's choice and may sit on a private
 // address; the address guard still applies to the *target*: its name is
 // resolved and every address checked before the request is handed to the proxy.
+// settings.proxy.credentialsSecretRef: the Secret's values arrive as
+// FEEDCRAWL_PROXY_* env (set by the operator from the Secret) and are sent as
+// Proxy-Authorization to every proxy; they are never logged.
 import net from "node:net";
 import ipaddr from "ipaddr.js";
 import { Dispatcher, ProxyAgent } from "undici";
-import type { ProxySettings } from "../crds/schema/spider.ts";
+import {
+  PROXY_CREDENTIALS_ENV,
+  PROXY_PASSWORD_ENV,
+  PROXY_USERNAME_ENV,
+  type ProxySettings,
+} from "../crds/schema/spider.ts";
 import {
   AddressBlockedError,
   addressChecker,
@@ -29,11 +37,63 @@ export interface ProxyPlan {
   rotation: "perRequest" | "perHost";
   /** Hosts that never go through a proxy (NO_PROXY syntax). */
   noProxy: string[];
+  /** Sent as Proxy-Authorization (Basic) to every proxy whose URL carries no user:password@. */
+  credentials?: ProxyCredentials;
 }
 
-/** `settings.proxy` as a plan: every URL serves both schemes. */
-export function proxyPlanFromSettings(p: ProxySettings): ProxyPlan {
-  return { http: [...p.urls], https: [...p.urls], rotation: p.rotation ?? "perRequest", noProxy: p.noProxy ?? [] };
+export interface ProxyCredentials {
+  username: string;
+  password: string;
+}
+
+/**
+ * `settings.proxy` as a plan: every URL serves both schemes. With
+ * credentialsSecretRef, the credentials are read from the env variables the
+ * operator fills from that Secret (FEEDCRAWL_PROXY_USERNAME and _PASSWORD, or
+ * FEEDCRAWL_PROXY_CREDENTIALS=user:password); for `feedcrawl crawl`, from the
+ * same variables set by hand. Missing ones are an error naming them, never the values.
+ */
+export function proxyPlanFromSettings(
+  p: ProxySettings,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ProxyPlan {
+  const plan: ProxyPlan = {
+    http: [...p.urls],
+    https: [...p.urls],
+    rotation: p.rotation ?? "perRequest",
+    noProxy: p.noProxy ?? [],
+  };
+  if (p.credentialsSecretRef) plan.credentials = proxyCredentialsFromEnv(p.credentialsSecretRef.name, env);
+  return plan;
+}
+
+function proxyCredentialsFromEnv(secret: string, env: Readonly<Record<string, string | undefined>>): ProxyCredentials {
+  const joined = env[PROXY_CREDENTIALS_ENV];
+  if (joined) {
+    const at = joined.indexOf(":");
+    if (at < 0)
+      throw new Error(
+        `settings.proxy.credentialsSecretRef: ${PROXY_CREDENTIALS_ENV} (from Secret ${secret}) is not user:password`,
+      );
+    return { username: joined.slice(0, at), password: joined.slice(at + 1) };
+  }
+  const username = env[PROXY_USERNAME_ENV];
+  const password = env[PROXY_PASSWORD_ENV];
+  if (username === undefined || password === undefined)
+    throw new Error(
+      `settings.proxy.credentialsSecretRef: the proxy credentials of Secret ${secret} are not in the environment ` +
+        `(${PROXY_USERNAME_ENV} and ${PROXY_PASSWORD_ENV}, or ${PROXY_CREDENTIALS_ENV}=user:password); ` +
+        "the operator sets them in runner pods, feedcrawl crawl needs them exported",
+    );
+  return { username, password };
+}
+
+/** A Proxy-Authorization value for a proxy URL without credentials of its own (undefined: none, or the URL's own). */
+export function proxyToken(uri: string, credentials: ProxyCredentials | undefined): string | undefined {
+  if (!credentials) return undefined;
+  const u = new URL(uri);
+  if (u.username || u.password) return undefined;
+  return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString("base64")}`;
 }
 
 /**
@@ -138,10 +198,12 @@ export class ProxyDispatcher extends Dispatcher {
     this.#allowed = addressChecker(opts.allowPrivateNetworks);
     this.#lookup = guardedLookup(opts.allowPrivateNetworks, opts.resolve);
     for (const uri of new Set([...opts.plan.http, ...opts.plan.https])) {
+      const token = proxyToken(uri, opts.plan.credentials);
       this.#agents.set(
         uri,
         new ProxyAgent({
           uri,
+          ...(token ? { token } : {}),
           connectTimeout: opts.connectTimeoutMs ?? 10_000,
           keepAliveTimeout: opts.keepAliveTimeout ?? 10_000,
         }),

@@ -357,6 +357,13 @@ function proxyErrors(proxy: unknown, pp: string, err: Report): void {
       const problem = isStr(e) ? noProxyEntryProblem(e) : undefined;
       if (problem) err(`${pp}.noProxy[${i}]`, problem);
     });
+  const creds = proxy.credentialsSecretRef;
+  if (!isObj(creds)) return;
+  // The CRD's CEL rules, locally (same messages and field paths).
+  if (Array.isArray(proxy.urls) && proxy.urls.some((u) => isStr(u) && /^[^/]*\/\/[^/]*@/.test(u)))
+    err(`${pp}.credentialsSecretRef`, "credentialsSecretRef and user:password@ in a proxy URL exclude each other");
+  if (creds.key !== undefined && (creds.usernameKey !== undefined || creds.passwordKey !== undefined))
+    err(`${pp}.credentialsSecretRef.key`, "key (user:password in one value) excludes usernameKey and passwordKey");
 }
 
 /** Semantic checks of spec.spider; tolerant of shapes the schema already rejected. */
@@ -374,8 +381,14 @@ function spiderErrors(spider: unknown): FieldError[] {
     settingsErrors(spider.settings, `${p}.settings`, err);
     proxyErrors(spider.settings.proxy, `${p}.settings.proxy`, err);
   }
+  if (spider.module !== undefined && spider.moduleConfigMapRef !== undefined)
+    err(
+      `${p}.moduleConfigMapRef`,
+      "module (a path) and moduleConfigMapRef exclude each other: name the module one way",
+    );
   if (
     !spider.module &&
+    !spider.moduleConfigMapRef &&
     (!Array.isArray(spider.extract) || spider.extract.length === 0) &&
     Array.isArray(spider.startUrls)
   ) {

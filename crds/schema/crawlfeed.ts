@@ -12,6 +12,12 @@ export const CrawlFeedSpec = Type.Object(
     feed: Type.Optional(Type.String({ maxLength: 1024, description: "The feed's URI template in spec.feeds." })),
     format: Type.String({ minLength: 1, maxLength: 32 }),
     compression: Type.Optional(Type.String({ maxLength: 32 })),
+    encoding: Type.Optional(
+      Type.String({
+        maxLength: 64,
+        description: "The file's text encoding when it is not UTF-8 (the feed's encoding option), for readers.",
+      }),
+    ),
     items: Type.Integer({ minimum: 0 }),
     bytes: Type.Integer({ minimum: 0 }),
     sha256: Type.String({ pattern: "^[0-9a-f]{64}$", maxLength: 64 }),

@@ -89,6 +89,42 @@ export const ExtractRule = Type.Object(
 );
 export type ExtractRule = Type.Static<typeof ExtractRule>;
 
+const SecretKey = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 253, pattern: "^[-._a-zA-Z0-9]+$", description });
+
+/**
+ * The proxies' credentials from a Secret in the CrawlJob's namespace: two keys
+ * (usernameKey, passwordKey; default `username` and `password`, a
+ * kubernetes.io/basic-auth Secret's) or one key holding `user:password`. The
+ * operator passes them to the runner pod as env from the Secret
+ * (PROXY_*_ENV below); they are sent to every proxy as Proxy-Authorization.
+ */
+export const ProxyCredentialsSecretRef = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 253, description: "Secret name in the CrawlJob's namespace." }),
+    usernameKey: Type.Optional(SecretKey("The key holding the user name (default username).")),
+    passwordKey: Type.Optional(SecretKey("The key holding the password (default password).")),
+    key: Type.Optional(SecretKey("One key holding user:password (instead of usernameKey and passwordKey).")),
+  },
+  {
+    additionalProperties: false,
+    description:
+      "Proxy credentials from a Secret (never copied into the CrawlJob's ConfigMap, status or logs), sent as Proxy-Authorization to every proxy. Runner pods only; feedcrawl crawl reads the same env variables (FEEDCRAWL_PROXY_USERNAME / FEEDCRAWL_PROXY_PASSWORD, or FEEDCRAWL_PROXY_CREDENTIALS=user:password).",
+    ...cel({
+      rule: "!has(self.key) || (!has(self.usernameKey) && !has(self.passwordKey))",
+      message: "key (user:password in one value) excludes usernameKey and passwordKey",
+      fieldPath: ".key",
+    }),
+  },
+);
+export type ProxyCredentialsSecretRef = Type.Static<typeof ProxyCredentialsSecretRef>;
+
+/** The runner pod's env variables the operator fills from settings.proxy.credentialsSecretRef's Secret. */
+export const PROXY_USERNAME_ENV = "FEEDCRAWL_PROXY_USERNAME";
+export const PROXY_PASSWORD_ENV = "FEEDCRAWL_PROXY_PASSWORD";
+/** …or, for a `key` holding `user:password`, this one. */
+export const PROXY_CREDENTIALS_ENV = "FEEDCRAWL_PROXY_CREDENTIALS";
+
 export const ProxySettings = Type.Object(
   {
     urls: Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), {
@@ -103,6 +139,7 @@ export const ProxySettings = Type.Object(
         description: "perRequest: round robin over urls; perHost: each target host always uses the same proxy.",
       }),
     ),
+    credentialsSecretRef: Type.Optional(ProxyCredentialsSecretRef),
     noProxy: Type.Optional(
       Type.Array(Type.String({ minLength: 1, maxLength: 260 }), {
         maxItems: 256,
@@ -111,7 +148,14 @@ export const ProxySettings = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    ...cel({
+      rule: "!has(self.credentialsSecretRef) || self.urls.all(u, !u.matches('^[^/]*//[^/]*@'))",
+      message: "credentialsSecretRef and user:password@ in a proxy URL exclude each other",
+      fieldPath: ".credentialsSecretRef",
+    }),
+  },
 );
 export type ProxySettings = Type.Static<typeof ProxySettings>;
 
@@ -243,7 +287,34 @@ export const SpiderSpec = Type.Object(
     follow: Type.Optional(Type.Array(FollowRule, { maxItems: 64 })),
     extract: Type.Optional(Type.Array(ExtractRule, { maxItems: 64 })),
     module: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 1024, description: "A JS/TS module exporting parse(response, ctx)." }),
+      Type.String({
+        minLength: 1,
+        maxLength: 1024,
+        description:
+          "A JS/TS module exporting parse(response, ctx): a path (relative to the CrawlJob file for feedcrawl crawl) or a package name. In a cluster it must be in the runner image; else use moduleConfigMapRef.",
+      }),
+    ),
+    moduleConfigMapRef: Type.Optional(
+      Type.Object(
+        {
+          name: Type.String({
+            minLength: 1,
+            maxLength: 253,
+            description: "ConfigMap name in the CrawlJob's namespace.",
+          }),
+          key: Type.String({
+            minLength: 4,
+            maxLength: 253,
+            pattern: "^[-._a-zA-Z0-9]+\\.[cm]?[jt]s$",
+            description: "The key holding the module's source; its name is the file name (.js, .mjs, .cjs, .ts, .mts).",
+          }),
+        },
+        {
+          additionalProperties: false,
+          description:
+            "The module (as spider.module) from a ConfigMap key, mounted read-only into the runner pod at /etc/feedcrawl-module/<key>. Runner pods only: feedcrawl crawl refuses it (use module: <local path>).",
+        },
+      ),
     ),
     sitemapUrls: Type.Optional(
       Type.Array(Url, {
@@ -281,11 +352,21 @@ export const SpiderSpec = Type.Object(
   },
   {
     additionalProperties: false,
-    ...cel({
-      rule: "size(self.startUrls) > 0 || (has(self.sitemapUrls) && size(self.sitemapUrls) > 0)",
-      message: "startUrls is empty and there are no sitemapUrls: nothing to crawl",
-      fieldPath: ".startUrls",
-    }),
+    ...cel(
+      {
+        rule: "size(self.startUrls) > 0 || (has(self.sitemapUrls) && size(self.sitemapUrls) > 0)",
+        message: "startUrls is empty and there are no sitemapUrls: nothing to crawl",
+        fieldPath: ".startUrls",
+      },
+      {
+        rule: "!has(self.module) || !has(self.moduleConfigMapRef)",
+        message: "module (a path) and moduleConfigMapRef exclude each other: name the module one way",
+        fieldPath: ".moduleConfigMapRef",
+      },
+    ),
   },
 );
 export type SpiderSpec = Type.Static<typeof SpiderSpec>;
+
+/** Where the runner pod mounts spider.moduleConfigMapRef's key (read-only): `${dir}/${key}`. */
+export const SPIDER_MODULE_MOUNT_PATH = "/etc/feedcrawl-module";

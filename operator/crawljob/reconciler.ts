@@ -15,7 +15,7 @@ import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob, CrawlJobStatus } from "../../crds/schema/crawljob.ts";
 import type { KubeClient, KubeObject } from "../../kube/client.ts";
 import { isAlreadyExists, isConflict, isNotFound } from "../../kube/errors.ts";
-import { CRAWLFEEDS, CRAWLJOBS, JOBS, SECRETS } from "../../kube/resources.ts";
+import { CONFIGMAPS, CRAWLFEEDS, CRAWLJOBS, JOBS, SECRETS } from "../../kube/resources.ts";
 import { getCondition } from "../runtime/conditions.ts";
 import type { ReconcileRequest, ReconcileResult } from "../runtime/controller.ts";
 import type { EventRecorder } from "../runtime/events.ts";
@@ -88,7 +88,12 @@ class CrawlJobReconciler {
     if (runner && !isOwnedBy(runner, uid)) {
       throw new Error(`Job ${namespace}/${runnerName(name)} exists and is not owned by CrawlJob ${name}`);
     }
-    const validation = await validateCrawlJob(namespace, job.spec, (ns, secret) => this.#secretKeys(ns, secret));
+    const validation = await validateCrawlJob(
+      namespace,
+      job.spec,
+      (ns, secret) => this.#secretKeys(ns, secret),
+      (ns, configMap) => this.#configMapKeys(ns, configMap),
+    );
     // A finished CrawlJob is never restarted, and one whose runner Job is gone keeps its last status.
     const finished = job.status?.completionTime !== undefined && job.status.runner?.jobName !== undefined;
     if (!finished) runner = await this.#syncRunner(job, runner, validation, logger);
@@ -106,6 +111,13 @@ class CrawlJobReconciler {
     );
     // Only the key names leave this function: never the values.
     return secret ? Object.keys({ ...secret.data, ...(secret.stringData as object | undefined) }) : undefined;
+  }
+
+  async #configMapKeys(namespace: string, name: string): Promise<string[] | undefined> {
+    const cm = await this.#client.getOrUndefined<
+      KubeObject & { data?: Record<string, string>; binaryData?: Record<string, string> }
+    >(CONFIGMAPS, namespace, name);
+    return cm ? Object.keys({ ...cm.data, ...cm.binaryData }) : undefined;
   }
 
   /** Starts the runner of a valid, unsuspended job; keeps a running one's RBAC and suspension in line. */

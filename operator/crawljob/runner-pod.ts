@@ -9,10 +9,19 @@ import {
   RESERVED_ENV_NAMES,
   RESERVED_ENV_PREFIX,
 } from "../../crds/schema/runner.ts";
+import {
+  PROXY_CREDENTIALS_ENV,
+  PROXY_PASSWORD_ENV,
+  PROXY_USERNAME_ENV,
+  SPIDER_MODULE_MOUNT_PATH,
+} from "../../crds/schema/spider.ts";
 
 /** The keys of spec.storage.s3.credentialsSecretRef's Secret, injected as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. */
 export const S3_ACCESS_KEY_ID = "accessKeyId";
 export const S3_SECRET_ACCESS_KEY = "secretAccessKey";
+/** settings.proxy.credentialsSecretRef's default keys (a kubernetes.io/basic-auth Secret's). */
+export const PROXY_USERNAME_KEY = "username";
+export const PROXY_PASSWORD_KEY = "password";
 export const RUNNER_CONTAINER = "runner";
 export const SPEC_MOUNT_PATH = "/etc/feedcrawl";
 export const SPEC_KEY = "crawljob.json";
@@ -128,7 +137,40 @@ function runnerEnv(job: CrawlJob): Record<string, unknown>[] {
       { name: "AWS_SECRET_ACCESS_KEY", valueFrom: { secretKeyRef: { name: creds.name, key: S3_SECRET_ACCESS_KEY } } },
     );
   }
+  env.push(...proxyCredentialsEnv(job));
   return [...env, ...(job.spec.runner?.env ?? [])];
+}
+
+/** The Secret keys settings.proxy.credentialsSecretRef names, with the env variable each goes to. */
+export function proxyCredentialKeys(job: Pick<CrawlJob, "spec">): { env: string; key: string }[] {
+  const ref = job.spec.spider.settings?.proxy?.credentialsSecretRef;
+  if (!ref) return [];
+  if (ref.key) return [{ env: PROXY_CREDENTIALS_ENV, key: ref.key }];
+  return [
+    { env: PROXY_USERNAME_ENV, key: ref.usernameKey ?? PROXY_USERNAME_KEY },
+    { env: PROXY_PASSWORD_ENV, key: ref.passwordKey ?? PROXY_PASSWORD_KEY },
+  ];
+}
+
+/** Proxy credentials as env from their Secret (the kubelet reads it; the values never pass the operator). */
+function proxyCredentialsEnv(job: CrawlJob): Record<string, unknown>[] {
+  const name = job.spec.spider.settings?.proxy?.credentialsSecretRef?.name;
+  return proxyCredentialKeys(job).map(({ env, key }) => ({ name: env, valueFrom: { secretKeyRef: { name, key } } }));
+}
+
+/** spider.moduleConfigMapRef's key, mounted read-only as one file at SPIDER_MODULE_MOUNT_PATH/<key>. */
+function moduleVolume(job: CrawlJob): { mounts: Record<string, unknown>[]; volumes: Record<string, unknown>[] } {
+  const ref = job.spec.spider.moduleConfigMapRef;
+  if (!ref) return { mounts: [], volumes: [] };
+  return {
+    mounts: [{ name: "spider-module", mountPath: SPIDER_MODULE_MOUNT_PATH, readOnly: true }],
+    volumes: [
+      {
+        name: "spider-module",
+        configMap: { name: ref.name, items: [{ key: ref.key, path: ref.key }], defaultMode: 0o444 },
+      },
+    ],
+  };
 }
 
 /** Scheduling and pull settings copied from spec.runner when set. */
@@ -151,6 +193,7 @@ export function runnerPodSpec(
   names: { serviceAccount: string; configMap: string; image: string },
 ): Record<string, unknown> {
   const runner = job.spec.runner ?? {};
+  const module = moduleVolume(job);
   return {
     restartPolicy: "Never", // podFailurePolicy requires it
     terminationGracePeriodSeconds: runner.terminationGracePeriodSeconds ?? DEFAULT_TERMINATION_GRACE_SECONDS,
@@ -186,12 +229,14 @@ export function runnerPodSpec(
         volumeMounts: [
           { name: "spec", mountPath: SPEC_MOUNT_PATH, readOnly: true },
           { name: "tmp", mountPath: TMP_PATH },
+          ...module.mounts,
         ],
       },
     ],
     volumes: [
       { name: "spec", configMap: { name: names.configMap } },
       { name: "tmp", emptyDir: { sizeLimit: tmpSizing(job).sizeLimit } },
+      ...module.volumes,
     ],
   };
 }

@@ -15,17 +15,20 @@ import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
 import { isAddressAllowed } from "../../net/address-guard.ts";
 import { validateCrawlJobSpec } from "../../spec/validate.ts";
 import { DEFAULT_SECRET_KEY } from "../delivery/kube.ts";
-import { runnerSpecErrors, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY } from "./runner-pod.ts";
+import { proxyCredentialKeys, runnerSpecErrors, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY } from "./runner-pod.ts";
 
 export { S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY };
 
-/** The Secret's data keys, or undefined when it does not exist. */
+/** The Secret's (or ConfigMap's) data keys, or undefined when it does not exist. */
 type SecretLookup = (namespace: string, name: string) => Promise<string[] | undefined>;
+type ConfigMapLookup = SecretLookup;
 
 type ValidationReason =
   | "InvalidSpec"
   | "SecretNotFound"
   | "SecretKeyMissing"
+  | "ConfigMapNotFound"
+  | "ConfigMapKeyMissing"
   | "InvalidWebhookURL"
   | "PrivateWebhookAddress";
 
@@ -78,6 +81,7 @@ export async function validateCrawlJob(
   namespace: string,
   spec: CrawlJobSpec,
   lookupSecret: SecretLookup,
+  lookupConfigMap?: ConfigMapLookup,
 ): Promise<ValidationFailure | undefined> {
   const found: { reason: ValidationReason; error: FieldError }[] = [];
   for (const error of validateCrawlJobSpec(spec)) found.push({ reason: "InvalidSpec", error });
@@ -89,22 +93,7 @@ export async function validateCrawlJob(
     if (urlProblem) found.push(urlProblem);
   }
 
-  const secretRefs: { path: string; name: string; keys: string[] }[] = [];
-  const s3Ref = spec.storage?.s3?.credentialsSecretRef;
-  if (s3Ref) {
-    secretRefs.push({
-      path: "spec.storage.s3.credentialsSecretRef",
-      name: s3Ref.name,
-      keys: [S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY],
-    });
-  }
-  if (webhook) {
-    secretRefs.push({
-      path: "spec.ingest.webhook.signingSecretRef",
-      name: webhook.signingSecretRef.name,
-      keys: [webhook.signingSecretRef.key ?? DEFAULT_SECRET_KEY],
-    });
-  }
+  const secretRefs = secretRefsOf(spec);
   for (const ref of secretRefs) {
     const keys = await lookupSecret(namespace, ref.name);
     if (!keys) {
@@ -125,6 +114,11 @@ export async function validateCrawlJob(
       });
     }
   }
+  const moduleRef = spec.spider?.moduleConfigMapRef;
+  if (moduleRef && lookupConfigMap) {
+    const problem = await checkModuleConfigMap(namespace, moduleRef, lookupConfigMap);
+    if (problem) found.push(problem);
+  }
 
   if (found.length === 0) return undefined;
   const errors = found.map((f) => f.error);
@@ -133,4 +127,55 @@ export async function validateCrawlJob(
     errors,
     message: errors.map((e) => `${e.path}: ${e.message}`).join("; "),
   };
+}
+
+/** spider.moduleConfigMapRef: the ConfigMap exists and holds the key (only key names are looked at). */
+async function checkModuleConfigMap(
+  namespace: string,
+  ref: { name: string; key: string },
+  lookup: ConfigMapLookup,
+): Promise<{ reason: ValidationReason; error: FieldError } | undefined> {
+  const path = "spec.spider.moduleConfigMapRef";
+  const keys = await lookup(namespace, ref.name);
+  if (!keys)
+    return {
+      reason: "ConfigMapNotFound",
+      error: { path: `${path}.name`, message: `ConfigMap ${namespace}/${ref.name} not found` },
+    };
+  if (!keys.includes(ref.key))
+    return {
+      reason: "ConfigMapKeyMissing",
+      error: { path: `${path}.key`, message: `ConfigMap ${namespace}/${ref.name} has no key '${ref.key}'` },
+    };
+  return undefined;
+}
+
+/** Every Secret the spec refers to, with the keys the runner or the delivery read. */
+function secretRefsOf(spec: CrawlJobSpec): { path: string; name: string; keys: string[] }[] {
+  const webhook = spec.ingest?.webhook;
+  const secretRefs: { path: string; name: string; keys: string[] }[] = [];
+  const s3Ref = spec.storage?.s3?.credentialsSecretRef;
+  if (s3Ref) {
+    secretRefs.push({
+      path: "spec.storage.s3.credentialsSecretRef",
+      name: s3Ref.name,
+      keys: [S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY],
+    });
+  }
+  if (webhook) {
+    secretRefs.push({
+      path: "spec.ingest.webhook.signingSecretRef",
+      name: webhook.signingSecretRef.name,
+      keys: [webhook.signingSecretRef.key ?? DEFAULT_SECRET_KEY],
+    });
+  }
+  const proxyRef = spec.spider?.settings?.proxy?.credentialsSecretRef;
+  if (proxyRef) {
+    secretRefs.push({
+      path: "spec.spider.settings.proxy.credentialsSecretRef",
+      name: proxyRef.name,
+      keys: proxyCredentialKeys({ spec }).map((k) => k.key),
+    });
+  }
+  return secretRefs;
 }

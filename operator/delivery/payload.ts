@@ -24,6 +24,8 @@ interface FeedPayload {
   key?: string;
   format: string;
   compression?: string;
+  /** The file's text encoding when not UTF-8. */
+  encoding?: string;
   items: number;
   bytes: number;
   sha256: string;
@@ -75,6 +77,7 @@ function feedPayload(spec: CrawlFeedSpec): FeedPayload {
     ...s3Location(spec.uri),
     format: spec.format,
     ...(spec.compression ? { compression: spec.compression } : {}),
+    ...(spec.encoding ? { encoding: spec.encoding } : {}),
     items: spec.items,
     bytes: spec.bytes,
     sha256: spec.sha256,

@@ -16,6 +16,7 @@ import type { FeedClosed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJobSpec, CrawlStats } from "../../crds/schema/crawljob.ts";
 import type { Feeds, StorageSpec } from "../../crds/schema/feeds.ts";
 import type { SpiderSpec } from "../../crds/schema/spider.ts";
+import { SPIDER_MODULE_MOUNT_PATH } from "../../crds/schema/spider.ts";
 import type { ItemSink } from "../item.ts";
 import { createRunnerApi, type RunnerApi } from "../report/api.ts";
 import { CrawlFeedReporter, type JobIdentity, type RetryPolicy } from "../report/crawlfeeds.ts";
@@ -125,6 +126,8 @@ export type CreateCrawler = (opts: {
   logger: Logger;
   shard: { index: number; count: number };
   signal: AbortSignal;
+  /** Where the pod mounts spider.moduleConfigMapRef's key. */
+  moduleConfigMapDir: string;
 }) => CrawlerLike;
 
 /** What it needs of the feed exporter (runner/feeds/exporter.ts). */
@@ -222,6 +225,7 @@ export async function runShard(opts: RunShardOptions): Promise<number> {
     logger,
     shard: { index: env.shard, count: env.shardCount },
     signal,
+    moduleConfigMapDir: SPIDER_MODULE_MOUNT_PATH,
   });
   const stop = () => {
     logger.info(

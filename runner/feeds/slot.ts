@@ -295,6 +295,7 @@ export class FeedSlot {
       feed: this.template,
       format: this.format,
       compression: this.compression,
+      ...(this.encoderOptions.encoding.name !== "utf-8" ? { encoding: this.encoderOptions.encoding.name } : {}),
       items: batch.items,
       bytes: summary.bytes,
       sha256: summary.sha256,

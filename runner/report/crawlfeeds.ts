@@ -52,6 +52,7 @@ function feedSpec(ev: FeedClosed): FeedClosed {
   };
   if (ev.feed !== undefined) spec.feed = ev.feed;
   if (ev.compression !== undefined) spec.compression = ev.compression;
+  if (ev.encoding !== undefined) spec.encoding = ev.encoding;
   return spec;
 }
 

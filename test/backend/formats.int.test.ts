@@ -352,12 +352,16 @@ describe("reference backend: every feed format", () => {
     ]);
     assert.ok(cp1252 && utf16 && u16be && sjis);
     assert.equal(plainBytes(cp1252).includes(0x80), true, "€ is the single byte 0x80 in cp1252");
-    // Without `encoding` in the event, a cp1252 file is not UTF-8: 422, naming where.
-    const blind = closedEvent(cp1252);
+    // The exporter's record names the encoding, and the operator's event carries it.
+    assert.equal(cp1252.encoding, "cp1252");
+    assert.equal(utf16.encoding, "utf-16");
+    // An event without `encoding` (an older operator): a cp1252 file is not UTF-8: 422, naming where.
+    const blind = closedEvent(cp1252, { encoding: undefined });
     const refused = await deliver(url, blind.id, blind.event);
     assert.equal(refused.status, 422, JSON.stringify(refused.body));
     assert.match(String(refused.body.error), /is not valid UTF-8 in decompressed bytes \d+–\d+/);
-    const told = closedEvent(cp1252, { encoding: "cp1252" });
+    const told = closedEvent(cp1252);
+    assert.equal(told.event.feed.encoding, "cp1252");
     for (const { id, event } of [told, closedEvent(utf16), closedEvent(u16be), closedEvent(sjis)]) {
       const answer = await deliver(url, `${id}-enc`, event);
       assert.equal(answer.status, 200, JSON.stringify(answer.body));

@@ -49,6 +49,11 @@ describe("payload", () => {
       },
     });
     assert.equal(JSON.stringify(feedClosedEvent(job, { ...spec })), JSON.stringify(event));
+    assert.equal(
+      feedClosedEvent(job, { ...spec, encoding: "cp1252" }).feed.encoding,
+      "cp1252",
+      "a non-UTF-8 file says so",
+    );
     assert.equal(s3Location("file:///tmp/x.jsonl"), undefined);
   });
 

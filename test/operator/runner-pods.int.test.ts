@@ -12,7 +12,7 @@ import { rmSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
 import { KubeClient, type KubeObject } from "../../kube/client.ts";
-import { EVENTS, JOBS, SERVICEACCOUNTS } from "../../kube/resources.ts";
+import { CONFIGMAPS, EVENTS, JOBS, NAMESPACES, SERVICEACCOUNTS } from "../../kube/resources.ts";
 import { adminKubeConfig } from "../platform/env.ts";
 import { createNamespace, type Disposable, eventually } from "../platform/fixtures.ts";
 import {
@@ -31,6 +31,7 @@ import { containerStatus, createJobPod, playJob, spawnRunner, writePodStatus } f
 type Any = Record<string, any>;
 
 const PODS = { group: "", version: "v1", plural: "pods", kind: "Pod", namespaced: true };
+const PROXY_PASSWORD = "proxy-password-value-never-in-configmap";
 
 describe("runner pods: the Job's template, and pod problems as CrawlJob conditions (kubelet played by the test)", () => {
   const kc = adminKubeConfig();
@@ -81,6 +82,7 @@ describe("runner pods: the Job's template, and pod problems as CrawlJob conditio
     await installCrds();
     ns = await createNamespace("op-pods");
     await createSecret(client, ns.name, "site", { token: "site-token-value-never-in-status" });
+    await createSecret(client, ns.name, "proxy-auth", { username: "crawler", password: PROXY_PASSWORD });
     operator = await startOperator(kc, { namespaces: [ns.name], workDir });
   });
 
@@ -159,6 +161,110 @@ describe("runner pods: the Job's template, and pod problems as CrawlJob conditio
     // A Pod from this template passes the API server's pod validation (as the Job controller's would).
     const created = await createJobPod(client, job, 0);
     assert.equal(created.spec.containers[0].env.at(-1).valueFrom.secretKeyRef.name, "site");
+  });
+
+  test("settings.proxy.credentialsSecretRef: env from the Secret in the template, never in the spec ConfigMap", async () => {
+    const base = spec();
+    const proxied = (credentialsSecretRef: Any) => ({
+      ...base,
+      spider: { ...base.spider, settings: { proxy: { urls: ["http://proxy.internal:3128"], credentialsSecretRef } } },
+    });
+    await createCrawlJob(client, ns.name, "proxied", proxied({ name: "proxy-auth" }));
+    const job = await runnerJobOf("proxied");
+    const env = job.spec.template.spec.containers[0].env as Any[];
+    assert.deepEqual(
+      env.filter((e) => e.name.startsWith("FEEDCRAWL_PROXY_")),
+      [
+        { name: "FEEDCRAWL_PROXY_USERNAME", valueFrom: { secretKeyRef: { name: "proxy-auth", key: "username" } } },
+        { name: "FEEDCRAWL_PROXY_PASSWORD", valueFrom: { secretKeyRef: { name: "proxy-auth", key: "password" } } },
+      ],
+    );
+    const cm = await client.get<Any & KubeObject>(CONFIGMAPS, ns.name, "proxied-spec");
+    assert.match(JSON.stringify(cm.data), /proxy-auth/, "the spec names the Secret");
+    assert.ok(!JSON.stringify(cm).includes(PROXY_PASSWORD), "…but never holds its values");
+    assert.ok(!JSON.stringify(job).includes(PROXY_PASSWORD));
+
+    // One key holding user:password, from a Secret that does not exist: Validated=False/SecretNotFound, no Job.
+    await createCrawlJob(client, ns.name, "proxied-missing", proxied({ name: "no-such-secret", key: "userpass" }));
+    const failed = await untilReason("proxied-missing", "Validated", "False", "SecretNotFound");
+    assert.match(condition(failed, "Validated")?.message ?? "", /spider\.settings\.proxy\.credentialsSecretRef\.name/);
+    assert.equal(await client.getOrUndefined(JOBS, ns.name, "proxied-missing-runner"), undefined);
+    // The CRD's CEL rule: a Secret and user:password@ in a URL exclude each other.
+    await assert.rejects(
+      createCrawlJob(client, ns.name, "proxied-both", {
+        ...base,
+        spider: {
+          ...base.spider,
+          settings: {
+            proxy: { urls: ["http://u:p@proxy.internal:3128"], credentialsSecretRef: { name: "proxy-auth" } },
+          },
+        },
+      }),
+      /exclude each other/,
+    );
+  });
+
+  test("spider.moduleConfigMapRef: the key mounted read-only; the pod still passes the restricted Pod Security Standard", async () => {
+    await client.create(CONFIGMAPS, {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "spider-code", namespace: ns.name },
+      data: { "parse.mjs": "export function parse() { return []; }\n" },
+    } as KubeObject);
+    const base = spec();
+    const withModule = {
+      ...base,
+      spider: { ...base.spider, moduleConfigMapRef: { name: "spider-code", key: "parse.mjs" } },
+    };
+    await createCrawlJob(client, ns.name, "moduled", withModule);
+    const job = await runnerJobOf("moduled");
+    const pod = job.spec.template.spec;
+    assert.deepEqual(
+      pod.volumes.find((v: Any) => v.name === "spider-module"),
+      {
+        name: "spider-module",
+        configMap: { name: "spider-code", items: [{ key: "parse.mjs", path: "parse.mjs" }], defaultMode: 0o444 },
+      },
+    );
+    assert.deepEqual(
+      pod.containers[0].volumeMounts.find((m: Any) => m.name === "spider-module"),
+      { name: "spider-module", mountPath: "/etc/feedcrawl-module", readOnly: true },
+    );
+    // PodSecurity admission (restricted) accepts a Pod from this template.
+    const restricted = { "pod-security.kubernetes.io/enforce": "restricted" };
+    await client.patch(NAMESPACES, undefined, ns.name, { metadata: { labels: restricted } });
+    try {
+      await createJobPod(client, job, 0);
+      // …and is enforcing: the same template with a hostPath volume is refused.
+      const hostPath = structuredClone(job);
+      hostPath.spec.template.spec.volumes.push({ name: "host", hostPath: { path: "/etc" } });
+      await assert.rejects(createJobPod(client, hostPath, 1), /violates PodSecurity "restricted/);
+    } finally {
+      await client.patch(NAMESPACES, undefined, ns.name, {
+        metadata: { labels: { "pod-security.kubernetes.io/enforce": null } },
+      });
+    }
+    // A ConfigMap that does not exist, or lacks the key: Validated=False naming the field, no Job.
+    await createCrawlJob(client, ns.name, "moduled-missing", {
+      ...base,
+      spider: { ...base.spider, moduleConfigMapRef: { name: "no-such-code", key: "parse.mjs" } },
+    });
+    const missing = await untilReason("moduled-missing", "Validated", "False", "ConfigMapNotFound");
+    assert.match(condition(missing, "Validated")?.message ?? "", /spider\.moduleConfigMapRef/);
+    assert.equal(await client.getOrUndefined(JOBS, ns.name, "moduled-missing-runner"), undefined);
+    await createCrawlJob(client, ns.name, "moduled-nokey", {
+      ...base,
+      spider: { ...base.spider, moduleConfigMapRef: { name: "spider-code", key: "other.mjs" } },
+    });
+    await untilReason("moduled-nokey", "Validated", "False", "ConfigMapKeyMissing");
+    // The CRD's CEL rule: a path and a ConfigMap exclude each other.
+    await assert.rejects(
+      createCrawlJob(client, ns.name, "moduled-both", {
+        ...withModule,
+        spider: { ...withModule.spider, module: "./parse.mjs" },
+      }),
+      /exclude each other/,
+    );
   });
 
   test("a pod that cannot pull its image: RunnerHealthy=False/ImagePullBackOff with the kubelet's message; Pending", async () => {
@@ -271,6 +377,7 @@ describe("runner pods: the Job's template, and pod problems as CrawlJob conditio
     const { readFileSync } = await import("node:fs");
     for (const text of [JSON.stringify(jobs), JSON.stringify(events), readFileSync(operator.logPath, "utf8")]) {
       assert.ok(!text.includes("site-token-value-never-in-status"));
+      assert.ok(!text.includes(PROXY_PASSWORD));
     }
     const tuned = await readCrawlJob(client, ns.name, "tuned");
     assert.ok(!JSON.stringify(tuned.status).includes("site-token"));

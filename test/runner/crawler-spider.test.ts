@@ -3,7 +3,7 @@
 // disk, fields that break, and the spider.module escape hatch; and, on a small
 // site of named hosts that all resolve to loopback, `restrict: sameDomain`.
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -214,6 +214,50 @@ describe("spider.module", () => {
     const spider = booksSpider(site.url);
     spider.module = join(dir, "empty.mjs");
     await assert.rejects(new Crawler({ spider, sink: new MemorySink(), logger: quiet() }).run(), /empty\.mjs.*parse/);
+  });
+});
+
+describe("spider.moduleConfigMapRef: the module from a ConfigMap key, mounted into the runner pod", () => {
+  /** A directory laid out as the kubelet lays out a configMap volume: key -> ..data/key -> ..<timestamp>/key. */
+  function configMapVolume(files: Record<string, string>): string {
+    const dir = mkdtempSync(join(tmpdir(), "module-cm-"));
+    const version = join(dir, "..2026_12_01_00_00_00.000000001");
+    mkdirSync(version);
+    for (const [key, text] of Object.entries(files)) writeFileSync(join(version, key), text, { mode: 0o444 });
+    symlinkSync("..2026_12_01_00_00_00.000000001", join(dir, "..data"));
+    for (const key of Object.keys(files)) symlinkSync(join("..data", key), join(dir, key));
+    return dir;
+  }
+
+  test("a TypeScript module from the mounted key runs (the runner pod's moduleConfigMapDir)", async (t) => {
+    const dir = configMapVolume({
+      "headings.ts": `interface Ctx { item(type: string, fields: Record<string, unknown>): unknown }
+export function parse(response: { url: string; $?: (s: string) => { first(): { text(): string } } }, ctx: Ctx) {
+  if (!response.$ || !response.url.endsWith("/")) return [];
+  return [ctx.item("heading", { text: response.$("h1").first().text() })];
+}
+`,
+    });
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const sink = new MemorySink();
+    const spider = booksSpider(site.url);
+    spider.moduleConfigMapRef = { name: "books-module", key: "headings.ts" };
+    const r = await new Crawler({ spider, sink, logger: quiet(), moduleConfigMapDir: dir }).run();
+    assert.equal(r.reason, "finished");
+    assert.deepEqual(
+      sink.items.filter((i) => i.type === "heading"),
+      [{ type: "heading", fields: { text: "All products" } }],
+    );
+    assert.equal(sink.items.filter((i) => i.type === "product").length, 40);
+  });
+
+  test("without a mount (feedcrawl crawl: no cluster) run() refuses it, saying what to write instead", async () => {
+    const spider = booksSpider(site.url);
+    spider.moduleConfigMapRef = { name: "books-module", key: "headings.ts" };
+    await assert.rejects(
+      new Crawler({ spider, sink: new MemorySink(), logger: quiet() }).run(),
+      /moduleConfigMapRef \(ConfigMap books-module, key headings\.ts\) is read in runner pods only.*spider\.module/,
+    );
   });
 });
 

@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import type { SpiderSpec } from "../../crds/schema/spider.ts";
 import type { ResolveAll } from "../../net/address-guard.ts";
 import { Crawler } from "../../runner/crawler.ts";
-import { NoProxyList, proxyPlanFromEnv } from "../../runner/proxy.ts";
+import { NoProxyList, proxyPlanFromEnv, proxyPlanFromSettings } from "../../runner/proxy.ts";
 import { type ForwardProxy, startForwardProxy, VIA } from "./forward-proxy.ts";
 import { captureLogger, MemorySink, startSite, type TestSite } from "./helpers.ts";
 
@@ -149,6 +149,92 @@ describe("proxy credentials from the URL", () => {
     assert.equal(r.stats.retries, 1);
     assert.equal(p.forwarded.length, before);
     assert.ok(p.refused >= 2);
+  });
+});
+
+describe("proxy credentials from a Secret: settings.proxy.credentialsSecretRef, read from the env the operator sets", () => {
+  const PASSWORD = "pr0xy-pa55word-never-logged";
+  let p: ForwardProxy;
+  const saved = { ...process.env };
+  before(async () => {
+    p = await startForwardProxy({ credentials: `crawler:${PASSWORD}`, address: toLoopback });
+  });
+  after(async () => {
+    for (const k of ["FEEDCRAWL_PROXY_USERNAME", "FEEDCRAWL_PROXY_PASSWORD", "FEEDCRAWL_PROXY_CREDENTIALS"])
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    await p?.close();
+  });
+
+  /** A crawl through `p` with a debug logger: every line it wrote comes back. */
+  async function crawlWithSecret(
+    ref: NonNullable<NonNullable<SpiderSpec["settings"]>["proxy"]>["credentialsSecretRef"],
+  ) {
+    const spider: SpiderSpec = {
+      name: "proxied",
+      startUrls: [`http://a.test:${site.port}/`],
+      follow: [{}],
+      extract: [{ name: "page", fields: { title: { selector: "h1", text: true, required: true } } }],
+      settings: {
+        allowPrivateNetworks: ["127.0.0.0/8"],
+        proxy: { urls: [`http://127.0.0.1:${p.port}`], ...(ref ? { credentialsSecretRef: ref } : {}) },
+      },
+    };
+    const sink = new MemorySink();
+    const { logger, lines } = captureLogger("debug");
+    const r = await new Crawler({ spider, sink, logger, resolve }).run();
+    return { r, items: sink.items.length, log: JSON.stringify(lines) };
+  }
+
+  test("username and password keys: Proxy-Authorization reaches the proxy; the password is never logged", async () => {
+    process.env.FEEDCRAWL_PROXY_USERNAME = "crawler";
+    process.env.FEEDCRAWL_PROXY_PASSWORD = PASSWORD;
+    const before = p.forwarded.length;
+    const { r, items, log } = await crawlWithSecret({ name: "proxy-auth" });
+    assert.equal(r.stats.status.errors, 0);
+    assert.equal(items, 4);
+    assert.equal(p.refused, 0);
+    assert.equal(p.forwarded.length - before, 5, "robots.txt and 4 pages, all through the proxy");
+    assert.ok(!log.includes(PASSWORD) && !log.includes(Buffer.from(`crawler:${PASSWORD}`).toString("base64")));
+  });
+
+  test("one key holding user:password (FEEDCRAWL_PROXY_CREDENTIALS) works the same; wrong ones get 407s", async () => {
+    delete process.env.FEEDCRAWL_PROXY_USERNAME;
+    delete process.env.FEEDCRAWL_PROXY_PASSWORD;
+    process.env.FEEDCRAWL_PROXY_CREDENTIALS = `crawler:${PASSWORD}`;
+    const ok = await crawlWithSecret({ name: "proxy-auth", key: "credentials" });
+    assert.equal(ok.items, 4);
+    assert.equal(p.refused, 0);
+    process.env.FEEDCRAWL_PROXY_CREDENTIALS = "crawler:wrong";
+    const bad = await crawlWithSecret({ name: "proxy-auth", key: "credentials" });
+    assert.equal(bad.items, 0);
+    assert.ok(p.refused > 0);
+    delete process.env.FEEDCRAWL_PROXY_CREDENTIALS;
+  });
+
+  test("credentials missing from the env: the crawl fails naming the variables, not guessing", async () => {
+    await assert.rejects(
+      crawlWithSecret({ name: "proxy-auth" }),
+      /FEEDCRAWL_PROXY_USERNAME and FEEDCRAWL_PROXY_PASSWORD/,
+    );
+    assert.throws(
+      () =>
+        proxyPlanFromSettings(
+          { urls: ["http://p:1"], credentialsSecretRef: { name: "s", key: "k" } },
+          {
+            FEEDCRAWL_PROXY_CREDENTIALS: "no-colon",
+          },
+        ),
+      /is not user:password/,
+    );
+    const plan = proxyPlanFromSettings(
+      { urls: ["http://p:1"], credentialsSecretRef: { name: "s" } },
+      {
+        FEEDCRAWL_PROXY_USERNAME: "u",
+        FEEDCRAWL_PROXY_PASSWORD: "p:w",
+      },
+    );
+    assert.deepEqual(plan.credentials, { username: "u", password: "p:w" });
   });
 });
 

@@ -270,6 +270,43 @@ describe("crawler features (issue 16): cookies, Crawl-delay, proxies, sitemaps",
     assert.match(byPath.get("spec.spider.settings.proxy.rotation") ?? "", /perRequest, perHost/);
     assert.match(paths(spider({}, { proxy: { urls: [] } })).get("spec.spider.settings.proxy.urls") ?? "", /1/);
   });
+
+  test("proxy.credentialsSecretRef: two keys or one user:password key, never with credentials in a URL", () => {
+    const proxy = (credentialsSecretRef: unknown, urls = ["http://proxy.internal:3128"]) => ({
+      proxy: { urls, credentialsSecretRef },
+    });
+    assert.deepEqual(validateCrawlJobSpec(spider({}, proxy({ name: "proxy-auth" }))), []);
+    assert.deepEqual(
+      validateCrawlJobSpec(spider({}, proxy({ name: "p", usernameKey: "user", passwordKey: "pass" }))),
+      [],
+    );
+    assert.deepEqual(validateCrawlJobSpec(spider({}, proxy({ name: "p", key: "userpass" }))), []);
+    const p = "spec.spider.settings.proxy.credentialsSecretRef";
+    assert.match(
+      paths(spider({}, proxy({ name: "p" }, ["http://u:pw@proxy.internal:3128"]))).get(p) ?? "",
+      /exclude each other/,
+    );
+    assert.match(paths(spider({}, proxy({ name: "p", key: "k", usernameKey: "u" }))).get(`${p}.key`) ?? "", /excludes/);
+    const bad = paths(spider({}, proxy({ key: "a/b", value: "inline-secret" })));
+    assert.ok(bad.has(`${p}.name`) && bad.has(`${p}.key`) && bad.has(`${p}.value`), [...bad.keys()].join(", "));
+  });
+
+  test("moduleConfigMapRef: a .js/.mjs/.ts key, instead of (never with) a module path; it counts as extracting", () => {
+    const spec = (extra: Record<string, unknown>) => ({
+      spider: { name: "s", startUrls: ["https://example.com/"], ...extra },
+    });
+    assert.deepEqual(validateCrawlJobSpec(spec({ moduleConfigMapRef: { name: "code", key: "parse.mjs" } })), []);
+    assert.deepEqual(validateCrawlJobSpec(spec({ moduleConfigMapRef: { name: "code", key: "spider.ts" } })), []);
+    const both = paths(spec({ module: "./parse.mjs", moduleConfigMapRef: { name: "code", key: "parse.mjs" } }));
+    assert.match(both.get("spec.spider.moduleConfigMapRef") ?? "", /exclude each other/);
+    assert.ok(
+      paths(spec({ moduleConfigMapRef: { name: "code", key: "parse.py" } })).has("spec.spider.moduleConfigMapRef.key"),
+    );
+    assert.ok(
+      paths(spec({ moduleConfigMapRef: { name: "code", key: "../x.js" } })).has("spec.spider.moduleConfigMapRef.key"),
+    );
+    assert.ok(paths(spec({ moduleConfigMapRef: { name: "code" } })).has("spec.spider.moduleConfigMapRef.key"));
+  });
 });
 
 describe("sitemaps (issue 16, feature 3)", () => {
