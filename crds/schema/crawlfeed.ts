@@ -18,6 +18,27 @@ export const CrawlFeedSpec = Type.Object(
         description: "The file's text encoding when it is not UTF-8 (the feed's encoding option), for readers.",
       }),
     ),
+    csvDelimiter: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1,
+        description: "CSV: the field delimiter when it is not ',' (the feed's csvDelimiter), for readers.",
+      }),
+    ),
+    csvQuoteChar: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 1,
+        description:
+          "CSV: the quote character when it is not '\"' (the feed's csvQuoteChar; doubled inside a cell), for readers.",
+      }),
+    ),
+    csvHeader: Type.Optional(
+      Type.Boolean({
+        description:
+          "CSV: false when the file has no header line (the feed's csvIncludeHeader: false); absent: it has one.",
+      }),
+    ),
     items: Type.Integer({ minimum: 0 }),
     bytes: Type.Integer({ minimum: 0 }),
     sha256: Type.String({ pattern: "^[0-9a-f]{64}$", maxLength: 64 }),

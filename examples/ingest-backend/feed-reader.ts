@@ -1,10 +1,11 @@
 // Streams one feed file as items: the object's bytes (S3 GetObject body or a
 // local file) → sha256 + byte count → decompress (gzip/brotli/zstd, by
 // feed.compression) → decode (decode.ts) → parse by feed.format (formats/:
-// jsonlines, json, csv, xml). Memory stays flat whatever the size. Before
-// that, `canonicalFeed` gives every spelling of one file one URI (the dedupe
-// key), and every item is checked to hold only what PostgreSQL can store (no
-// NUL, no lone surrogate): such a file is 422, never retried.
+// jsonlines, json, csv in the event's delimiter and quote, xml). Memory stays
+// flat whatever the size. Before that, `canonicalFeed` gives every spelling of
+// one file one URI (the dedupe key), and every item is checked to hold only
+// what PostgreSQL can store (no NUL, no lone surrogate): such a file is 422,
+// never retried. A headerless CSV is 422 before any byte is read.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { realpath } from "node:fs/promises";
@@ -16,6 +17,7 @@ import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { parseS3Uri } from "../../lib/s3-uri.ts";
 import { checkEncoding, decodeText } from "./decode.ts";
 import { FeedDataError, feedUnreadable, IngestError, unprocessable } from "./errors.ts";
+import { csvRefusal } from "./formats/csv.ts";
 import { type FeedParser, FORMATS, parserFor } from "./formats/index.ts";
 import type { Feed } from "./webhook.ts";
 
@@ -39,6 +41,8 @@ export function checkLoadable(feed: Feed, sources: FeedSources): void {
   }
   decompressors(feed);
   checkEncoding(feed);
+  const refusal = feed.format === "csv" ? csvRefusal(feed) : undefined;
+  if (refusal) throw unprocessable(`Feed ${feed.uri} ${refusal}`);
   if (feed.uri.startsWith("s3://")) return;
   if (feed.uri.startsWith("file:") && sources.fileFeedsRoot) return;
   throw unprocessable(
@@ -247,7 +251,7 @@ export async function* feedLines(feed: Feed, sources: FeedSources, signal: Abort
     checkAnnounced(feed, bytes, hash.digest("hex"));
   };
   try {
-    for await (const item of parse(decodeText(decoded as AsyncIterable<Buffer>, feed))) {
+    for await (const item of parse(decodeText(decoded as AsyncIterable<Buffer>, feed), feed)) {
       const why = unstorable(item.value);
       if (why) throw unprocessable(`Feed ${feed.uri} ${item.where} holds ${why}, which PostgreSQL cannot store`);
       yield { lineNo: item.lineNo, json: item.json };

@@ -15,6 +15,10 @@ const Feed = Type.Object({
   compression: Type.Optional(Type.String()),
   /** The feed's `encoding` option; absent (today's operator): a BOM, XML's declaration, else UTF-8. */
   encoding: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  /** CSV: the delimiter and quote character when not `,` and `"`; csvHeader false: no header line (refused, 422). */
+  csvDelimiter: Type.Optional(Type.String({ minLength: 1, maxLength: 1 })),
+  csvQuoteChar: Type.Optional(Type.String({ minLength: 1, maxLength: 1 })),
+  csvHeader: Type.Optional(Type.Boolean()),
   items: Type.Integer({ minimum: 0 }),
   bytes: Type.Integer({ minimum: 0 }),
   sha256: Type.Optional(Type.String({ pattern: "^[0-9a-f]{64}$" })),

@@ -26,6 +26,12 @@ interface FeedPayload {
   compression?: string;
   /** The file's text encoding when not UTF-8. */
   encoding?: string;
+  /** CSV: the delimiter when not `,`. */
+  csvDelimiter?: string;
+  /** CSV: the quote character when not `"`. */
+  csvQuoteChar?: string;
+  /** CSV: false when the file has no header line. */
+  csvHeader?: boolean;
   items: number;
   bytes: number;
   sha256: string;
@@ -78,6 +84,9 @@ function feedPayload(spec: CrawlFeedSpec): FeedPayload {
     format: spec.format,
     ...(spec.compression ? { compression: spec.compression } : {}),
     ...(spec.encoding ? { encoding: spec.encoding } : {}),
+    ...(spec.csvDelimiter ? { csvDelimiter: spec.csvDelimiter } : {}),
+    ...(spec.csvQuoteChar ? { csvQuoteChar: spec.csvQuoteChar } : {}),
+    ...(spec.csvHeader === false ? { csvHeader: false } : {}),
     items: spec.items,
     bytes: spec.bytes,
     sha256: spec.sha256,

@@ -28,6 +28,17 @@ export interface SlotEvents {
   failed(ev: FeedFailed): Promise<void>;
 }
 
+/** A CSV file's dialect as readers need it: only what differs from `,`, `"` and a header line. */
+function csvDialect(options: FeedOptions): Pick<FeedClosed, "csvDelimiter" | "csvQuoteChar" | "csvHeader"> {
+  if (canonicalFormat(options.format) !== "csv") return {};
+  const { csvDelimiter, csvQuoteChar, csvIncludeHeader } = options;
+  return {
+    ...(csvDelimiter !== undefined && csvDelimiter !== "," ? { csvDelimiter } : {}),
+    ...(csvQuoteChar !== undefined && csvQuoteChar !== '"' ? { csvQuoteChar } : {}),
+    ...(csvIncludeHeader === false ? { csvHeader: false } : {}),
+  };
+}
+
 export class FeedSlot {
   readonly template: string;
   readonly options: FeedOptions;
@@ -296,6 +307,7 @@ export class FeedSlot {
       format: this.format,
       compression: this.compression,
       ...(this.encoderOptions.encoding.name !== "utf-8" ? { encoding: this.encoderOptions.encoding.name } : {}),
+      ...csvDialect(this.options),
       items: batch.items,
       bytes: summary.bytes,
       sha256: summary.sha256,

@@ -53,6 +53,9 @@ function feedSpec(ev: FeedClosed): FeedClosed {
   if (ev.feed !== undefined) spec.feed = ev.feed;
   if (ev.compression !== undefined) spec.compression = ev.compression;
   if (ev.encoding !== undefined) spec.encoding = ev.encoding;
+  if (ev.csvDelimiter !== undefined) spec.csvDelimiter = ev.csvDelimiter;
+  if (ev.csvQuoteChar !== undefined) spec.csvQuoteChar = ev.csvQuoteChar;
+  if (ev.csvHeader !== undefined) spec.csvHeader = ev.csvHeader;
   return spec;
 }
 

@@ -233,6 +233,82 @@ describe("reference backend: every feed format", () => {
     );
   });
 
+  it("pg: a ;-delimited, '-quoted CSV written by the exporter loads exactly its items (the event carries the dialect)", async () => {
+    const target = await postgres();
+    const { url } = await target.start();
+    const items = richItems(30).map((item, i) => ({ ...item, odd: `it's; "a, b"; ${i}`, quote: "'" }));
+    const specs = await exportFeed(
+      dir,
+      "dialect/part-%(batch_id)d.csv.gz",
+      { format: "csv", csvDelimiter: ";", csvQuoteChar: "'", postprocessing: ["gzip"], batchItemCount: 20 },
+      items,
+    );
+    assert.deepEqual(
+      specs.map((s) => [s.items, s.csvDelimiter, s.csvQuoteChar, s.csvHeader]),
+      [
+        [20, ";", "'", undefined],
+        [10, ";", "'", undefined],
+      ],
+    );
+    const first = specs[0] as FeedClosed;
+    assert.match(
+      plainBytes(first).toString("utf8"),
+      /^id;title;price;tags;dims;note;odd;quote\r\n1;'Book 1, "quoted"\n/,
+    );
+    // The exporter's record reaches the event through the operator's payload code.
+    const told = closedEvent(first);
+    assert.equal(told.event.feed.csvDelimiter, ";");
+    assert.equal(told.event.feed.csvQuoteChar, "'");
+    assert.equal("csvHeader" in told.event.feed, false, "a file with a header line does not say so");
+    // Read as `,` and `"` (an event without the dialect), the rows are not the header's width: 422, nothing loaded.
+    const blind = closedEvent(first, { csvDelimiter: undefined, csvQuoteChar: undefined });
+    const refused = await deliver(url, `${blind.id}-blind`, blind.event);
+    assert.equal(refused.status, 422, JSON.stringify(refused.body));
+    assert.match(String(refused.body.error), /record \d+ is not valid CSV/);
+    assert.deepEqual(await target.rows(), []);
+    const { id, event } = completedEvent(specs);
+    const answer = await deliver(url, id, event);
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    assert.deepEqual(answer.body, { webhookId: id, rows: 30, feeds: 2 });
+    assert.deepEqual(
+      byFile(await target.rows(), specs).map((rows) => rows.map((r) => r.line_no)),
+      specs.map((s) => Array.from({ length: s.items }, (_, i) => i + 1)),
+    );
+    assert.deepEqual(
+      byFile(await target.rows(), specs)
+        .flat()
+        .map((r) => r.item),
+      items.map((item) => storedAs("csv", item)),
+    );
+  });
+
+  it("pg: a CSV without a header line is 422 naming csvIncludeHeader, and nothing of its crawl loads", async () => {
+    const target = await postgres();
+    const { url } = await target.start();
+    const items = richItems(5);
+    const [headerless] = await exportFeed(dir, "noheader/part.csv", { format: "csv", csvIncludeHeader: false }, items);
+    const [good] = await exportFeed(dir, "noheader/good.jsonl", { format: "jsonlines" }, items);
+    assert.ok(headerless && good);
+    assert.equal(headerless.csvHeader, false);
+    assert.equal(headerless.csvDelimiter, undefined, "the default delimiter is not carried");
+    assert.equal(plainBytes(headerless).toString("utf8").split("\r\n")[0]?.startsWith("1,"), true, "no header line");
+    const closed = closedEvent(headerless);
+    assert.equal(closed.event.feed.csvHeader, false);
+    const answer = await deliver(url, closed.id, closed.event);
+    assert.equal(answer.status, 422, JSON.stringify(answer.body));
+    assert.match(
+      String(answer.body.error),
+      /^Feed file:\/\/\S+\/part\.csv is a CSV without a header line .*set csvIncludeHeader: true on the feed$/,
+    );
+    // In a crawl.completed with a loadable feed: refused as a whole, before any byte is read.
+    const { id, event } = completedEvent([good, headerless]);
+    const all = await deliver(url, id, event);
+    assert.equal(all.status, 422, JSON.stringify(all.body));
+    assert.match(String(all.body.error), /without a header line/);
+    assert.deepEqual(await target.rows(), []);
+    assert.equal(await target.claims(), 0);
+  });
+
   it("pg: XML nested lists and objects come back as arrays and objects", async () => {
     const target = await postgres();
     const { url } = await target.start();

@@ -54,6 +54,14 @@ describe("payload", () => {
       "cp1252",
       "a non-UTF-8 file says so",
     );
+    const csv = { ...spec, format: "csv", csvDelimiter: ";", csvQuoteChar: "'", csvHeader: false };
+    assert.deepEqual(
+      feedClosedEvent(job, csv).feed,
+      { ...event.feed, format: "csv", csvDelimiter: ";", csvQuoteChar: "'", csvHeader: false },
+      "a CSV file's dialect, when not the default, says so",
+    );
+    const keys = Object.keys(feedClosedEvent(job, { ...csv, csvHeader: true }).feed);
+    assert.equal(keys.includes("csvHeader"), false, "csvHeader is sent only when false");
     assert.equal(s3Location("file:///tmp/x.jsonl"), undefined);
   });
 

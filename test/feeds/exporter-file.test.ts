@@ -408,3 +408,24 @@ test("gzip, brotli and zstd: the stored bytes decompress to the feed, names and 
     assert.ok(xml.trimEnd().endsWith("</items>"));
   }
 });
+
+test("the closed event names a CSV file's dialect only where it differs from `,`, `\"` and a header line", async () => {
+  const at = (name: string) => path.join(dir, "dialect", name);
+  const { exp, events } = await exporter({
+    [at("defaults.csv")]: { format: "csv", csvDelimiter: ",", csvQuoteChar: '"', csvIncludeHeader: true },
+    [at("tabs.csv")]: { format: "csv", csvDelimiter: "\t", csvQuoteChar: "'", csvIncludeHeader: false },
+    [at("lines.jsonl")]: { format: "jsonlines" },
+  });
+  for (let i = 0; i < 3; i++) await exp.write(makeItem(i));
+  await exp.close("finished");
+  const dialect = (name: string) => {
+    const ev = events.find((e) => e.uri.endsWith(`/${name}`)) as FeedClosed;
+    return [ev.csvDelimiter, ev.csvQuoteChar, ev.csvHeader];
+  };
+  assert.deepEqual(dialect("defaults.csv"), [undefined, undefined, undefined]);
+  assert.deepEqual(dialect("tabs.csv"), ["\t", "'", false]);
+  assert.deepEqual(dialect("lines.jsonl"), [undefined, undefined, undefined]);
+  const tabs = (await readFile(at("tabs.csv"), "utf8")).split("\r\n");
+  assert.equal(tabs.length, 4, "three rows, no header line");
+  assert.ok(tabs[0]?.startsWith("0\t"), tabs[0]);
+});

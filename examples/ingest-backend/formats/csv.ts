@@ -1,13 +1,29 @@
-// CSV as the exporter writes it (RFC 4180, `,` and `"`, CRLF rows, a header
-// first), streamed through csv-parse. A row becomes the object header → cell
-// text: every value a string, an empty cell "" (the exporter writes null,
-// a missing field and "" alike). CSV has no types, so nothing is guessed:
+// CSV as the exporter writes it (RFC 4180, CRLF rows, a header first; `,` and
+// `"` unless the event names the feed's csvDelimiter / csvQuoteChar), streamed
+// through csv-parse. A row becomes the object header → cell text: every value
+// a string, an empty cell "" (the exporter writes null, a missing field and ""
+// alike). CSV has no types, so nothing is guessed:
 // "12.5" stays a string, a list the exporter joined with "," stays that one
 // string (a title may hold a comma too), a nested object stays its JSON text.
 import { Readable } from "node:stream";
-import { parse } from "csv-parse";
+import { CsvError, parse } from "csv-parse";
 import { FeedDataError } from "../errors.ts";
-import type { ParsedItem } from "./item.ts";
+import type { FormatOptions, ParsedItem } from "./item.ts";
+
+/**
+ * Why a CSV feed with these event fields cannot be loaded, or undefined. A
+ * file without a header line has no names for its cells (the event does not
+ * carry the feed's `fields`), so its rows cannot become key/value items.
+ */
+export function csvRefusal(feed: FormatOptions & { csvHeader?: boolean | undefined }): string | undefined {
+  if (feed.csvHeader === false) {
+    return "is a CSV without a header line (the feed's csvIncludeHeader is false): its cells have no field names to load as items; set csvIncludeHeader: true on the feed";
+  }
+  if ((feed.csvDelimiter ?? ",") === (feed.csvQuoteChar ?? '"')) {
+    return `has one character, ${JSON.stringify(feed.csvDelimiter ?? ",")}, as both its CSV delimiter and quote`;
+  }
+  return undefined;
+}
 
 function header(names: string[]): string[] {
   const seen = new Set<string>();
@@ -38,8 +54,18 @@ async function* utf8(text: AsyncIterable<string>): AsyncGenerator<Buffer> {
   if (carry) yield Buffer.from(carry, "utf8");
 }
 
-export async function* parseCsv(text: AsyncIterable<string>): AsyncGenerator<ParsedItem> {
-  const parser = parse({ relax_column_count: false, skip_empty_lines: false, bom: true });
+export async function* parseCsv(text: AsyncIterable<string>, options: FormatOptions = {}): AsyncGenerator<ParsedItem> {
+  // The exporter doubles the quote character inside a quoted cell (Python's doublequote).
+  const quote = options.csvQuoteChar ?? '"';
+  const delimiter = options.csvDelimiter ?? ",";
+  const parser = parse({
+    delimiter,
+    quote,
+    escape: quote,
+    relax_column_count: false,
+    skip_empty_lines: false,
+    bom: true,
+  });
   const source = Readable.from(utf8(text), { objectMode: false });
   // An error upstream (decompression, decoding) ends the parser with it, so iterating throws it.
   source.on("error", (err) => parser.destroy(err));
@@ -60,8 +86,9 @@ export async function* parseCsv(text: AsyncIterable<string>): AsyncGenerator<Par
     }
   } catch (err) {
     if (err instanceof FeedDataError) throw err;
-    const { code, records } = err as { code?: string; records?: number };
-    if (typeof code === "string" && code.startsWith("CSV_")) {
+    // Every csv-parse data error (its codes are CSV_…, and INVALID_OPENING_QUOTE).
+    if (err instanceof CsvError) {
+      const { records } = err as { records?: number };
       // csv-parse counts the header among its records; its message names the line.
       const at = typeof records === "number" ? Math.max(records, 1) : recordNo + 1;
       throw new FeedDataError(`record ${at} is not valid CSV: ${(err as Error).message}`);

@@ -9,7 +9,7 @@ import { parseJsonArray } from "./json.ts";
 import { parseJsonLines } from "./jsonlines.ts";
 import { parseXml } from "./xml.ts";
 
-export type { FeedParser, ParsedItem } from "./item.ts";
+export type { FeedParser, FormatOptions, ParsedItem } from "./item.ts";
 export { MAX_ITEM_CHARS } from "./item.ts";
 
 const PARSERS: Record<string, FeedParser> = {

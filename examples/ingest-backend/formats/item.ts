@@ -11,7 +11,15 @@ export interface ParsedItem {
   json: string;
 }
 
-export type FeedParser = (text: AsyncIterable<string>) => AsyncGenerator<ParsedItem>;
+/** The event's format options a parser reads (absent: the exporter's defaults). */
+export interface FormatOptions {
+  /** CSV: the field delimiter (default `,`). */
+  csvDelimiter?: string | undefined;
+  /** CSV: the quote character, doubled inside a quoted cell (default `"`). */
+  csvQuoteChar?: string | undefined;
+}
+
+export type FeedParser = (text: AsyncIterable<string>, options?: FormatOptions) => AsyncGenerator<ParsedItem>;
 
 /** A longer item is refused rather than buffered (memory stays bounded). */
 export const MAX_ITEM_CHARS = 16 * 1024 * 1024;
