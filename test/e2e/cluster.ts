@@ -4,9 +4,12 @@
 // CrawlJob names, `kubectl apply` of examples/crawljob-e2e.yaml, and reading
 // back what the runner pods did. test/e2e/real-pods.node.test.ts checks them;
 // `npm run demo -- --cluster` (examples/demo.ts) runs them for a newcomer.
+import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { KubeConfig, Watch } from "@kubernetes/client-node";
 import { chartDir, helm } from "../chart/helm.ts";
+import { binaryPath } from "../platform/binaries.ts";
 import { eventually, kubectl } from "../platform/fixtures.ts";
 import { fillPlaceholders } from "./manifest.ts";
 
@@ -190,9 +193,9 @@ export function networkOf(address: string): string {
   return `${address.split(".").slice(0, 3).join(".")}.0/24`;
 }
 
-/** The runner Job's pods (all of them: retries too), by completion index. */
-export async function runnerPods(k: Kubectl, namespace: string): Promise<Any[]> {
-  const pods = (await getJson(k, ["-n", namespace, "get", "pods", "-l", `batch.kubernetes.io/job-name=${RUNNER_JOB}`]))
+/** The runner Job's pods (all of them: retries too), by completion index; `job` is the CrawlJob (default JOB). */
+export async function runnerPods(k: Kubectl, namespace: string, job = JOB): Promise<Any[]> {
+  const pods = (await getJson(k, ["-n", namespace, "get", "pods", "-l", `batch.kubernetes.io/job-name=${job}-runner`]))
     .items as Any[];
   const index = (p: Any) => Number(p.metadata.annotations?.["batch.kubernetes.io/job-completion-index"] ?? -1);
   return pods.sort((a, b) => index(a) - index(b) || a.metadata.name.localeCompare(b.metadata.name));
@@ -218,15 +221,20 @@ export function describePods(pods: Any[]): string {
  * `kubectl wait --for=condition=Succeeded crawl/<job>`, the way a user waits;
  * fails at once (with the conditions) when the CrawlJob turns Failed instead.
  */
-export async function waitSucceeded(k: Kubectl, namespace: string, timeoutSeconds: number): Promise<string> {
+export async function waitSucceeded(
+  k: Kubectl,
+  namespace: string,
+  timeoutSeconds: number,
+  name = JOB,
+): Promise<string> {
   let waiting = true;
   const failed = (async () => {
     while (waiting) {
-      const job = await getJson(k, ["-n", namespace, "get", "crawl", JOB]).catch(() => undefined);
+      const job = await getJson(k, ["-n", namespace, "get", "crawl", name]).catch(() => undefined);
       if (job?.status?.phase === "Failed") {
         const conditions = (job.status.conditions ?? []) as Any[];
         throw new Error(
-          `CrawlJob ${namespace}/${JOB} is Failed: ${conditions.map((c) => `${c.type}=${c.status} ${c.reason}: ${c.message}`).join("; ")}`,
+          `CrawlJob ${namespace}/${name} is Failed: ${conditions.map((c) => `${c.type}=${c.status} ${c.reason}: ${c.message}`).join("; ")}`,
         );
       }
       await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -235,7 +243,7 @@ export async function waitSucceeded(k: Kubectl, namespace: string, timeoutSecond
   })();
   try {
     return await Promise.race([
-      k(["-n", namespace, "wait", "--for=condition=Succeeded", `crawl/${JOB}`, `--timeout=${timeoutSeconds}s`]),
+      k(["-n", namespace, "wait", "--for=condition=Succeeded", `crawl/${name}`, `--timeout=${timeoutSeconds}s`]),
       failed,
     ]);
   } finally {
@@ -268,4 +276,83 @@ export async function waitRunnerPods(k: Kubectl, namespace: string, count: numbe
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
+}
+
+/** A condition of a CrawlJob (or any object with status.conditions), by type. */
+export function conditionOf(obj: Any | undefined, type: string): Any | undefined {
+  return ((obj?.status?.conditions ?? []) as Any[]).find((c) => c.type === type);
+}
+
+/** Every pod a namespace had while it watched, with the last container states seen (pods deleted since too). */
+export interface PodRecorder {
+  /** Pod name → the last pod object seen (deleted pods keep their last state). */
+  readonly pods: Map<string, Any>;
+  stop(): void;
+}
+
+/**
+ * Watches the pods of a namespace from now on and keeps the last version of
+ * each, so a pod deleted by hand still shows how its container ended (exit
+ * code, the termination message: with FallbackToLogsOnError, its last log
+ * lines) after the API has forgotten it.
+ */
+export async function recordPods(kubeconfig: string, namespace: string): Promise<PodRecorder> {
+  const pods = new Map<string, Any>();
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  const watch = new Watch(kc);
+  let stopped = false;
+  let request: AbortController | undefined;
+  const start = async (): Promise<void> => {
+    request = await watch.watch(
+      `/api/v1/namespaces/${namespace}/pods`,
+      {},
+      (_type: string, pod: Any) => {
+        pods.set(pod.metadata.name, pod);
+      },
+      () => {
+        // A watch ends after the server's timeout: start again (the map keeps what it saw).
+        if (!stopped) setTimeout(() => void start().catch(() => undefined), 200);
+      },
+    );
+  };
+  await start();
+  return {
+    pods,
+    stop: () => {
+      stopped = true;
+      request?.abort();
+    },
+  };
+}
+
+/** A pod's log as `kubectl logs -f` streams it: everything up to the container's end, even if the pod is deleted. */
+export interface FollowedLog {
+  text(): string;
+  /** Resolves when kubectl exits (the container ended, or stop()). */
+  done: Promise<void>;
+  stop(): void;
+}
+
+/** `kubectl logs -f` of a pod's container, kept in memory. */
+export function followLogs(kubeconfig: string, namespace: string, pod: string, container?: string): FollowedLog {
+  const child = spawn(
+    binaryPath("kubectl"),
+    [`--kubeconfig=${kubeconfig}`, "-n", namespace, "logs", "-f", pod, ...(container ? ["-c", container] : [])],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const chunks: Buffer[] = [];
+  child.stdout.on("data", (chunk: Buffer) => chunks.push(chunk));
+  child.stderr.on("data", (chunk: Buffer) => chunks.push(chunk));
+  const done = new Promise<void>((resolve) => {
+    child.on("close", () => resolve());
+    child.on("error", () => resolve());
+  });
+  return {
+    text: () => Buffer.concat(chunks).toString("utf8"),
+    done,
+    stop: () => {
+      if (child.exitCode === null) child.kill();
+    },
+  };
 }

@@ -81,6 +81,12 @@ export async function checkRangeFree(net: NodeNetwork): Promise<void> {
 export async function createBridge(net: NodeNetwork): Promise<void> {
   const ip = hostTool("ip");
   await exec(ip, ["link", "add", "name", net.bridge, "type", "bridge"]);
+  // A MAC of its own, set once: a bridge without one takes its lowest port's MAC, which changes when that
+  // pod's veth goes, and every other pod's ARP entry for the bridge's addresses then points nowhere for
+  // ~50 s (a runner pod stalled mid-crawl when the operator pod was deleted). Locally administered,
+  // from the bridge address: 10.213.0.1 → 02:fc:0a:d5:00:01.
+  const mac = ["02", "fc", ...net.address.split(".").map((o) => Number(o).toString(16).padStart(2, "0"))].join(":");
+  await exec(ip, ["link", "set", "dev", net.bridge, "address", mac]);
   await exec(ip, ["addr", "add", `${net.address}/24`, "dev", net.bridge]);
   // /32s: local addresses only, no second route for the /24 (the host's source address to pods stays .1).
   for (const host of net.siteHosts) await exec(ip, ["addr", "add", `${host}/32`, "dev", net.bridge]);
