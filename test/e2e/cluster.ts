@@ -7,7 +7,11 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { KubeConfig, Watch } from "@kubernetes/client-node";
+import { pino } from "pino";
+import { configFromEnv } from "../../examples/ingest-backend/config.ts";
+import { createIngestBackend, type IngestBackend } from "../../examples/ingest-backend/server.ts";
 import { chartDir, helm } from "../chart/helm.ts";
 import { binaryPath } from "../platform/binaries.ts";
 import { eventually, kubectl } from "../platform/fixtures.ts";
@@ -355,4 +359,35 @@ export function followLogs(kubeconfig: string, namespace: string, pod: string, c
       if (child.exitCode === null) child.kill();
     },
   };
+}
+
+/**
+ * The reference backend on the node host, where the operator pod calls it;
+ * PostgreSQL stays on loopback (the backend runs on this machine). Logs to
+ * `<workDir>/backend.log`.
+ */
+export function startNodeBackend(o: {
+  secret: string;
+  databaseUrl: string;
+  host: string;
+  s3Endpoint: string;
+  s3: S3Client;
+  workDir: string;
+}): Promise<IngestBackend> {
+  return createIngestBackend(
+    configFromEnv({
+      WEBHOOK_SECRET: o.secret,
+      DATABASE_URL: o.databaseUrl,
+      HOST: o.host,
+      PORT: "0",
+      S3_ENDPOINT: o.s3Endpoint,
+    }),
+    {
+      s3: o.s3,
+      logger: pino(
+        { level: "debug", name: "ingest-backend" },
+        pino.destination({ dest: join(o.workDir, "backend.log"), sync: true }),
+      ),
+    },
+  );
 }

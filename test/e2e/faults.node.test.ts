@@ -22,13 +22,10 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { rmSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import pg from "pg";
-import { pino } from "pino";
 import { parse } from "yaml";
-import { configFromEnv } from "../../examples/ingest-backend/config.ts";
-import { createIngestBackend, type IngestBackend } from "../../examples/ingest-backend/server.ts";
+import type { IngestBackend } from "../../examples/ingest-backend/server.ts";
 import { helm } from "../chart/helm.ts";
 import { type Sites, serveSites } from "../fixtures/sites.ts";
 import { tempDir } from "../operator/harness.ts";
@@ -58,6 +55,7 @@ import {
   recordPods,
   restrictedNamespace,
   runnerPods,
+  startNodeBackend,
   terminated,
   waitSucceeded,
 } from "./cluster.ts";
@@ -102,22 +100,14 @@ describe("real-pod faults: runner and operator pods deleted, OOM kill, exit 2, m
       }),
       (async () => {
         db = await pgDatabase("faults");
-        backend = await createIngestBackend(
-          configFromEnv({
-            WEBHOOK_SECRET,
-            DATABASE_URL: db.connectionString,
-            HOST: node().host,
-            PORT: "0",
-            S3_ENDPOINT: platform().s3.endpoint,
-          }),
-          {
-            s3: s3Api,
-            logger: pino(
-              { level: "debug", name: "ingest-backend" },
-              pino.destination({ dest: join(workDir, "backend.log"), sync: true }),
-            ),
-          },
-        );
+        backend = await startNodeBackend({
+          secret: WEBHOOK_SECRET,
+          databaseUrl: db.connectionString,
+          host: node().host,
+          s3Endpoint: platform().s3.endpoint,
+          s3: s3Api,
+          workDir,
+        });
         // A backend that takes its time: the next `hold.count` POSTs wait HOLD_MS before it reads them.
         const [handler] = backend.server.listeners("request") as ((
           req: IncomingMessage,

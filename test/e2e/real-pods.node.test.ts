@@ -18,9 +18,7 @@ import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import pg from "pg";
-import { pino } from "pino";
-import { configFromEnv } from "../../examples/ingest-backend/config.ts";
-import { createIngestBackend, type IngestBackend } from "../../examples/ingest-backend/server.ts";
+import type { IngestBackend } from "../../examples/ingest-backend/server.ts";
 import { shardForHost } from "../../runner/shard.ts";
 import { helm } from "../chart/helm.ts";
 import { hostsCoveringShards, type Sites, serveSites } from "../fixtures/sites.ts";
@@ -49,6 +47,7 @@ import {
   networkOf,
   RUNNER_JOB,
   restrictedNamespace,
+  startNodeBackend,
   terminated,
   waitRunnerPods,
   waitSucceeded,
@@ -112,23 +111,14 @@ describe("end to end with real pods: helm chart, operator pod, 3 runner pods, S3
       }),
       (async () => {
         db = await pgDatabase("e2e");
-        backend = await createIngestBackend(
-          // On the bridge address: the operator pod calls it. PostgreSQL stays on loopback: the backend runs here.
-          configFromEnv({
-            WEBHOOK_SECRET,
-            DATABASE_URL: db.connectionString,
-            HOST: node().host,
-            PORT: "0",
-            S3_ENDPOINT: platform().s3.endpoint,
-          }),
-          {
-            s3: s3Api,
-            logger: pino(
-              { level: "debug", name: "ingest-backend" },
-              pino.destination({ dest: join(workDir, "backend.log"), sync: true }),
-            ),
-          },
-        );
+        backend = await startNodeBackend({
+          secret: WEBHOOK_SECRET,
+          databaseUrl: db.connectionString,
+          host: node().host,
+          s3Endpoint: platform().s3.endpoint,
+          s3: s3Api,
+          workDir,
+        });
         sql = new pg.Client({ connectionString: db.connectionString });
         await sql.connect();
       })(),

@@ -170,19 +170,26 @@ function fakeCrawler(
 const env = { specPath: "/unused", shard: 0, shardCount: 1 };
 const fastRetry = { attempts: 4, baseMs: 1, capMs: 5 };
 
+/** runShard with this file's fakes; each test overrides what it is about. */
+const shard = (o: Partial<Parameters<typeof runShard>[0]> & { api: RunnerApi }) =>
+  runShard({
+    env,
+    snapshot,
+    logger,
+    createCrawler: fakeCrawler(2).create,
+    createExporter: fakeExporter(),
+    signal: new AbortController().signal,
+    reportRetry: fastRetry,
+    ...o,
+  });
+
 describe("runShard", () => {
   it("creates one CrawlFeed per stored file, owned and labelled, and reports stats; exit 0", async () => {
     const api = new FakeApi();
     const crawler = fakeCrawler(5);
-    const code = await runShard({
-      env,
-      snapshot,
+    const code = await shard({
       api,
-      logger,
       createCrawler: crawler.create,
-      createExporter: fakeExporter(),
-      signal: new AbortController().signal,
-      reportRetry: fastRetry,
     });
     assert.equal(code, 0);
     assert.equal(api.feeds.size, 3);
@@ -213,29 +220,14 @@ describe("runShard", () => {
       new TypeError("fetch failed", { cause: Object.assign(new Error("reset"), { code: "ECONNRESET" }) }),
     ];
     // A previous pod already reported batch 1 under the same name.
-    const code = await runShard({
-      env,
-      snapshot,
-      api,
-      logger,
-      createCrawler: fakeCrawler(2).create,
-      createExporter: fakeExporter(),
-      signal: new AbortController().signal,
-      reportRetry: fastRetry,
-    });
+    const code = await shard({ api });
     assert.equal(code, 0);
     assert.equal(api.createCalls, 3);
     assert.equal(api.feeds.size, 1);
 
-    const again = await runShard({
-      env,
-      snapshot,
+    const again = await shard({
       api,
-      logger,
-      createCrawler: fakeCrawler(2).create,
       createExporter: async (o) => fakeExporter()({ ...o, resumeAfter: {} }),
-      signal: new AbortController().signal,
-      reportRetry: fastRetry,
     });
     assert.equal(again, 0, "the same file reported twice is AlreadyExists = success");
     assert.equal(api.feeds.size, 1);
@@ -243,27 +235,17 @@ describe("runShard", () => {
 
   it("records its last batch id in status.shardProgress and resumes after it, from its own shard's entry only", async () => {
     const api = new FakeApi();
-    await runShard({
-      env,
-      snapshot,
+    await shard({
       api,
-      logger,
       createCrawler: fakeCrawler(4).create,
-      createExporter: fakeExporter(),
-      signal: new AbortController().signal,
     });
     assert.deepEqual(api.status.shardProgress, { "0": { lastBatchIds: { [TEMPLATE]: 2 } } });
     // Another shard's progress must not count.
     api.status.shardProgress = { ...api.status.shardProgress, "1": { lastBatchIds: { [TEMPLATE]: 9 } } };
     let seen: Record<string, number> | undefined;
-    const code = await runShard({
-      env,
-      snapshot,
+    const code = await shard({
       api,
-      logger,
-      createCrawler: fakeCrawler(2).create,
       createExporter: fakeExporter({ resumeSeen: (r) => (seen = r) }),
-      signal: new AbortController().signal,
     });
     assert.equal(code, 0);
     assert.deepEqual(seen, { [TEMPLATE]: 2 });
@@ -282,16 +264,7 @@ describe("runShard", () => {
     ]) {
       const api = new FakeApi();
       broken(api);
-      const code = await runShard({
-        env,
-        snapshot,
-        api,
-        logger,
-        createCrawler: fakeCrawler(2).create,
-        createExporter: fakeExporter(),
-        signal: new AbortController().signal,
-        reportRetry: fastRetry,
-      });
+      const code = await shard({ api });
       assert.equal(code, 1);
       assert.equal(api.createCalls, 0);
     }
@@ -300,15 +273,9 @@ describe("runShard", () => {
   it("a progress patch that fails for good is not fatal: the CrawlFeed is reported, the next one records", async () => {
     const api = new FakeApi();
     api.failPatches = [new KubeApiError(403, "Forbidden", "no")];
-    const code = await runShard({
-      env,
-      snapshot,
+    const code = await shard({
       api,
-      logger,
       createCrawler: fakeCrawler(4).create,
-      createExporter: fakeExporter(),
-      signal: new AbortController().signal,
-      reportRetry: fastRetry,
     });
     assert.equal(code, 0);
     assert.equal(api.feeds.size, 2);
@@ -319,13 +286,9 @@ describe("runShard", () => {
     const api = new FakeApi();
     const controller = new AbortController();
     const crawler = fakeCrawler(1000, () => setTimeout(() => controller.abort(), 40));
-    const code = await runShard({
-      env,
-      snapshot,
+    const code = await shard({
       api,
-      logger,
       createCrawler: crawler.create,
-      createExporter: fakeExporter(),
       signal: controller.signal,
     });
     assert.equal(code, 143);
@@ -339,43 +302,26 @@ describe("runShard", () => {
   it("exits non-zero when a CrawlFeed cannot be created (forbidden)", async () => {
     const api = new FakeApi();
     api.failCreates = [new KubeApiError(403, "Forbidden", "no")];
-    const code = await runShard({
-      env,
-      snapshot,
-      api,
-      logger,
-      createCrawler: fakeCrawler(2).create,
-      createExporter: fakeExporter(),
-      signal: new AbortController().signal,
-      reportRetry: fastRetry,
-    });
+    const code = await shard({ api });
     assert.equal(code, 1);
     assert.equal(api.createCalls, 1, "a 403 is not retried");
   });
 
   it("exits non-zero when the exporter cannot store a batch", async () => {
-    const code = await runShard({
-      env,
-      snapshot,
+    const code = await shard({
       api: new FakeApi(),
-      logger,
       createCrawler: fakeCrawler(3).create,
       createExporter: fakeExporter({ failClose: true }),
-      signal: new AbortController().signal,
     });
     assert.equal(code, 1);
   });
 
   it("with several shards patches only its own shardStats and shardProgress keys", async () => {
     const api = new FakeApi();
-    const code = await runShard({
+    const code = await shard({
       env: { ...env, shard: 2, shardCount: 3 },
-      snapshot,
       api,
-      logger,
       createCrawler: fakeCrawler(1).create,
-      createExporter: fakeExporter(),
-      signal: new AbortController().signal,
     });
     assert.equal(code, 0);
     for (const patch of api.patches) {
@@ -456,14 +402,11 @@ describe("runShard with the real crawl engine and feed exporter", () => {
         },
       };
       const api = new FakeApi();
-      const code = await runShard({
-        env,
+      const code = await shard({
         snapshot: real,
         api,
-        logger,
         createCrawler: (o) => new Crawler(o),
         createExporter: (o) => createFeedExporter({ ...o, spool: { dir: join(dir, ".spool") } }),
-        signal: new AbortController().signal,
       });
       assert.equal(code, 0);
       const feeds = [...api.feeds.values()];
@@ -480,14 +423,11 @@ describe("runShard with the real crawl engine and feed exporter", () => {
       // patches never landed. The rerun numbers from 2, finds those files
       // taken, stores under 4, 5, 6: every file reported once, none twice.
       api.status.shardProgress = { "0": { lastBatchIds: { [template]: 1 } } };
-      const again = await runShard({
-        env,
+      const again = await shard({
         snapshot: real,
         api,
-        logger,
         createCrawler: (o) => new Crawler(o),
         createExporter: (o) => createFeedExporter({ ...o, spool: { dir: join(dir, ".spool") } }),
-        signal: new AbortController().signal,
       });
       assert.equal(again, 0);
       const all = [...api.feeds.values()];
