@@ -22,6 +22,7 @@ export const CRAWLFEEDS = rt(GROUP, VERSION, "crawlfeeds", "CrawlFeed");
 export const JOBS = rt("batch", "v1", "jobs", "Job");
 export const CONFIGMAPS = rt("", "v1", "configmaps", "ConfigMap");
 export const SECRETS = rt("", "v1", "secrets", "Secret");
+export const PODS = rt("", "v1", "pods", "Pod");
 export const SERVICEACCOUNTS = rt("", "v1", "serviceaccounts", "ServiceAccount");
 export const EVENTS = rt("", "v1", "events", "Event");
 export const NAMESPACES = rt("", "v1", "namespaces", "Namespace", false);

@@ -11,7 +11,7 @@ import type { CrawlFeed } from "../crds/schema/crawlfeed.ts";
 import { CRAWLJOB_LABEL } from "../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../crds/schema/crawljob.ts";
 import { KubeClient, type KubeObject } from "../kube/client.ts";
-import { CRAWLFEEDS, CRAWLJOBS, JOBS, type ResourceType } from "../kube/resources.ts";
+import { CRAWLFEEDS, CRAWLJOBS, JOBS, PODS, type ResourceType } from "../kube/resources.ts";
 import { createCrawlFeedReconciler, type FeedDeliveryReconciler } from "./crawlfeed/controller.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL } from "./crawljob/children.ts";
 import { podCacheTransform, type RunnerPod } from "./crawljob/pods.ts";
@@ -70,9 +70,6 @@ function loadDelivery(o: ManagerOptions, client: KubeClient, events: EventRecord
   });
   return { feeds: delivery, completion: delivery, close: () => delivery.close() };
 }
-
-/** Pods: read-only, and only those of the operator's runner Jobs (they carry the Job template's labels). */
-const PODS: ResourceType = { group: "", version: "v1", plural: "pods", kind: "Pod", namespaced: true };
 
 const ownerCrawlJob = (obj: KubeObject) =>
   obj.metadata.ownerReferences?.find((r) => r.controller && r.kind === "CrawlJob")?.name;

@@ -89,6 +89,8 @@ export class Crawler {
   readonly #moduleBaseDir: string | undefined;
   readonly #moduleConfigMapDir: string | undefined;
   #moduleSource: string | undefined;
+  /** The module's logger, made once (not per page). */
+  #moduleLog: Logger | undefined;
   readonly #resolve: ResolveAll | undefined;
   readonly #proxyFallback: ProxyPlan | undefined;
   readonly #s: CrawlSettings;
@@ -190,7 +192,10 @@ export class Crawler {
   async #run(): Promise<CrawlResult> {
     this.#compiled = compileSpider(this.#spec);
     this.#moduleSource = spiderModuleSource(this.#spec, this.#moduleConfigMapDir);
-    if (this.#moduleSource) this.#module = await loadSpiderModule(this.#moduleSource, this.#moduleBaseDir);
+    if (this.#moduleSource) {
+      this.#module = await loadSpiderModule(this.#moduleSource, this.#moduleBaseDir);
+      this.#moduleLog = this.#log.child({ module: this.#moduleSource });
+    }
     this.#connect();
     const onAbort = () => this.stop("shutdown");
     if (this.#signal?.aborted) this.stop("shutdown");
@@ -628,8 +633,13 @@ export class Crawler {
       text,
     };
     try {
-      const logger = this.#log.child({ module: this.#moduleSource });
-      await runModuleSpider(this.#module as SpiderModule, this.#spec, logger, page, this.#moduleOutputs);
+      await runModuleSpider(
+        this.#module as SpiderModule,
+        this.#spec,
+        this.#moduleLog ?? this.#log,
+        page,
+        this.#moduleOutputs,
+      );
     } catch (err) {
       this.#log.warn({ err, url: req.url }, `spider.module parse() failed on ${req.url}`);
       this.#countError("spiderError");

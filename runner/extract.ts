@@ -90,7 +90,7 @@ export interface CompiledSpider {
 }
 
 /** JSON-LD objects of a page, every nested object included, in document order; broken scripts are skipped. */
-export function jsonLdNodes($: CheerioAPI): unknown[] {
+function jsonLdNodes($: CheerioAPI): unknown[] {
   const out: unknown[] = [];
   $('script[type="application/ld+json"]').each((_, el) => {
     let doc: unknown;

@@ -89,7 +89,7 @@ function proxyCredentialsFromEnv(secret: string, env: Readonly<Record<string, st
 }
 
 /** A Proxy-Authorization value for a proxy URL without credentials of its own (undefined: none, or the URL's own). */
-export function proxyToken(uri: string, credentials: ProxyCredentials | undefined): string | undefined {
+function proxyToken(uri: string, credentials: ProxyCredentials | undefined): string | undefined {
   if (!credentials) return undefined;
   const u = new URL(uri);
   if (u.username || u.password) return undefined;

@@ -17,7 +17,7 @@ export type ParsedJsonPath = { steps: JsonPathStep[] } | { error: string };
 const NAME = /^[A-Za-z_$@\u0080-\uffff][\w$@\-\u0080-\uffff]*/;
 const MAX_STEPS = 32;
 /** At most this many values come out of one evaluation (a `..*` on a large document). */
-export const MAX_RESULTS = 10_000;
+const MAX_RESULTS = 10_000;
 
 function bracket(rest: string): { step: JsonPathStep; length: number } | string {
   const quoted = /^\[\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")\s*\]/.exec(rest);

@@ -93,7 +93,7 @@ export function selectorError(selector: string): string | undefined {
 }
 
 /** The compile error of a JavaScript regular expression, or undefined. */
-export function regexError(pattern: string): string | undefined {
+function regexError(pattern: string): string | undefined {
   try {
     new RegExp(pattern);
     return undefined;
@@ -419,10 +419,10 @@ const QUANTITY = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/;
 const UNITS: Record<string, number> = { "": 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
 for (const [i, u] of ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"].entries()) UNITS[u] = 1024 ** (i + 1);
 
-/** A resource quantity in bytes (the subset the schema's pattern admits), or undefined. */
-function quantityBytes(q: string): number | undefined {
+/** A byte quantity as the schema admits it (`512Mi`, `2Gi`, `1.5G`), in whole bytes; undefined when it is not one. */
+export function parseByteQuantity(q: string): number | undefined {
   const m = QUANTITY.exec(q);
-  return m ? Number(m[1]) * (UNITS[m[2] ?? ""] ?? 1) : undefined;
+  return m ? Math.floor(Number(m[1]) * (UNITS[m[2] ?? ""] ?? 1)) : undefined;
 }
 
 const countOf = (o: Record<string, unknown>, keys: string[]) => keys.filter((k) => o[k] !== undefined).length;
@@ -436,7 +436,7 @@ function runnerErrors(spec: Record<string, unknown>): FieldError[] {
     errors.push({ path, message });
   };
   const tmp = r.tmpSizeLimit;
-  const bytes = isStr(tmp) ? quantityBytes(tmp) : undefined;
+  const bytes = isStr(tmp) ? parseByteQuantity(tmp) : undefined;
   if (bytes !== undefined && (bytes < 256 * 1024 ** 2 || bytes > 1024 ** 4))
     err("spec.runner.tmpSizeLimit", "must be a quantity from 256Mi to 1Ti");
   if (Array.isArray(r.env)) {

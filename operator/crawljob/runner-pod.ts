@@ -1,20 +1,12 @@
-// The runner Job's pod template and failure policy, as pure functions of the
-// CrawlJob (the runner pod contract in docs/operator.md; the sizing of the
-// defaults in docs/deploy.md).
-import type { FieldError } from "../../crds/schema/common.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
-import {
-  DEFAULT_TERMINATION_GRACE_SECONDS,
-  DEFAULT_TMP_SIZE_LIMIT,
-  RESERVED_ENV_NAMES,
-  RESERVED_ENV_PREFIX,
-} from "../../crds/schema/runner.ts";
+import { DEFAULT_TERMINATION_GRACE_SECONDS, DEFAULT_TMP_SIZE_LIMIT } from "../../crds/schema/runner.ts";
 import {
   PROXY_CREDENTIALS_ENV,
   PROXY_PASSWORD_ENV,
   PROXY_USERNAME_ENV,
   SPIDER_MODULE_MOUNT_PATH,
 } from "../../crds/schema/spider.ts";
+import { parseByteQuantity } from "../../spec/validate.ts";
 
 /** The keys of spec.storage.s3.credentialsSecretRef's Secret, injected as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. */
 export const S3_ACCESS_KEY_ID = "accessKeyId";
@@ -64,55 +56,6 @@ export const RUNNER_POD_FAILURE_POLICY = {
     { action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] },
   ],
 };
-
-const SUFFIXES: Record<string, number> = {
-  "": 1,
-  k: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  P: 1e15,
-  E: 1e18,
-  Ki: 2 ** 10,
-  Mi: 2 ** 20,
-  Gi: 2 ** 30,
-  Ti: 2 ** 40,
-  Pi: 2 ** 50,
-  Ei: 2 ** 60,
-};
-
-/** A byte quantity as the schema allows it (`512Mi`, `2Gi`, `1.5G`); undefined when it is not one. */
-export function parseByteQuantity(quantity: string): number | undefined {
-  const m = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/.exec(quantity);
-  if (!m) return undefined;
-  return Math.floor(Number(m[1]) * SUFFIXES[m[2] ?? ""]!);
-}
-
-const MIN_TMP_BYTES = 256 * 2 ** 20;
-const MAX_TMP_BYTES = 2 ** 40;
-
-/** spec.runner problems the CRD's CEL rules catch at admission, checked again here (a CRD may be older). */
-export function runnerSpecErrors(job: Pick<CrawlJob, "spec">): FieldError[] {
-  const runner = job.spec.runner ?? {};
-  const errors: FieldError[] = [];
-  if (runner.tmpSizeLimit !== undefined) {
-    const bytes = parseByteQuantity(runner.tmpSizeLimit);
-    if (bytes === undefined || bytes < MIN_TMP_BYTES || bytes > MAX_TMP_BYTES) {
-      errors.push({ path: "spec.runner.tmpSizeLimit", message: "must be a quantity from 256Mi to 1Ti" });
-    }
-  }
-  (runner.env ?? []).forEach((e, i) => {
-    if (e.name.startsWith(RESERVED_ENV_PREFIX) || (RESERVED_ENV_NAMES as readonly string[]).includes(e.name)) {
-      errors.push({ path: `spec.runner.env[${i}].name`, message: `${e.name} is set by the operator` });
-    } else if (job.spec.storage?.s3?.credentialsSecretRef && /^AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY)$/.test(e.name)) {
-      errors.push({
-        path: `spec.runner.env[${i}].name`,
-        message: `${e.name} comes from spec.storage.s3.credentialsSecretRef`,
-      });
-    }
-  });
-  return errors;
-}
 
 /** The /tmp emptyDir's sizeLimit and the spool budget inside it (half of it: the rest is the frontier's). */
 export function tmpSizing(job: CrawlJob): { sizeLimit: string; spoolMaxBytes: number } {

@@ -15,9 +15,7 @@ import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
 import { isAddressAllowed } from "../../net/address-guard.ts";
 import { validateCrawlJobSpec } from "../../spec/validate.ts";
 import { DEFAULT_SECRET_KEY } from "../delivery/kube.ts";
-import { proxyCredentialKeys, runnerSpecErrors, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY } from "./runner-pod.ts";
-
-export { S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY };
+import { proxyCredentialKeys, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY } from "./runner-pod.ts";
 
 /** The Secret's (or ConfigMap's) data keys, or undefined when it does not exist. */
 type SecretLookup = (namespace: string, name: string) => Promise<string[] | undefined>;
@@ -85,7 +83,6 @@ export async function validateCrawlJob(
 ): Promise<ValidationFailure | undefined> {
   const found: { reason: ValidationReason; error: FieldError }[] = [];
   for (const error of validateCrawlJobSpec(spec)) found.push({ reason: "InvalidSpec", error });
-  for (const error of runnerSpecErrors({ spec })) found.push({ reason: "InvalidSpec", error });
 
   const webhook = spec.ingest?.webhook;
   if (webhook) {

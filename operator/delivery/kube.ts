@@ -14,9 +14,9 @@ import { KubeClient, type KubeObject } from "../../kube/client.ts";
 import { describeError, isConflict, isNotFound } from "../../kube/errors.ts";
 import { CONFIGMAPS, CRAWLFEEDS, CRAWLJOBS, type ResourceType, SECRETS } from "../../kube/resources.ts";
 import { specConfigMapName } from "../crawljob/children.ts";
+import { SPEC_KEY } from "../crawljob/runner-pod.ts";
 
 /** The key of the spec snapshot in the `<job>-spec` ConfigMap (operator/crawljob/children.ts). */
-const SNAPSHOT_KEY = "crawljob.json";
 
 export const DEFAULT_SECRET_KEY = "secret";
 
@@ -64,7 +64,7 @@ export class DeliveryApi {
       .catch(() => undefined);
     if (!map?.metadata.ownerReferences?.some((ref) => ref.controller && ref.uid === uid)) return undefined;
     try {
-      return (JSON.parse(map.data?.[SNAPSHOT_KEY] ?? "") as { spec?: CrawlJob["spec"] }).spec;
+      return (JSON.parse(map.data?.[SPEC_KEY] ?? "") as { spec?: CrawlJob["spec"] }).spec;
     } catch {
       return undefined;
     }

@@ -53,7 +53,7 @@ export class StatsReporter {
     await this.#inFlight;
     for (let attempt = 1; attempt <= 5; attempt++) {
       if (await this.#patch(true)) return true;
-      await sleep(backoffDelayMs(attempt + 1, FINISH_BACKOFF));
+      if (attempt < 5) await sleep(backoffDelayMs(attempt + 1, FINISH_BACKOFF));
     }
     return false;
   }

@@ -4,13 +4,12 @@
 // feed is written by the runner's real exporter and announced by the
 // operator's own payload code; bad data is 422 naming the item, with no row.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { DatabaseSync } from "node:sqlite";
 import { after, afterEach, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -22,7 +21,7 @@ import { configFromEnv } from "../../examples/ingest-backend/config.ts";
 import { createIngestBackend, type IngestBackend } from "../../examples/ingest-backend/server.ts";
 import { createBucket, pgDatabase, s3Client, type TestDatabase } from "../platform/fixtures.ts";
 import { closedEvent, completedEvent, exportFeed, plainBytes, richItems, storedAs } from "./exported.ts";
-import { deliver, SECRET } from "./helpers.ts";
+import { deliver, listening, SECRET, sampleRss } from "./helpers.ts";
 
 type Row = { feed_uri: string; line_no: number; item: unknown };
 
@@ -477,22 +476,17 @@ describe("reference backend: every feed format", () => {
     });
     try {
       const url = await listening(child);
-      const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))?.[1]) * 1024;
-      const baseline = rss();
-      let peak = baseline;
-      const sampler = setInterval(() => {
-        peak = Math.max(peak, rss());
-      }, 25);
+      const sampler = sampleRss(child.pid!, 25);
       let answer: Awaited<ReturnType<typeof deliver>>;
       try {
         const { id, event } = closedEvent(spec);
         answer = await deliver(url, id, event);
       } finally {
-        clearInterval(sampler);
+        sampler.stop();
       }
       assert.equal(answer.status, 200, JSON.stringify(answer.body));
       assert.equal(answer.body.rows, 200_000);
-      const growth = peak - baseline;
+      const growth = sampler.growth();
       t.diagnostic(
         `file ${Math.round(plain / 2 ** 20)} MiB uncompressed; RSS growth ${Math.round(growth / 2 ** 20)} MiB`,
       );
@@ -518,15 +512,3 @@ describe("reference backend: every feed format", () => {
     }
   });
 });
-
-/** Resolves with the URL the backend logs once it listens. */
-function listening(child: ChildProcess): Promise<string> {
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  return new Promise((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`backend exited with ${code} before listening`)));
-    lines.on("line", (line) => {
-      const entry = JSON.parse(line) as { msg?: string; url?: string };
-      if (entry.msg === "Ingest backend is listening") resolve(String(entry.url));
-    });
-  });
-}

@@ -1,7 +1,10 @@
 // Helpers for the reference backend's tests: build feed objects the way the
 // runner stores them, and call the backend the way the operator does (signed
 // with the delivery engineer's own signer, so both sides must agree).
+import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
 import zlib from "node:zlib";
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { request } from "undici";
@@ -98,4 +101,27 @@ export async function deliver(
     body: text,
   });
   return { status: response.statusCode, body: (await response.body.json()) as Record<string, unknown> };
+}
+
+/** Resolves with the URL a backend child process logs once it listens. */
+export function listening(child: ChildProcess): Promise<string> {
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  return new Promise((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`backend exited with ${code} before listening`)));
+    lines.on("line", (line) => {
+      const entry = JSON.parse(line) as { msg?: string; url?: string };
+      if (entry.msg === "Ingest backend is listening") resolve(String(entry.url));
+    });
+  });
+}
+
+/** Samples a process's RSS until stopped; `growth()` is the peak above the first sample, in bytes. */
+export function sampleRss(pid: number, everyMs = 20): { growth(): number; stop(): void } {
+  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) * 1024;
+  const baseline = rss();
+  let peak = baseline;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, rss());
+  }, everyMs);
+  return { growth: () => peak - baseline, stop: () => clearInterval(timer) };
 }

@@ -5,13 +5,12 @@
 // within the header/request timeouts; connections are capped; and unsigned
 // (or forged) large bodies do not grow the backend process's memory.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import type { S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
@@ -20,7 +19,18 @@ import { configFromEnv } from "../../examples/ingest-backend/config.ts";
 import { createIngestBackend, type IngestBackend } from "../../examples/ingest-backend/server.ts";
 import { platform } from "../platform/env.ts";
 import { createBucket, type Disposable, pgDatabase, s3Client, type TestDatabase } from "../platform/fixtures.ts";
-import { deliver, feedClosed, feedObject, feedPayload, JOB, makeItems, putFeed, SECRET } from "./helpers.ts";
+import {
+  deliver,
+  feedClosed,
+  feedObject,
+  feedPayload,
+  JOB,
+  listening,
+  makeItems,
+  putFeed,
+  SECRET,
+  sampleRss,
+} from "./helpers.ts";
 
 const logger = pino({ level: "silent" });
 
@@ -207,25 +217,20 @@ describe("reference backend against hostile clients (issue 14, finding 6)", () =
     });
     try {
       const url = await listening(child);
-      const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))?.[1]) * 1024;
-      const baseline = rss();
-      let peak = baseline;
-      const sampler = setInterval(() => {
-        peak = Math.max(peak, rss());
-      }, 20);
+      const sampler = sampleRss(child.pid!);
       try {
         await flood(Number(new URL(url).port), 100, false);
-        const unsigned = peak - baseline;
+        const unsigned = sampler.growth();
         assert.ok(unsigned < 64 * 1024 * 1024, `unsigned bodies grew RSS by ${Math.round(unsigned / 2 ** 20)} MiB`);
         // Forged (well-formed, fresh) signature headers: bodies are read, at most 4 at a time.
         await flood(Number(new URL(url).port), 100, true);
-        const forged = peak - baseline;
+        const forged = sampler.growth();
         t.diagnostic(
           `RSS growth: unsigned ${Math.round(unsigned / 2 ** 20)} MiB, forged ${Math.round(forged / 2 ** 20)} MiB`,
         );
         assert.ok(forged < 256 * 1024 * 1024, `forged bodies grew RSS by ${Math.round(forged / 2 ** 20)} MiB`);
       } finally {
-        clearInterval(sampler);
+        sampler.stop();
       }
     } finally {
       child.kill("SIGKILL");
@@ -233,18 +238,6 @@ describe("reference backend against hostile clients (issue 14, finding 6)", () =
     }
   });
 });
-
-/** Resolves with the URL the backend logs once it listens. */
-function listening(child: ChildProcess): Promise<string> {
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  return new Promise((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`backend exited with ${code} before listening`)));
-    lines.on("line", (line) => {
-      const entry = JSON.parse(line) as { msg?: string; url?: string };
-      if (entry.msg === "Ingest backend is listening") resolve(String(entry.url));
-    });
-  });
-}
 
 /**
  * `clients` concurrent POSTs that each announce and stream 8 MiB (one shared

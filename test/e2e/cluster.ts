@@ -391,3 +391,18 @@ export function startNodeBackend(o: {
     },
   );
 }
+
+/** Runs every clean-up step even when one fails; returns what failed, named. */
+export async function runCleanup(
+  steps: [what: string, run: (() => Promise<unknown>) | undefined][],
+): Promise<string[]> {
+  const errors: string[] = [];
+  for (const [what, run] of steps) {
+    try {
+      await run?.();
+    } catch (err) {
+      errors.push(`${what}: ${(err as Error).message}`);
+    }
+  }
+  return errors;
+}

@@ -54,6 +54,7 @@ import {
   podReport,
   recordPods,
   restrictedNamespace,
+  runCleanup,
   runnerPods,
   startNodeBackend,
   terminated,
@@ -150,8 +151,10 @@ describe("real-pod faults: runner and operator pods deleted, OOM kill, exit 2, m
       ],
       [
         "helm release",
-        operator
-          ? () => helm(["uninstall", RELEASE, "-n", RELEASE_NS, "--kubeconfig", kubeconfig, "--wait"])
+        // Always: an install whose wait timed out left a release (and cluster-scoped RBAC) behind.
+        kubeconfig
+          ? () =>
+              helm(["uninstall", RELEASE, "-n", RELEASE_NS, "--kubeconfig", kubeconfig, "--wait", "--ignore-not-found"])
           : undefined,
       ],
       [
@@ -167,14 +170,7 @@ describe("real-pod faults: runner and operator pods deleted, OOM kill, exit 2, m
       ["S3 client", async () => s3Api.destroy()],
       ["sites", sites?.close],
     ];
-    const errors: string[] = [];
-    for (const [what, run] of cleanup) {
-      try {
-        await run?.();
-      } catch (err) {
-        errors.push(`${what}: ${(err as Error).message}`);
-      }
-    }
+    const errors = await runCleanup(cleanup);
     console.log(`# timings: ${timings.map(([what, s]) => `${what} ${s.toFixed(1)} s`).join("; ")}`);
     if (errors.length > 0 || passed < CASES) process.stderr.write(`Fault-test files (backend log) in ${workDir}\n`);
     else rmSync(workDir, { recursive: true, force: true });

@@ -47,6 +47,7 @@ import {
   networkOf,
   RUNNER_JOB,
   restrictedNamespace,
+  runCleanup,
   startNodeBackend,
   terminated,
   waitRunnerPods,
@@ -139,8 +140,10 @@ describe("end to end with real pods: helm chart, operator pod, 3 runner pods, S3
       ],
       [
         "helm release",
-        operator
-          ? () => helm(["uninstall", RELEASE, "-n", RELEASE_NS, "--kubeconfig", kubeconfig, "--wait"])
+        // Always: an install whose wait timed out left a release (and cluster-scoped RBAC) behind.
+        kubeconfig
+          ? () =>
+              helm(["uninstall", RELEASE, "-n", RELEASE_NS, "--kubeconfig", kubeconfig, "--wait", "--ignore-not-found"])
           : undefined,
       ],
       ["operator namespace", () => k(["delete", "namespace", RELEASE_NS, "--ignore-not-found", "--wait=false"])],
@@ -153,14 +156,7 @@ describe("end to end with real pods: helm chart, operator pod, 3 runner pods, S3
       ["S3 client", async () => s3Api.destroy()],
       ["sites", sites?.close],
     ];
-    const errors: string[] = [];
-    for (const [what, run] of cleanup) {
-      try {
-        await run?.();
-      } catch (err) {
-        errors.push(`${what}: ${(err as Error).message}`);
-      }
-    }
+    const errors = await runCleanup(cleanup);
     console.log(`# timings: ${timings.map(([what, s]) => `${what} ${s.toFixed(1)} s`).join("; ")}`);
     if (errors.length > 0) throw new Error(`Cleanup failed: ${errors.join("; ")}`);
     if (passed === STEPS) rmSync(workDir, { recursive: true, force: true });

@@ -8,7 +8,7 @@ import {
   runnerServiceAccount,
   specConfigMap,
 } from "../../operator/crawljob/children.ts";
-import { parseByteQuantity, runnerSpecErrors } from "../../operator/crawljob/runner-pod.ts";
+import { parseByteQuantity, validateCrawlJobSpec } from "../../spec/validate.ts";
 import { crawlJob, crawlJobSpec } from "./fixtures.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests read back from the API are untyped JSON
@@ -152,14 +152,14 @@ test("spec.runner's pod settings reach the template; the security context and vo
   );
 });
 
-test("byte quantities, and the runner fields CEL checks at admission checked again", () => {
+test("byte quantities, and the runner fields CEL checks at admission checked again (one message per rule)", () => {
   assert.equal(parseByteQuantity("2Gi"), 2 * 2 ** 30);
   assert.equal(parseByteQuantity("1500M"), 1.5e9);
   assert.equal(parseByteQuantity("0.5Gi"), 2 ** 29);
   assert.equal(parseByteQuantity("2 Gi"), undefined);
   assert.equal(parseByteQuantity("1m"), undefined, "milli-bytes are not a size");
-  const errors = runnerSpecErrors({
-    spec: crawlJobSpec({
+  const errors = validateCrawlJobSpec(
+    crawlJobSpec({
       storage: { s3: { credentialsSecretRef: { name: "s3" } } },
       runner: {
         tmpSizeLimit: "100Mi",
@@ -171,13 +171,17 @@ test("byte quantities, and the runner fields CEL checks at admission checked aga
         ],
       },
     }),
-  });
+  ).filter((e) => e.path.startsWith("spec.runner"));
   assert.deepEqual(
     errors.map((e) => e.path),
-    ["spec.runner.tmpSizeLimit", "spec.runner.env[0].name", "spec.runner.env[1].name", "spec.runner.env[2].name"],
+    ["spec.runner.tmpSizeLimit", "spec.runner.env", "spec.runner.env"],
   );
+  assert.match(errors[1]!.message, /FEEDCRAWL_\* and JOB_COMPLETION_INDEX are set by the operator/);
+  assert.match(errors[2]!.message, /come from spec\.storage\.s3\.credentialsSecretRef/);
   assert.deepEqual(
-    runnerSpecErrors({ spec: crawlJobSpec({ runner: { env: [{ name: "AWS_ACCESS_KEY_ID", value: "x" }] } }) }),
+    validateCrawlJobSpec(crawlJobSpec({ runner: { env: [{ name: "AWS_ACCESS_KEY_ID", value: "x" }] } })).filter((e) =>
+      e.path.startsWith("spec.runner"),
+    ),
     [],
   );
 });

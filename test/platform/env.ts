@@ -60,11 +60,6 @@ export function node(): TestNode {
   };
 }
 
-/** The host address pods reach: `server.listen(port, nodeHost())` for a server pods call (e.g. the backend). */
-export function nodeHost(): string {
-  return node().host;
-}
-
 /**
  * Host addresses for fixture sites that pods reach, each a distinct hostname:
  * `server.listen(port, siteHosts()[i])`. Eight (.2–.9); the runner shards by
@@ -73,15 +68,6 @@ export function nodeHost(): string {
  */
 export function siteHosts(): string[] {
   return node().siteHosts;
-}
-
-/**
- * Where a test server should listen so that the platform's parts reach it:
- * the node host when a node runs (pods too), else 127.0.0.1. For helpers
- * shared by the API-only tests and the node tests.
- */
-export function listenHost(): string {
-  return process.env.FEEDCRAWL_NODE_HOST || "127.0.0.1";
 }
 
 export function platform(): TestPlatform {

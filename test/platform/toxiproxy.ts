@@ -1,7 +1,7 @@
 // toxiproxy-server: tests create proxies through its admin API to inject
 // latency, resets and timeouts between parts. Its admin API listens on
 // loopback, or on `host` (the node's bridge address with a node); each proxy
-// listens where the test says (with a node: `${nodeHost()}:<port>`, so pods reach it).
+// listens where the test says (with a node: `${node().host}:<port>`, so pods reach it).
 import { join } from "node:path";
 import { binaryPath } from "./binaries.ts";
 import { freePort, retryOnPortClash } from "./ports.ts";

@@ -16,20 +16,14 @@ import { Upload } from "@aws-sdk/lib-storage";
 import type { Logger } from "pino";
 import type { StorageSpec } from "../../../crds/schema/feeds.ts";
 import { type BackoffPolicy, backoffDelayMs } from "../../../lib/backoff.ts";
+import { parseS3Uri } from "../../../lib/s3-uri.ts";
 import type { Semaphore } from "../../../lib/semaphore.ts";
 import { sleep } from "../../../lib/sleep.ts";
-import { parseFeedLocation } from "../../../spec/feed-location.ts";
 import type { SpoolFile } from "../spool.ts";
 import { AlreadyExistsError, type BatchSink, type FinishOptions, StoreFailedError, type StoreTarget } from "./types.ts";
 
 /** User metadata naming the upload that wrote an object (x-amz-meta-feedcrawl-upload). */
 export const TOKEN_KEY = "feedcrawl-upload";
-
-export function s3Location(uri: string) {
-  const loc = parseFeedLocation(uri);
-  if (loc.kind !== "s3") throw new Error(`Feed URI ${uri} is not an s3:// URI`);
-  return loc;
-}
 
 export function isPreconditionFailed(err: unknown): boolean {
   const e = err as S3ServiceException;
@@ -129,7 +123,7 @@ export class S3BatchUpload implements BatchSink {
     this.#target = target;
     this.#file = file;
     this.#uri = target.uri;
-    ({ bucket: this.#bucket, key: this.#key } = s3Location(target.uri));
+    ({ bucket: this.#bucket, key: this.#key } = parseS3Uri(target.uri));
     this.#log = ctx.logger.child({ uri: target.uri });
     ctx.live.add(this);
     // Runs from open until the object is confirmed or the budget is spent; observed in finish().
@@ -253,17 +247,12 @@ export class S3BatchUpload implements BatchSink {
       "Feed object already exists: storing the batch under the next batch id",
     );
     this.#uri = next;
-    ({ bucket: this.#bucket, key: this.#key } = s3Location(next));
+    ({ bucket: this.#bucket, key: this.#key } = parseS3Uri(next));
     return false;
   }
 
-  async #attempt(): Promise<void> {
-    await this.#ctx.slots.acquire();
-    try {
-      await this.#uploadOnce();
-    } finally {
-      this.#ctx.slots.release();
-    }
+  #attempt(): Promise<void> {
+    return this.#ctx.slots.run(() => this.#uploadOnce());
   }
 
   async #uploadOnce(): Promise<void> {

@@ -28,7 +28,6 @@ import {
   objectParams,
   retrying,
   S3BatchUpload,
-  s3Location,
   TOKEN_KEY,
   type UploadContext,
 } from "./s3-upload.ts";
@@ -135,7 +134,7 @@ export class S3Storage implements FeedStorage {
   }
 
   async exists(uri: string): Promise<boolean> {
-    const { bucket, key } = s3Location(uri);
+    const { bucket, key } = parseS3Uri(uri);
     try {
       await this.#ctx.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
       return true;
@@ -146,7 +145,7 @@ export class S3Storage implements FeedStorage {
   }
 
   async open(target: StoreTarget): Promise<BatchSink> {
-    const file = await this.#spool.create(s3Location(target.uri).key);
+    const file = await this.#spool.create(parseS3Uri(target.uri).key);
     return new S3BatchUpload(this.#ctx, target, file);
   }
 
@@ -157,7 +156,7 @@ export class S3Storage implements FeedStorage {
   /** PutObject with `If-None-Match: *`, retried like an upload; a 412 of its own lost answer is success. */
   async putSmall(uri: string, body: string, contentType: string): Promise<void> {
     const { client, retryMs, backoff } = this.#ctx;
-    const { bucket, key } = s3Location(uri);
+    const { bucket, key } = parseS3Uri(uri);
     const token = randomBytes(12).toString("hex");
     let taken = false;
     try {

@@ -7,7 +7,6 @@ import { createHash } from "node:crypto";
 import {
   copyFileSync,
   existsSync,
-  globSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -17,7 +16,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join, resolve } from "node:path";
-import { testbinDir } from "../binaries.ts";
+import { binaryPath } from "../binaries.ts";
 import { BASE_IMAGE } from "./base.ts";
 import { buildah, imageExists, imagesDir, run } from "./tools.ts";
 
@@ -156,22 +155,10 @@ export async function imageSize(ref: string): Promise<string> {
   return image?.size ?? "?";
 }
 
-/** containerd's ctr, built by `npm run testbin` into the testbin cache's containerd-<version>/. */
-export function ctrPath(): string {
-  const base = testbinDir();
-  const last = globSync("containerd-*/ctr", { cwd: base }).sort().at(-1);
-  if (!last) {
-    throw new Error(
-      `ctr is not built: no ${base}/containerd-*/ctr. Build the node's binaries with \`npm run testbin\`.`,
-    );
-  }
-  return join(base, last);
-}
-
 /** Loads the archive into the node's containerd, namespace k8s.io (the kubelet's); seconds spent. */
 export async function importImage(address: string, archive = archivePath()): Promise<number> {
   const started = Date.now();
   const args = ["--address", address, "-n", "k8s.io", "images", "import", "--snapshotter", "overlayfs", archive];
-  await run(ctrPath(), args);
+  await run(binaryPath("ctr"), args);
   return (Date.now() - started) / 1000;
 }
