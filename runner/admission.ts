@@ -16,6 +16,8 @@ export interface AdmissionOptions {
   shard: { index: number; count: number };
   /** The address guard's verdict on an IP literal. */
   addressAllowed: (ip: string) => boolean;
+  /** false: no duplicate filter here (a durable state is the seen-set). Default true. */
+  dedupe?: boolean;
 }
 
 export type Admission = { ok: true } | { ok: false; reason: RequestDropReason; address?: string };
@@ -48,11 +50,14 @@ export class AdmissionFilter {
     // are checked by the guarded agent on the addresses they resolve to.
     if (net.isIP(host) && !this.#opts.addressAllowed(host))
       return { ok: false, reason: "privateAddress", address: host };
-    if (!req.dontFilter && !this.#seen.add(fingerprint(req.method, req.url, req.body))) {
-      const target = canonicalUrl(req.url);
-      const loop = req.redirectChain?.some((c) => canonicalUrl(c) === target);
-      return { ok: false, reason: loop ? "redirectLoop" : "duplicate" };
-    }
+    if (this.#opts.dedupe !== false && !req.dontFilter && !this.#seen.add(fingerprint(req.method, req.url, req.body)))
+      return { ok: false, reason: AdmissionFilter.duplicateReason(req) };
     return { ok: true };
+  }
+
+  /** Why a request seen before is dropped: a hop back into its own redirect chain, or a plain duplicate. */
+  static duplicateReason(req: CrawlRequest): "redirectLoop" | "duplicate" {
+    const target = canonicalUrl(req.url);
+    return req.redirectChain?.some((c) => canonicalUrl(c) === target) ? "redirectLoop" : "duplicate";
   }
 }

@@ -6,6 +6,7 @@
 // declarative rules (extract.ts) and spider.module (module-spider.ts). Here:
 // robots.txt, the close conditions, items to the sink, and a graceful stop
 // that drains in-flight pages.
+import { AsyncLocalStorage } from "node:async_hooks";
 import path from "node:path";
 import type { CheerioAPI } from "cheerio";
 import type { Logger } from "pino";
@@ -17,10 +18,10 @@ import { CookieSession } from "./cookies.ts";
 import { type CrawlSettings, resolveSettings } from "./crawl-settings.ts";
 import { DEFAULT_MAX_RESPONSE_BYTES, DownloadError, type FetchResult, fetchOnce } from "./downloader.ts";
 import { type CompiledSpider, compileSpider, type ExtractReport } from "./extract.ts";
-import { Frontier } from "./frontier.ts";
+import { Frontier, type RequestQueue } from "./frontier.ts";
 import { decodeBody, isHtmlType, isJsonType, looksLikeHtml, ParseError, parseHtml } from "./html.ts";
 import { type Fetch, HttpCache } from "./http-cache.ts";
-import type { Item, ItemSink } from "./item.ts";
+import type { Item } from "./item.ts";
 import {
   loadSpiderModule,
   type ModuleOutputs,
@@ -35,11 +36,17 @@ import { MAX_CRAWL_DELAY_MS, RobotsCache } from "./robots.ts";
 import { Scheduler } from "./scheduler.ts";
 import { SITEMAP_MAX_DECODED_BYTES } from "./sitemap.ts";
 import { isRobotsTxtUrl, SitemapCrawl } from "./sitemap-crawl.ts";
+import { DurableFrontier, type PageRun } from "./state/durable-frontier.ts";
+import type { CrawlState, HostGate, PageAwareSink, SharedCrawlState } from "./state/types.ts";
 import { CrawlStatsCollector, type RequestDropReason, type StatsSnapshot } from "./stats.ts";
+
+/** The page attempt a request runs as, in a crawl with a state (items and retries find it here). */
+const currentPage = new AsyncLocalStorage<PageRun>();
 
 export interface CrawlerOptions {
   spider: SpiderSpec;
-  sink: ItemSink;
+  /** Where items go; with `state`, each item comes with its page (the exporter's exactly-once accounting). */
+  sink: PageAwareSink;
   logger: Logger;
   /** This process crawls only the hosts that hash to `index` (of `count`). */
   shard?: { index: number; count: number };
@@ -70,6 +77,12 @@ export interface CrawlerOptions {
    * ignored with a warning — a cache in a pod would only hide the site's changes.
    */
   httpCache?: { baseDir: string };
+  /**
+   * The durable frontier and seen-set (runner/state), opened and recovered by
+   * the caller: requests are queued and leased there, and each page's end is
+   * recorded. Absent: the in-memory frontier and seen-set.
+   */
+  state?: { state: CrawlState; queued: number };
 }
 
 export interface CrawlResult {
@@ -82,7 +95,7 @@ export interface CrawlResult {
 export class Crawler {
   readonly stats = new CrawlStatsCollector();
   readonly #spec: SpiderSpec;
-  readonly #sink: ItemSink;
+  readonly #sink: PageAwareSink;
   readonly #log: Logger;
   readonly #shard: { index: number; count: number };
   readonly #signal: AbortSignal | undefined;
@@ -94,7 +107,10 @@ export class Crawler {
   readonly #resolve: ResolveAll | undefined;
   readonly #proxyFallback: ProxyPlan | undefined;
   readonly #s: CrawlSettings;
-  readonly #frontier: Frontier;
+  readonly #frontier: RequestQueue;
+  readonly #durable: DurableFrontier | undefined;
+  /** Politeness over every worker, when the state is shared (Redis). */
+  readonly #hostGate: HostGate | undefined;
   readonly #scheduler: Scheduler;
   readonly #retry: RetryPolicy;
   readonly #loggedOnce = new Set<string>();
@@ -136,10 +152,15 @@ export class Crawler {
           this.#warnOnce("httpCacheWrite", { err }, `HTTP cache: could not store a response: ${err.message}`),
         )
       : fetchOnce;
-    this.#frontier = new Frontier({
-      ...(opts.frontierMemoryLimit ? { memoryLimit: opts.frontierMemoryLimit } : {}),
-      ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
-    });
+    const shared = opts.state?.state as Partial<SharedCrawlState> | undefined;
+    this.#hostGate = shared?.shared ? shared.politeness : undefined;
+    this.#durable = opts.state ? this.#durableFrontier(opts.state) : undefined;
+    this.#frontier =
+      this.#durable ??
+      new Frontier({
+        ...(opts.frontierMemoryLimit ? { memoryLimit: opts.frontierMemoryLimit } : {}),
+        ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
+      });
     const s = this.#s;
     this.#scheduler = new Scheduler({
       frontier: this.#frontier,
@@ -148,7 +169,10 @@ export class Crawler {
       delayMs: s.delayMs,
       randomizeDelay: s.randomizeDelay,
       throttle: s.throttle,
-      process: (req, observe, skipDelay) => this.#process(req, observe, skipDelay),
+      process: (req, observe, skipDelay) =>
+        this.#durable
+          ? this.#processPage(this.#durable, req, observe, skipDelay)
+          : this.#process(req, observe, skipDelay),
       onProcessError: (err, req) => {
         this.#log.error({ err, url: req.url }, `Processing ${req.url} failed unexpectedly`);
         this.#countError("internal");
@@ -157,13 +181,48 @@ export class Crawler {
       pagesDone: () => this.stats.pages,
       onPageLimit: () => this.stop("closespider_pagecount"),
       ...(s.obeyRobots ? { originDelayMs: (origin: string) => this.#crawlDelayMs(origin) } : {}),
+      // A request's slot frees itself this long after its worker died mid-request.
+      ...(this.#hostGate ? { hostGate: { gate: this.#hostGate, slotTtlMs: s.timeoutMs + 30_000 } } : {}),
     });
+    if (this.#durable) this.#durable.hold = (work) => this.#scheduler.hold(work);
     this.#retry = new RetryPolicy(s.retryTimes, s.retryHttpCodes);
+    const memory = this.#frontier instanceof Frontier ? this.#frontier : undefined;
     this.stats.gauges = {
       queued: () => this.#scheduler.queued,
       inFlight: () => this.#scheduler.inFlight,
-      spilled: () => this.#frontier.spilled,
+      spilled: () => memory?.spilled ?? 0,
     };
+  }
+
+  #durableFrontier(opts: NonNullable<CrawlerOptions["state"]>): DurableFrontier {
+    return new DurableFrontier({
+      state: opts.state,
+      queued: opts.queued,
+      // Shared with other workers: lease one page at a time and look again soon, or one worker takes them all.
+      ...(this.#hostGate ? { prefetch: 1, pollMs: 100 } : {}),
+      onDuplicate: (req) => this.#drop(AdmissionFilter.duplicateReason(req), req.url),
+      onError: (err) => {
+        this.#sinkError ??= err;
+        this.#log.error({ err }, `Crawl state of spider ${this.#spec.name} failed; stopping the crawl`);
+        this.stop("state_error");
+      },
+    });
+  }
+
+  /** A leased page, in a crawl with a state: its items carry it, and its end is recorded unless a retry took over. */
+  async #processPage(
+    frontier: DurableFrontier,
+    req: CrawlRequest,
+    observe: (latencyMs: number, status: number) => void,
+    skipDelay: () => void,
+  ): Promise<void> {
+    const run = frontier.begin(req);
+    try {
+      await currentPage.run(run, () => this.#process(req, observe, skipDelay));
+    } finally {
+      // A page cut short by an error is not recorded: it stays in flight, and a restart redoes it.
+      if (!run.handedOff && !this.#sinkError) frontier.processed(run);
+    }
   }
 
   /** Requests waiting (frontier + retry/redirect lane + slot queues + delayed retries). */
@@ -225,6 +284,8 @@ export class Crawler {
     this.#admission = new AdmissionFilter({
       ...(this.#spec.allowedDomains ? { allowedDomains: this.#spec.allowedDomains } : {}),
       depthLimit: s.depthLimit,
+      // With a state, the state is the seen-set (insert-if-unseen when queued).
+      dedupe: !this.#durable,
       shard: this.#shard,
       addressAllowed: addressChecker(s.allowPrivateNetworks),
     });
@@ -276,6 +337,7 @@ export class Crawler {
           { origin, crawlDelaySeconds: requestedMs / 1000, appliedSeconds: MAX_CRAWL_DELAY_MS / 1000 },
           `robots.txt of ${origin} asks for Crawl-delay ${requestedMs / 1000} s; capped at ${MAX_CRAWL_DELAY_MS / 1000} s`,
         ),
+      ...(this.#hostGate ? { shared: this.#hostGate.robotsOnce.bind(this.#hostGate) } : {}),
     });
   }
 
@@ -323,6 +385,7 @@ export class Crawler {
   }
 
   async #finish(reason: string): Promise<CrawlResult> {
+    await this.#durable?.drain();
     this.#frontier.close();
     try {
       await this.#sink.close(reason);
@@ -360,7 +423,8 @@ export class Crawler {
 
   /** The admission filters, then the queue (`priority`: the redirect lane). Returns whether it was queued. */
   #enqueue(req: CrawlRequest, priority = false): boolean {
-    if (this.#stopReason) return false;
+    // Stopping: nothing new is queued — except into a state, for the resumed crawl (the page that found it becomes done).
+    if (this.#stopReason && !this.#durable) return false;
     const verdict = this.#admission.admit(req);
     if (!verdict.ok) {
       this.#drop(verdict.reason, req.url);
@@ -372,7 +436,8 @@ export class Crawler {
         );
       return false;
     }
-    if (priority) this.#scheduler.pushPriority(req);
+    if (priority && this.#durable) this.#durable.pushPriority(req);
+    else if (priority) this.#scheduler.pushPriority(req);
     else this.#scheduler.push(req);
     return true;
   }
@@ -385,9 +450,12 @@ export class Crawler {
 
   /** Schedules a retry if the policy allows one; false when retries are used up or the crawl is stopping. */
   #scheduleRetry(req: CrawlRequest, why: string, res?: FetchResult): boolean {
-    if (this.#stopReason) return false;
     const wait = this.#retry.delayMs(req, res);
     if (wait === undefined) return false;
+    // Retried, now or (stopping, with a state) by the resumed crawl: this attempt does not end the page.
+    const page = currentPage.getStore();
+    if (page) page.handedOff = true;
+    if (this.#stopReason) return false;
     this.stats.retries++;
     this.#log.debug({ url: req.url, retry: req.retries + 1, waitMs: wait, why }, `Retrying ${req.url} (${why})`);
     this.#scheduler.pushLater(RetryPolicy.next(req), wait);
@@ -590,7 +658,7 @@ export class Crawler {
     }
     this.#itemsEmitted++;
     try {
-      await this.#sink.write(item);
+      await this.#sink.write(item, currentPage.getStore()?.progress);
     } catch (err) {
       this.#sinkError = err as Error;
       this.#log.error({ err }, `Item sink of spider ${this.#spec.name} failed; stopping the crawl`);

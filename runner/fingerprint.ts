@@ -26,6 +26,12 @@ export function fingerprint(method: string, url: string, body = ""): Fingerprint
   return [h.readUInt32BE(0), h.readUInt32BE(4)];
 }
 
+/** The fingerprint as 16 hex digits: a page's key in the durable crawl state (runner/state). */
+export function fingerprintKey(method: string, url: string, body = ""): string {
+  const [hi, lo] = fingerprint(method, url, body);
+  return hi.toString(16).padStart(8, "0") + lo.toString(16).padStart(8, "0");
+}
+
 /**
  * An open-addressing hash set of 64-bit fingerprints in one Uint32Array: 16
  * bytes per entry at the 50 % load ceiling, against ~100 bytes for a Set of

@@ -16,7 +16,17 @@ export interface FrontierOptions {
   tmpDir?: string;
 }
 
-export class Frontier {
+/** What the scheduler pulls from: this in-memory frontier, or the durable one of runner/state. */
+export interface RequestQueue {
+  /** Requests waiting; 0 only when nothing is left and nothing is on its way in. */
+  readonly size: number;
+  push(req: CrawlRequest): void;
+  /** The next request, or undefined when none is ready right now. */
+  shift(): CrawlRequest | undefined;
+  close(): void;
+}
+
+export class Frontier implements RequestQueue {
   #head: CrawlRequest[] = [];
   #headPos = 0;
   #tail: CrawlRequest[] = [];

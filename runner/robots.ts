@@ -14,6 +14,8 @@ const robotsParser = robotsParserModule as unknown as typeof robotsParserModule.
 type Robot = ReturnType<typeof robotsParser>;
 
 type RobotsVerdict = { kind: "rules"; robot: Robot } | { kind: "allowAll" } | { kind: "disallowAll"; why: string };
+/** A verdict before parsing: what one worker fetched and every worker of a shared crawl reuses. */
+type RawVerdict = { kind: "rules"; body: string } | { kind: "allowAll" } | { kind: "disallowAll"; why: string };
 
 export interface RobotsOptions {
   dispatcher: Dispatcher;
@@ -29,6 +31,12 @@ export interface RobotsOptions {
   fetch?: Fetch;
   /** A robots.txt asked for a Crawl-delay (ms, as written) above MAX_CRAWL_DELAY_MS. */
   onCrawlDelayCapped?: (origin: string, requestedMs: number) => void;
+  /**
+   * A shared crawl's robots.txt store (HostGate.robotsOnce): the first worker
+   * to ask runs `fetch`, every other worker gets its result. Absent: fetched
+   * by this process.
+   */
+  shared?: (origin: string, fetch: () => Promise<string>) => Promise<string>;
 }
 
 const MAX_BYTES = 512 * 1024;
@@ -94,6 +102,14 @@ export class RobotsCache {
   }
 
   async #load(origin: string): Promise<RobotsVerdict> {
+    const shared = this.#opts.shared;
+    const raw = shared
+      ? (JSON.parse(await shared(origin, async () => JSON.stringify(await this.#fetch(origin)))) as RawVerdict)
+      : await this.#fetch(origin);
+    return raw.kind === "rules" ? { kind: "rules", robot: robotsParser(`${origin}/robots.txt`, raw.body) } : raw;
+  }
+
+  async #fetch(origin: string): Promise<RawVerdict> {
     let url = `${origin}/robots.txt`;
     for (let hop = 0; hop <= 5; hop++) {
       let res: Awaited<ReturnType<typeof fetchOnce>>;
@@ -116,12 +132,8 @@ export class RobotsCache {
         url = res.location;
         continue;
       }
-      if (res.status >= 200 && res.status < 300) {
-        return {
-          kind: "rules",
-          robot: robotsParser(`${origin}/robots.txt`, (res.body ?? Buffer.alloc(0)).toString("utf8")),
-        };
-      }
+      if (res.status >= 200 && res.status < 300)
+        return { kind: "rules", body: (res.body ?? Buffer.alloc(0)).toString("utf8") };
       if (res.status >= 400 && res.status < 500) return { kind: "allowAll" };
       return { kind: "disallowAll", why: `robots.txt answered ${res.status}` };
     }

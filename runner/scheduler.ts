@@ -5,12 +5,13 @@
 // active count is below concurrentRequestsPerDomain and its delay (fixed, with
 // jitter, or AutoThrottle's, never below the host's robots.txt Crawl-delay)
 // has passed. It also knows when the crawl is done.
-import type { Frontier } from "./frontier.ts";
+import type { RequestQueue } from "./frontier.ts";
 import type { CrawlRequest } from "./request.ts";
+import type { HostGate } from "./state/types.ts";
 import { nextThrottleDelay } from "./throttle.ts";
 
 export interface SchedulerOptions {
-  frontier: Frontier;
+  frontier: RequestQueue;
   concurrency: number;
   perDomain: number;
   delayMs: number;
@@ -40,6 +41,14 @@ export interface SchedulerOptions {
    * requests to a host are spaced. Absent: no such floor.
    */
   originDelayMs?: (origin: string) => Promise<number>;
+  /**
+   * Politeness over every worker of a shared crawl (Redis): a request that
+   * leaves its slot also waits for one of the host's shared slots and its
+   * shared next-allowed time (this slot's delay), and frees it once
+   * process() settled; AutoThrottle's observations go there too. `slotTtlMs`:
+   * the longest a request can take, after which a dead worker's slot frees itself.
+   */
+  hostGate?: { gate: HostGate; slotTtlMs: number };
 }
 
 interface Slot {
@@ -74,6 +83,8 @@ export class Scheduler {
   #stopped = false;
   #resolveDone: (() => void) | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
+  /** Ends the waits for the shared host gate when the crawl stops. */
+  readonly #gateWaits = new AbortController();
 
   constructor(opts: SchedulerOptions) {
     this.#o = opts;
@@ -142,6 +153,7 @@ export class Scheduler {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#gateWaits.abort();
     for (const slot of this.#slots.values()) {
       this.#slotQueued -= slot.queue.length;
       slot.queue = [];
@@ -238,8 +250,9 @@ export class Scheduler {
         if (slot.timer) clearTimeout(slot.timer);
         slot.timer = undefined;
       };
-      this.#o
-        .process(req, (latencyMs, status) => this.#autoThrottle(slot, latencyMs, status), skipDelay)
+      const send = () =>
+        this.#o.process(req, (latencyMs, status) => this.#autoThrottle(slot, latencyMs, status, req), skipDelay);
+      (this.#o.hostGate ? this.#throughGate(req, delay, send) : send())
         .catch((err) => this.#o.onProcessError(err, req))
         .finally(() => {
           slot.active--;
@@ -251,10 +264,37 @@ export class Scheduler {
     }
   }
 
-  /** Scrapy's AutoThrottle (see throttle.ts), per slot. */
-  #autoThrottle(slot: Slot, latencyMs: number, status: number): void {
+  /**
+   * Sends once the shared gate granted the host a slot; a crawl stopped while
+   * waiting sends nothing (the page stays leased and is handed out again).
+   */
+  async #throughGate(req: CrawlRequest, delayMs: number, send: () => Promise<void>): Promise<void> {
+    const { gate, slotTtlMs } = this.#o.hostGate as NonNullable<SchedulerOptions["hostGate"]>;
+    const host = new URL(req.url).hostname;
+    const limits = { perHost: this.#o.perDomain, delayMs, slotTtlMs };
+    const token = await gate.acquire(host, limits, this.#gateWaits.signal);
+    if (token === undefined) return;
+    try {
+      await send();
+    } finally {
+      await gate.release(host, token).catch(() => {});
+    }
+  }
+
+  /** Scrapy's AutoThrottle (see throttle.ts), per slot, and over all workers through the shared gate. */
+  #autoThrottle(slot: Slot, latencyMs: number, status: number, req: CrawlRequest): void {
     const t = this.#o.throttle;
     if (!t.enabled) return;
+    const shared = this.#o.hostGate?.gate;
+    if (shared)
+      void shared
+        .observe(new URL(req.url).hostname, latencyMs, status, {
+          startDelayMs: t.startDelayMs,
+          targetConcurrency: t.targetConcurrency,
+          minDelayMs: this.#o.delayMs,
+          maxDelayMs: t.maxDelayMs,
+        })
+        .catch(() => {});
     slot.throttleDelay = nextThrottleDelay(slot.throttleDelay, latencyMs, status, {
       targetConcurrency: t.targetConcurrency,
       minDelayMs: this.#o.delayMs,

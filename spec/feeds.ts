@@ -194,10 +194,12 @@ export function validateFeeds(
     if (batched.length > 0 && location?.kind === "stdout") {
       errors.push({ path: `${base}.${batched[0]}`, message: "stdout: cannot be batched" });
     }
-    if ((context.parallelism ?? 1) > 1 && location?.kind !== "stdout" && !parsed.params.has("shard")) {
+    const perShard = parsed.params.has("shard") || parsed.params.has("worker");
+    if ((context.parallelism ?? 1) > 1 && location?.kind !== "stdout" && !perShard) {
       errors.push({
         path: base,
-        message: "with runner.parallelism > 1 the URI must contain %(shard)d, or the shards would write the same files",
+        message:
+          "with runner.parallelism > 1 the URI must contain %(shard)d (or %(worker)s), or the shards would write the same files",
       });
     }
     const level = opts.compressionLevel;

@@ -2,7 +2,7 @@
 // with named params). Only `%(param)…` and `%%` are placeholders; any other `%`
 // (e.g. `%20` in a path) is kept as written, as in current Scrapy.
 
-export const URI_PARAMS = ["name", "job", "time", "batch_id", "batch_time", "shard"] as const;
+export const URI_PARAMS = ["name", "job", "time", "batch_id", "batch_time", "shard", "worker"] as const;
 export type UriParam = (typeof URI_PARAMS)[number];
 const NUMERIC_PARAMS = new Set<string>(["batch_id", "shard"]);
 const MAX_WIDTH = 32;
@@ -16,6 +16,11 @@ export interface UriParams {
   /** Batch start, already formatted by `formatUriTime(…, true)`. */
   batch_time: string;
   shard: number;
+  /**
+   * The worker's id in a crawl shared over a Redis frontier (several
+   * processes or pods write their own files). Absent: the shard index.
+   */
+  worker?: string;
 }
 
 type Piece = string | { param: string; flags: string; width: number; conversion: string };
@@ -90,7 +95,7 @@ export function renderUri(parsed: ParsedTemplate, values: UriParams): string {
       out += piece;
       continue;
     }
-    const value = values[piece.param as UriParam];
+    const value = piece.param === "worker" ? (values.worker ?? String(values.shard)) : values[piece.param as UriParam];
     const numeric = piece.conversion !== "s";
     const text = numeric ? String(Math.trunc(Number(value))) : String(value);
     out += pad(text, piece.width, piece.flags, numeric);

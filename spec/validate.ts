@@ -484,11 +484,18 @@ function runnerErrors(spec: Record<string, unknown>): FieldError[] {
   return errors;
 }
 
+/** spec.frontier: names an engine (the schema checks its fields). */
+function frontierErrors(frontier: unknown): FieldError[] {
+  if (!isObj(frontier) || frontier.redis !== undefined) return [];
+  return [{ path: "spec.frontier", message: "set redis (the shared frontier), or leave spec.frontier out" }];
+}
+
 /** Every problem with a CrawlJob spec, each with its field path. Empty: valid. */
 export function validateCrawlJobSpec(spec: unknown): FieldError[] {
   if (!isObj(spec)) return [{ path: "spec", message: "must be an object with at least spider" }];
   const errors = schemaErrors(spec);
   errors.push(...spiderErrors(spec.spider), ...ingestErrors(spec.ingest), ...runnerErrors(spec));
+  errors.push(...frontierErrors(spec.frontier));
   const parallelism =
     isObj(spec.runner) && typeof spec.runner.parallelism === "number" ? spec.runner.parallelism : undefined;
   errors.push(

@@ -16,6 +16,8 @@ import { type LoadedManifest, validateCrawlJobSpec } from "../../spec/validate.t
 import { Crawler, type CrawlResult } from "../crawler.ts";
 import type { FeedExporter } from "../feeds/exporter.ts";
 import { type ProxyPlan, proxyPlanFromEnv } from "../proxy.ts";
+import { unresumableFeeds } from "../state/resumable-feeds.ts";
+import { type CrawlState, resumeBatchIds, type StateOpening } from "../state/types.ts";
 import type { StatsSnapshot } from "../stats.ts";
 import { loadManifestArg } from "./manifest-arg.ts";
 
@@ -28,6 +30,15 @@ options:
                             (the address guard refuses them unless the manifest allows them)
   --out DIR                 where the default feed goes when the manifest has no feeds
                             (default ./feeds: DIR/<name>-<time>.jsonl)
+  --jobdir DIR              keep the crawl's state in DIR (frontier, seen-set, delivered batches):
+                            killed at any moment, the same command continues it, each item
+                            delivered once; once finished, it says so and writes nothing
+  --frontier redis://HOST:PORT/DB
+                            share the crawl's state in Redis: every process started with the
+                            same manifest and URL crawls part of one crawl (per-host politeness
+                            kept across all of them); feed names need %(worker)s
+  --worker NAME             this process's id in a --frontier crawl, the same after a restart
+                            (default: the lowest free w0, w1, …)
   --log-level LEVEL         pino level (default info; warn on a TTY)
   --no-progress             no live progress line, JSON logs even on a TTY
   -h, --help                this text
@@ -46,6 +57,9 @@ interface CrawlArgs {
   manifest: LoadedManifest;
   allowPrivateNetworks: boolean;
   out: string | undefined;
+  jobdir: string | undefined;
+  frontier: string | undefined;
+  worker: string | undefined;
   logLevel: string | undefined;
   progress: boolean;
 }
@@ -103,6 +117,9 @@ async function parseCrawlArgs(argv: string[]): Promise<CrawlArgs | number> {
     ...loaded,
     allowPrivateNetworks: values["allow-private-networks"] ?? false,
     out: values.out,
+    jobdir: values.jobdir,
+    frontier: values.frontier,
+    worker: values.worker,
     logLevel: values["log-level"],
     progress: !values["no-progress"],
   };
@@ -115,6 +132,9 @@ function parseOptions(argv: string[]) {
     options: {
       "allow-private-networks": { type: "boolean" },
       out: { type: "string" },
+      jobdir: { type: "string" },
+      frontier: { type: "string" },
+      worker: { type: "string" },
       "log-level": { type: "string" },
       "no-progress": { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -195,26 +215,109 @@ class Terminal {
   }
 }
 
-async function openFeeds(args: CrawlArgs, logger: Logger): Promise<FeedExporter | number> {
+async function openFeeds(args: CrawlArgs, logger: Logger, job?: OpenJob): Promise<FeedExporter | number> {
   const { spec, name } = args.manifest;
   const outDir = resolve(args.out ?? "feeds");
   const feeds: Feeds =
     spec.feeds && Object.keys(spec.feeds).length > 0
       ? spec.feeds
-      : { [`file://${outDir}/%(name)s-%(time)s.jsonl`]: { format: "jsonlines" } };
+      : job?.worker !== undefined
+        ? { [`file://${outDir}/%(name)s-%(worker)s-%(time)s.jsonl`]: { format: "jsonlines" } }
+        : { [`file://${outDir}/%(name)s-%(time)s.jsonl`]: { format: "jsonlines" } };
   try {
     // Loaded only now: the exporter pulls in the AWS SDK, which an invalid manifest never needs.
     const { createFeedExporter } = await import("../feeds/exporter.ts");
     return await createFeedExporter({
       feeds,
       ...(spec.storage ? { storage: spec.storage } : {}),
-      params: { name: spec.spider.name, job: name, shard: 0 },
+      params: {
+        name: spec.spider.name,
+        job: name,
+        shard: 0,
+        ...(job?.worker !== undefined ? { worker: job.worker } : {}),
+      },
       logger,
+      ...(job ? { state: job.state, resumeAfter: job.resumeAfter } : {}),
     });
   } catch (err) {
     process.stderr.write(`feedcrawl crawl: cannot open the feeds: ${(err as Error).message}\n`);
     return 1;
   }
+}
+
+interface OpenJob {
+  state: CrawlState;
+  opening: StateOpening;
+  resumeAfter: Record<string, number>;
+  /** --frontier: this process's worker id (%(worker)s). */
+  worker?: string;
+}
+
+/** --frontier: joins the shared crawl in Redis; an exit code when it finished already or Redis refused. */
+async function openFrontier(url: string, args: CrawlArgs, logger: Logger): Promise<OpenJob | number> {
+  if (args.jobdir) {
+    process.stderr.write(
+      "feedcrawl crawl: --frontier and --jobdir exclude each other (the frontier keeps the state)\n",
+    );
+    return 2;
+  }
+  const { openRedisState } = await import("../state/redis-open.ts");
+  try {
+    const opened = await openRedisState({
+      url,
+      job: `local/${args.manifest.name}`,
+      ...(args.worker ? { worker: args.worker } : {}),
+      logger,
+    });
+    if (opened.opening.status === "finished") {
+      process.stderr.write(
+        `feedcrawl crawl: the shared crawl ${args.manifest.name} already finished (${opened.opening.finishReason}): nothing to do\n`,
+      );
+      return 0;
+    }
+    return { ...opened, worker: opened.state.worker };
+  } catch (err) {
+    process.stderr.write(`feedcrawl crawl: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+/**
+ * --jobdir: opens and recovers the state; an exit code when there is nothing to do
+ * (finished), a feed cannot be resumed (2), or the state cannot be opened.
+ */
+async function openJobDir(dir: string, args: CrawlArgs, logger: Logger): Promise<OpenJob | number> {
+  const problems = unresumableFeeds(args.manifest.spec.feeds ?? {});
+  for (const p of problems) process.stderr.write(`${p.path}: ${p.message}\n`);
+  if (problems.length > 0) return 2;
+  const { SqliteState } = await import("../state/sqlite.ts");
+  const state = new SqliteState({ dir: resolve(dir), identity: args.manifest.spec.spider.name });
+  let opening: StateOpening;
+  try {
+    opening = await state.open();
+  } catch (err) {
+    process.stderr.write(`feedcrawl crawl: ${(err as Error).message}\n`);
+    return 1;
+  }
+  if (opening.status === "finished") {
+    await state.close();
+    process.stderr.write(
+      `feedcrawl crawl: the crawl in ${state.file} already finished (${opening.finishReason}): nothing to do\n`,
+    );
+    return 0;
+  }
+  if (opening.status === "resumed")
+    logger.info(
+      { jobdir: dir, pagesDone: opening.done, requeued: opening.requeued, pendingBatches: opening.pending.length },
+      `Resuming the crawl in ${dir}: ${opening.done} pages done, ${opening.requeued} requeued`,
+    );
+  const resumeAfter = resumeBatchIds(await state.lastBatchIds(), opening.pending);
+  return { state, opening, resumeAfter };
+}
+
+/** Whether a crawl that ended this way is over for good (a rerun writes nothing) rather than stopped midway. */
+function crawlIsOver(result: CrawlResult, interrupted: boolean): boolean {
+  return !result.error && !interrupted && result.reason !== "shutdown";
 }
 
 /** SIGINT/SIGTERM stop the crawl gracefully; a second Ctrl-C exits at once. */
@@ -293,8 +396,24 @@ export async function main(argv: string[]): Promise<number> {
       `CrawlJob ${name}: ${ignored.join(", ")} ignored by feedcrawl crawl (they apply on a cluster only)`,
     );
   }
-  const exporter = await openFeeds(args, logger);
-  if (typeof exporter === "number") return exporter;
+  const job = args.frontier
+    ? await openFrontier(args.frontier, args, logger)
+    : args.jobdir
+      ? await openJobDir(args.jobdir, args, logger)
+      : undefined;
+  if (typeof job === "number") return job;
+  const exporter = await openFeeds(args, logger, job);
+  if (typeof exporter === "number") {
+    await job?.state.close();
+    return exporter;
+  }
+  try {
+    await exporter.recover(job?.opening.pending ?? []);
+  } catch (err) {
+    process.stderr.write(`feedcrawl crawl: ${(err as Error).message}\n`);
+    await job?.state.close();
+    return 1;
+  }
 
   const stop = new AbortController();
   const crawler = new Crawler({
@@ -305,6 +424,7 @@ export async function main(argv: string[]): Promise<number> {
     moduleBaseDir: dirname(resolve(args.file)),
     ...(proxyFallback ? { proxyFallback } : {}),
     httpCache: { baseDir: process.cwd() },
+    ...(job ? { state: { state: job.state, queued: await job.state.queuedCount() } } : {}),
   });
   const signals = handleSignals(stop, terminal);
   terminal.startProgress(crawler);
@@ -316,9 +436,14 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`feedcrawl crawl: ${(err as Error).message}\n`);
     // Whatever was collected is still stored (or kept): never dropped with the error.
     await exporter.close("error").catch((e) => process.stderr.write(`feedcrawl crawl: ${(e as Error).message}\n`));
+    await job?.state.close();
     return 1;
   } finally {
     signals.remove();
+  }
+  if (job) {
+    if (crawlIsOver(result, signals.interrupted !== undefined)) await job.state.markFinished(result.reason);
+    await job.state.close();
   }
   terminal.stopProgress();
   printSummary(terminal.tty, result, exporter);

@@ -9,18 +9,33 @@
 // 143 without counting it). Exit 0 only when the crawl finished and every batch
 // was stored and reported.
 import { readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
 import { type Logger, pino } from "pino";
 import type { FeedClosed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJobSpec, CrawlStats } from "../../crds/schema/crawljob.ts";
+import { SCHEDULED_TIME_ANNOTATION } from "../../crds/schema/crawlschedule.ts";
 import type { Feeds, StorageSpec } from "../../crds/schema/feeds.ts";
+import {
+  DEFAULT_LEASE_SECONDS,
+  FRONTIER_JOB_ENV,
+  FRONTIER_LEASE_ENV,
+  FRONTIER_REDIS_URL_ENV,
+} from "../../crds/schema/frontier.ts";
 import type { SpiderSpec } from "../../crds/schema/spider.ts";
 import { SPIDER_MODULE_MOUNT_PATH } from "../../crds/schema/spider.ts";
-import type { ItemSink } from "../item.ts";
+import { type KubeConfig, loadKubeConfig } from "../../kube/kubeconfig.ts";
 import { createRunnerApi, type RunnerApi } from "../report/api.ts";
 import { CrawlFeedReporter, type JobIdentity, type RetryPolicy } from "../report/crawlfeeds.ts";
 import { StatsReporter } from "../report/stats-reporter.ts";
+import {
+  type CrawlState,
+  type PageAwareSink,
+  type RecoveredBatch,
+  resumeBatchIds,
+  type StateOpening,
+} from "../state/types.ts";
 
 export const DEFAULT_SPEC_PATH = "/etc/feedcrawl/crawljob.json";
 
@@ -48,6 +63,7 @@ environment the operator's Job template sets:
   FEEDCRAWL_SHARD_COUNT   the number of shards (default 1)
   FEEDCRAWL_SPOOL_DIR     where S3 batches are spooled (default $TMPDIR/feedcrawl-spool)
   FEEDCRAWL_SPOOL_MAX_BYTES  the spool's disk budget (default 1 GiB)
+  FEEDCRAWL_SHARD_STATE   "off": no crawl state (a restarted shard starts again from its start URLs)
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   S3 credentials (else the AWS default chain)
   KUBECONFIG              outside a pod only; in a pod the ServiceAccount token is used
 `;
@@ -62,7 +78,14 @@ export interface ShardEnv {
 export interface SpecSnapshot {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace: string; uid: string; generation?: number };
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    generation?: number;
+    /** feedcrawl.io/scheduled-time, on the runs a CrawlSchedule creates. */
+    annotations?: Record<string, string>;
+  };
   spec: CrawlJobSpec;
 }
 
@@ -122,28 +145,41 @@ export interface CrawlerLike {
 
 export type CreateCrawler = (opts: {
   spider: SpiderSpec;
-  sink: ItemSink;
+  sink: PageAwareSink;
   logger: Logger;
   shard: { index: number; count: number };
   signal: AbortSignal;
   /** Where the pod mounts spider.moduleConfigMapRef's key. */
   moduleConfigMapDir: string;
+  /** The shard's crawl state (frontier, seen-set), when it has one. */
+  state?: { state: CrawlState; queued: number };
 }) => CrawlerLike;
 
 /** What it needs of the feed exporter (runner/feeds/exporter.ts). */
-export interface ExporterLike extends ItemSink {
+export interface ExporterLike extends PageAwareSink {
   readonly closedFeeds: readonly FeedClosed[];
   /** Batches that could not be stored within the exporter's retry budget. */
   readonly failedFeeds?: readonly { uri: string; error: string }[];
+  /** Settles the batches a restored state found pending (runner/feeds/exporter.ts). */
+  recover?(pending: readonly RecoveredBatch[]): Promise<void>;
+}
+
+/**
+ * A shard's crawl state: the Redis frontier's, or SQLite checkpointed off the pod
+ * (runner/state/checkpoint.ts), which is saved once more when the shard stops.
+ */
+export interface ShardState extends CrawlState {
+  checkpoint?(): Promise<void>;
 }
 
 export type CreateExporter = (opts: {
   feeds: Feeds;
   storage?: StorageSpec;
-  params: { name: string; job: string; shard: number };
+  params: { name: string; job: string; shard: number; time?: Date };
   logger: Logger;
   onFeedClosed: (ev: FeedClosed) => Promise<void>;
   resumeAfter: Record<string, number>;
+  state?: CrawlState;
 }) => Promise<ExporterLike>;
 
 export interface RunShardOptions {
@@ -157,6 +193,104 @@ export interface RunShardOptions {
   signal: AbortSignal;
   reportIntervalMs?: number;
   reportRetry?: RetryPolicy;
+  /** The shard's crawl state, not yet opened (absent: none; a restarted shard starts from its start URLs). */
+  state?: ShardState;
+}
+
+/**
+ * Opens (restores) the shard's crawl state. Resolves to an exit code when there
+ * is nothing to do (the shard finished before) or the state cannot be had;
+ * else to what the crawl resumes from: the numbering is the higher of the
+ * status' and the state's (a batch stored before the restart keeps its id).
+ */
+async function openShardState(
+  state: ShardState | undefined,
+  resumeAfter: Record<string, number>,
+  logger: Logger,
+  what: string,
+): Promise<number | { opening: StateOpening | undefined; resumeAfter: Record<string, number> }> {
+  if (!state) return { opening: undefined, resumeAfter };
+  let opening: StateOpening;
+  try {
+    opening = await state.open();
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, `Could not open the crawl state of ${what}`);
+    return frontierLost(err) ? EXIT_CONFIG : EXIT_FAILED;
+  }
+  if (opening.status === "new" && "shared" in state && Object.keys(resumeAfter).length > 0) {
+    // This shard reported batches before, yet Redis has no crawl: it lost the job's keys between two pods.
+    await state.close();
+    logger.error(
+      { err: "Redis has no crawl state for it although the shard reported batches before" },
+      `Redis lost the crawl state of ${what}: it was restarted without persistence, flushed or evicted keys; stopping rather than crawling again from the start`,
+    );
+    return EXIT_CONFIG;
+  }
+  if (opening.status === "finished") {
+    await state.close();
+    logger.info({ reason: opening.finishReason }, `${what} already finished: nothing to do`);
+    return EXIT_OK;
+  }
+  if (opening.status === "resumed")
+    logger.info(
+      { pagesDone: opening.done, requeued: opening.requeued, pendingBatches: opening.pending.length },
+      `Resuming the crawl of ${what}: ${opening.done} pages done, ${opening.requeued} requeued`,
+    );
+  const fromState = resumeBatchIds(await state.lastBatchIds(), opening.pending);
+  const merged = { ...resumeAfter };
+  for (const [feed, id] of Object.entries(fromState)) merged[feed] = Math.max(merged[feed] ?? 0, id);
+  return { opening, resumeAfter: merged };
+}
+
+/** What went wrong in a shard's run, the first cause first; empty when it stored and reported everything. */
+function problemsOf(
+  runError: unknown,
+  closeError: unknown,
+  exporter: ExporterLike,
+  feeds: { reported: ReadonlySet<string>; failed: ReadonlyMap<string, string> },
+): string[] {
+  const problems: string[] = [];
+  if (runError && runError !== closeError) problems.push(`the crawl failed: ${(runError as Error).message}`);
+  if (closeError) problems.push(`closing the feeds failed: ${(closeError as Error).message}`);
+  for (const failed of exporter.failedFeeds ?? [])
+    problems.push(`the batch ${failed.uri} was not stored: ${failed.error}`);
+  for (const [uri, why] of feeds.failed) problems.push(`the CrawlFeed of ${uri} was not reported: ${why}`);
+  for (const feed of exporter.closedFeeds) {
+    if (!feeds.reported.has(feed.uri) && !feeds.failed.has(feed.uri))
+      problems.push(`the CrawlFeed of ${feed.uri} was not reported`);
+  }
+  return problems;
+}
+
+/**
+ * Redis lost the crawl (runner/state/redis-state.ts FrontierLostError): exit 2
+ * fails the Job at once, where a retried pod would crawl again from the start.
+ */
+function frontierLost(err: unknown): boolean {
+  return (err as Error | undefined)?.name === "FrontierLostError";
+}
+
+/**
+ * Marks the state finished when the shard is over for good (a later pod then has
+ * nothing to do), else checkpoints it once more; closes it. Returns a problem, if any.
+ */
+async function closeShardState(state: ShardState | undefined, over: boolean, reason: string) {
+  if (!state) return undefined;
+  try {
+    if (over) await state.markFinished(reason);
+    else await state.checkpoint?.();
+    return undefined;
+  } catch (err) {
+    return `the crawl state could not be saved: ${(err as Error).message}`;
+  } finally {
+    await state.close().catch(() => {});
+  }
+}
+
+/** A scheduled run's %(time)s is its scheduled time (every shard, every restart); otherwise the shard's start. */
+function scheduledTime(snapshot: SpecSnapshot): { time?: Date } {
+  const at = Date.parse(snapshot.metadata.annotations?.[SCHEDULED_TIME_ANNOTATION] ?? "");
+  return Number.isNaN(at) ? {} : { time: new Date(at) };
 }
 
 /** Runs one shard to the end; resolves to the process exit code. */
@@ -180,25 +314,27 @@ export async function runShard(opts: RunShardOptions): Promise<number> {
     );
     return EXIT_FAILED;
   }
-  if (Object.keys(resumeAfter).length > 0) {
-    logger.info(
-      { resumeAfter },
-      `Resuming the batch numbering of CrawlJob ${job.namespace}/${job.name} shard ${env.shard}`,
-    );
-  }
+  const what = `CrawlJob ${job.namespace}/${job.name} shard ${env.shard}`;
+  const opened = await openShardState(opts.state, resumeAfter, logger, what);
+  if (typeof opened === "number") return opened;
+  resumeAfter = opened.resumeAfter;
+  if (Object.keys(resumeAfter).length > 0) logger.info({ resumeAfter }, `Resuming the batch numbering of ${what}`);
 
   let exporter: ExporterLike;
   try {
     exporter = await opts.createExporter({
       feeds: snapshot.spec.feeds!,
       storage: snapshot.spec.storage,
-      params: { name: snapshot.spec.spider.name, job: job.name, shard: env.shard },
+      params: { name: snapshot.spec.spider.name, job: job.name, shard: env.shard, ...scheduledTime(snapshot) },
       logger,
       onFeedClosed: (ev) => feeds.report(ev),
       resumeAfter,
+      ...(opts.state ? { state: opts.state } : {}),
     });
+    await exporter.recover?.(opened.opening?.pending ?? []);
   } catch (err) {
     logger.error({ err: (err as Error).message }, `Could not open the feeds of CrawlJob ${job.namespace}/${job.name}`);
+    await opts.state?.close();
     return EXIT_FAILED;
   }
 
@@ -206,8 +342,8 @@ export async function runShard(opts: RunShardOptions): Promise<number> {
   // batch was not stored even if the engine itself finishes cleanly.
   let closeCalled = false;
   let closeError: unknown;
-  const sink: ItemSink = {
-    write: (item) => exporter.write(item),
+  const sink: PageAwareSink = {
+    write: (item, page) => exporter.write(item, page),
     async close(reason) {
       closeCalled = true;
       try {
@@ -223,9 +359,10 @@ export async function runShard(opts: RunShardOptions): Promise<number> {
     spider: snapshot.spec.spider,
     sink,
     logger,
-    shard: { index: env.shard, count: env.shardCount },
+    shard: snapshot.spec.frontier?.redis ? { index: 0, count: 1 } : { index: env.shard, count: env.shardCount }, // shared: all hosts
     signal,
     moduleConfigMapDir: SPIDER_MODULE_MOUNT_PATH,
+    ...(opts.state ? { state: { state: opts.state, queued: await opts.state.queuedCount() } } : {}),
   });
   const stop = () => {
     logger.info(
@@ -268,16 +405,10 @@ export async function runShard(opts: RunShardOptions): Promise<number> {
   }
   const statsReported = await stats.finish();
 
-  const problems: string[] = [];
-  if (runError && runError !== closeError) problems.push(`the crawl failed: ${(runError as Error).message}`);
-  if (closeError) problems.push(`closing the feeds failed: ${(closeError as Error).message}`);
-  for (const failed of exporter.failedFeeds ?? [])
-    problems.push(`the batch ${failed.uri} was not stored: ${failed.error}`);
-  for (const [uri, why] of feeds.failed) problems.push(`the CrawlFeed of ${uri} was not reported: ${why}`);
-  for (const feed of exporter.closedFeeds) {
-    if (!feeds.reported.has(feed.uri) && !feeds.failed.has(feed.uri))
-      problems.push(`the CrawlFeed of ${feed.uri} was not reported`);
-  }
+  const problems = problemsOf(runError, closeError, exporter, feeds);
+  const over = problems.length === 0 && !(signal.aborted && reason === "shutdown");
+  const stateProblem = await closeShardState(opts.state, over, reason);
+  if (stateProblem) problems.push(stateProblem);
   if (!statsReported) {
     logger.warn(`Could not write the final stats of CrawlJob ${job.namespace}/${job.name}; the feeds are reported`);
   }
@@ -288,8 +419,16 @@ export async function runShard(opts: RunShardOptions): Promise<number> {
     stats: crawler.stats.toStatus(),
   };
   if (problems.length > 0) {
-    logger.error({ ...summary, problems }, `Runner of CrawlJob ${job.namespace}/${job.name} shard ${env.shard} failed`);
-    return EXIT_FAILED;
+    logger.warn(
+      { ...summary, problems },
+      `Runner of CrawlJob ${job.namespace}/${job.name} shard ${env.shard}: what failed`,
+    );
+    // Last and short: the pod's termination message is the log's last 2048 bytes, and the CrawlJob's condition its gist.
+    logger.error(
+      { err: problems[0], problems: problems.length },
+      `Runner of CrawlJob ${job.namespace}/${job.name} shard ${env.shard} failed`,
+    );
+    return frontierLost(runError) ? EXIT_CONFIG : EXIT_FAILED;
   }
   if (signal.aborted && reason === "shutdown") {
     logger.info(
@@ -300,6 +439,61 @@ export async function runShard(opts: RunShardOptions): Promise<number> {
   }
   logger.info(summary, `Runner of CrawlJob ${job.namespace}/${job.name} shard ${env.shard} finished`);
   return EXIT_OK;
+}
+
+/**
+ * Without a Redis frontier, the shard's state is SQLite on the pod's spool disk,
+ * checkpointed beside its first S3 feed (runner/state/checkpoint.ts). None when
+ * FEEDCRAWL_SHARD_STATE=off, without an S3 feed, or with a feed a resumed crawl
+ * could not keep exactly-once (then a restarted shard starts from its start URLs).
+ */
+async function shardState(snapshot: SpecSnapshot, env: ShardEnv, logger: Logger): Promise<ShardState | undefined> {
+  if (snapshot.spec.frontier?.redis) return redisShardState(snapshot, env, logger);
+  if (process.env.FEEDCRAWL_SHARD_STATE === "off") return undefined;
+  if (snapshot.spec.frontier !== undefined) return undefined;
+  const feeds = snapshot.spec.feeds ?? {};
+  const { unresumableFeeds } = await import("../state/resumable-feeds.ts");
+  const { checkpointUri, s3CheckpointStore } = await import("../state/s3-checkpoint.ts");
+  const problems = unresumableFeeds(feeds);
+  const uri = checkpointUri(Object.keys(feeds), snapshot.metadata, env.shard);
+  if (problems.length > 0 || !uri) {
+    logger.warn(
+      { problems: problems.map((p) => `${p.path}: ${p.message}`) },
+      `CrawlJob ${snapshot.metadata.name} shard ${env.shard} keeps no crawl state: a restarted shard starts again from its start URLs`,
+    );
+    return undefined;
+  }
+  const { CheckpointedState } = await import("../state/checkpoint.ts");
+  const { createS3Client } = await import("../feeds/storages/s3.ts");
+  const root = process.env.FEEDCRAWL_SPOOL_DIR || os.tmpdir();
+  return new CheckpointedState({
+    dir: path.join(root, `state-${snapshot.metadata.name}-${env.shard}`),
+    identity: snapshot.spec.spider.name,
+    store: s3CheckpointStore(createS3Client(snapshot.spec.storage?.s3), uri),
+    logger,
+  });
+}
+
+/**
+ * spec.frontier.redis: every shard of the CrawlJob is a worker of one crawl in
+ * Redis (its id: the shard index, so a restarted shard settles its own
+ * batches). The URL comes from the env the kubelet filled from the Secret.
+ */
+async function redisShardState(snapshot: SpecSnapshot, env: ShardEnv, logger: Logger): Promise<ShardState> {
+  const url = process.env[FRONTIER_REDIS_URL_ENV];
+  if (!url)
+    throw new RunConfigError(
+      `${FRONTIER_REDIS_URL_ENV} is not set: spec.frontier.redis of CrawlJob ${snapshot.metadata.name} needs the runner pod the operator makes`,
+    );
+  const { namespace, name, uid } = snapshot.metadata;
+  const { RedisState } = await import("../state/redis-state.ts");
+  return new RedisState({
+    url,
+    job: process.env[FRONTIER_JOB_ENV] || `${namespace}/${name}/${uid}`,
+    worker: String(env.shard),
+    leaseMs: (Number(process.env[FRONTIER_LEASE_ENV]) || DEFAULT_LEASE_SECONDS) * 1000,
+    logger,
+  });
 }
 
 export function runnerLogger(): Logger {
@@ -325,16 +519,16 @@ export async function main(argv: string[]): Promise<number> {
   const logger = runnerLogger();
   let env: ShardEnv;
   let snapshot: SpecSnapshot;
+  let kc: KubeConfig;
   try {
     env = readShardEnv(process.env);
     snapshot = loadSnapshot(env.specPath);
+    kc = loadKubeConfig();
   } catch (err) {
     logger.error({ err: (err as Error).message }, "Runner configuration is invalid");
     return EXIT_CONFIG;
   }
 
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     logger.info({ signal }, `Received ${signal}: shutting down the runner of CrawlJob ${snapshot.metadata.name}`);
@@ -345,6 +539,14 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const { Crawler } = await import("../crawler.ts");
     const { createFeedExporter } = await import("../feeds/exporter.ts");
+    let state: ShardState | undefined;
+    try {
+      state = await shardState(snapshot, env, logger);
+    } catch (err) {
+      if (!(err instanceof RunConfigError)) throw err;
+      logger.error({ err: err.message }, "Runner configuration is invalid");
+      return EXIT_CONFIG;
+    }
     return await runShard({
       env,
       snapshot,
@@ -353,6 +555,7 @@ export async function main(argv: string[]): Promise<number> {
       signal: controller.signal,
       createCrawler: (opts) => new Crawler(opts),
       createExporter: (opts) => createFeedExporter(opts),
+      ...(state ? { state } : {}),
     });
   } finally {
     process.off("SIGTERM", onSignal);

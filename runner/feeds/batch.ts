@@ -15,6 +15,8 @@ export class Batch {
   uri: string;
   readonly openedAt = new Date();
   items = 0;
+  /** Items per page key in this batch (a crawl with a state: what committing it covers). */
+  readonly pages = new Map<string, number>();
   /** Bytes that reached the storage so far (after compression). */
   storedBytes = 0;
   readonly sink: BatchSink;

@@ -13,7 +13,9 @@ import type { BackoffPolicy } from "../../lib/backoff.ts";
 import { parseFeedLocation } from "../../spec/feed-location.ts";
 import { validateFeeds } from "../../spec/feeds.ts";
 import { formatUriTime, parseUriTemplate } from "../../spec/uri-template.ts";
-import type { Item, ItemSink } from "../item.ts";
+import type { Item } from "../item.ts";
+import { unresumableFeeds } from "../state/resumable-feeds.ts";
+import type { CrawlState, PageAwareSink, PageProgress, RecoveredBatch } from "../state/types.ts";
 import { type FeedFailed, type Manifest, storeManifest } from "./manifest.ts";
 import { FeedSlot } from "./slot.ts";
 import { Spool } from "./spool.ts";
@@ -28,7 +30,14 @@ export type { FeedFailed } from "./manifest.ts";
 export interface FeedExporterOptions {
   feeds: Feeds;
   storage?: StorageSpec;
-  params: { name: string /* spider name */; job: string /* CrawlJob name */; shard: number; time?: Date };
+  params: {
+    name: string /* spider name */;
+    job: string /* CrawlJob name */;
+    shard: number;
+    /** %(worker)s: the worker id in a crawl shared over Redis (absent: the shard). */
+    worker?: string;
+    time?: Date;
+  };
   logger: Logger;
   /** Awaited for every batch the storage confirmed (the runner creates the CrawlFeed here). */
   onFeedClosed?: (ev: FeedClosed) => Promise<void>;
@@ -48,9 +57,16 @@ export interface FeedExporterOptions {
   spool?: { dir?: string; maxBytes?: number };
   /** Where `stdout:` feeds write (tests). */
   stdout?: Writable;
+  /**
+   * The crawl state (runner/state): every batch gets a pending-commit row before it is
+   * stored and is committed after it is reported; items a delivered file holds are skipped.
+   * Every feed must then be one whose files can be taken back: not stdout, and named per
+   * batch (%(batch_id)s, %(batch_time)s) or per run (%(time)s).
+   */
+  state?: CrawlState;
 }
 
-export interface FeedExporter extends ItemSink {
+export interface FeedExporter extends PageAwareSink {
   readonly closedFeeds: readonly FeedClosed[];
   readonly failedFeeds: readonly FeedFailed[];
   /** Set once the manifest is written (after close). */
@@ -62,14 +78,22 @@ export interface FeedExporter extends ItemSink {
    * process that must exit after a failure; `close` is the normal end.
    */
   abort(): Promise<void>;
+  /**
+   * Settles the pending batches a crawl state found at open, before any item: a stored
+   * one is reported again (idempotent) and committed; any other is deleted from its
+   * storage (it was never reported) and discarded, its pages to be redone.
+   */
+  recover(pending: readonly RecoveredBatch[]): Promise<void>;
 }
 
 const DEFAULT_SPOOL_BYTES = 1024 * 1024 * 1024;
 
-type UriParams = { name: string; job: string; shard: number; time: string };
+type UriParams = { name: string; job: string; shard: number; worker?: string; time: string };
 
 export async function createFeedExporter(opts: FeedExporterOptions): Promise<FeedExporter> {
   const errors = validateFeeds(opts.feeds, opts.storage);
+  if (opts.state) errors.push(...unresumableFeeds(opts.feeds));
+  if (opts.params.worker !== undefined) errors.push(...unsharedFeeds(opts.feeds));
   if (errors.length > 0) {
     throw new Error(`Invalid feeds: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`);
   }
@@ -78,11 +102,26 @@ export async function createFeedExporter(opts: FeedExporterOptions): Promise<Fee
   return exporter;
 }
 
+/** Feeds that would mix workers' files in a shared crawl: each worker numbers its own batches. */
+export function unsharedFeeds(feeds: Feeds): { path: string; message: string }[] {
+  return Object.keys(feeds).flatMap((template) =>
+    parseUriTemplate(template).params.has("worker")
+      ? []
+      : [
+          {
+            path: `feeds[${JSON.stringify(template)}]`,
+            message: "with a shared frontier (--frontier), the URI needs %(worker)s: each worker writes its own files",
+          },
+        ],
+  );
+}
+
 function openSpool(opts: FeedExporterOptions, params: UriParams): Spool {
   // The pod gives the spool an emptyDir through FEEDCRAWL_SPOOL_DIR (a read-only root filesystem has no /tmp).
   const spoolRoot = process.env.FEEDCRAWL_SPOOL_DIR || path.join(os.tmpdir(), "feedcrawl-spool");
   return new Spool(
-    opts.spool?.dir ?? path.join(spoolRoot, `${params.job}-${params.shard}`.replace(/[^A-Za-z0-9._-]+/g, "_")),
+    opts.spool?.dir ??
+      path.join(spoolRoot, `${params.job}-${params.worker ?? params.shard}`.replace(/[^A-Za-z0-9._-]+/g, "_")),
     opts.spool?.maxBytes ?? (Number(process.env.FEEDCRAWL_SPOOL_MAX_BYTES) || DEFAULT_SPOOL_BYTES),
   );
 }
@@ -107,6 +146,7 @@ class Exporter implements FeedExporter {
       name: opts.params.name,
       job: opts.params.job,
       shard: opts.params.shard,
+      ...(opts.params.worker !== undefined ? { worker: opts.params.worker } : {}),
       time: formatUriTime(opts.params.time ?? new Date()),
     };
     this.#spool = openSpool(opts, this.#params);
@@ -121,6 +161,7 @@ class Exporter implements FeedExporter {
           lastBatchId: opts.resumeAfter?.[template] ?? 0,
           logger: this.#log,
           events: { closed: (ev) => this.#closed(ev), failed: (ev) => this.#failed(ev) },
+          ...(opts.state ? { state: opts.state } : {}),
         }),
     );
   }
@@ -140,10 +181,36 @@ class Exporter implements FeedExporter {
     }
   }
 
-  async write(item: Item): Promise<void> {
+  async write(item: Item, page?: PageProgress): Promise<void> {
     if (this.#closing) throw new Error("Feed exporter is closed: no more items");
     if (this.#spool.full) await this.#waitForSpool();
-    for (const slot of this.#slots) if (slot.accepts(item)) await slot.write(item);
+    for (const slot of this.#slots) if (slot.accepts(item)) await slot.write(item, page);
+  }
+
+  async recover(pending: readonly RecoveredBatch[]): Promise<void> {
+    const state = this.#opts.state;
+    if (!state) return;
+    for (const b of pending) {
+      if (b.stored) {
+        this.#log.info(
+          { uri: b.stored.uri, batchId: b.stored.batchId },
+          "Feed batch stored before a restart: reporting it",
+        );
+        if (!(await this.#closed(b.stored)))
+          throw new Error(`Feed batch ${b.stored.uri} stored before a restart could not be reported`);
+        await state.commitBatch(b.feed, b.batchId);
+        continue;
+      }
+      // Never reported: whatever got stored is taken back, and its pages are redone.
+      const storage = this.#storageFor(parseFeedLocation(b.uri).kind);
+      if (!storage.remove) throw new Error(`Feed batch ${b.uri} cannot be taken back from its storage`);
+      await storage.remove(b.uri);
+      this.#log.warn(
+        { uri: b.uri, batchId: b.batchId, pages: b.pages.length },
+        "Feed batch not reported before a restart: removed, its pages are redone",
+      );
+      await state.discardBatch(b.feed, b.batchId);
+    }
   }
 
   close(reason: string): Promise<void> {
@@ -180,13 +247,15 @@ class Exporter implements FeedExporter {
     return storage;
   }
 
-  async #closed(ev: FeedClosed): Promise<void> {
+  async #closed(ev: FeedClosed): Promise<boolean> {
     this.closedFeeds.push(ev);
     try {
       await this.#opts.onFeedClosed?.(ev);
+      return true;
     } catch (err) {
       this.#reportErrors.push(`reporting ${ev.uri} failed: ${(err as Error).message}`);
       this.#log.error({ uri: ev.uri, err }, "Feed closed event could not be reported");
+      return false;
     }
   }
 

@@ -15,6 +15,7 @@ import {
   type UriParams,
 } from "../../spec/uri-template.ts";
 import type { Item } from "../item.ts";
+import type { CrawlState, PageProgress } from "../state/types.ts";
 import { Batch } from "./batch.ts";
 import { createItemFilter } from "./filter.ts";
 import { charset, type EncoderOptions, UnserializableItemError } from "./formats/encoder.ts";
@@ -24,7 +25,8 @@ import { createCompressors } from "./postprocessing.ts";
 import { AlreadyExistsError, type FeedStorage, StoreFailedError } from "./storages/types.ts";
 
 export interface SlotEvents {
-  closed(ev: FeedClosed): Promise<void>;
+  /** Resolves true once the batch is reported (or there is nothing to report to); false when reporting failed. */
+  closed(ev: FeedClosed): Promise<boolean>;
   failed(ev: FeedFailed): Promise<void>;
 }
 
@@ -49,6 +51,8 @@ export class FeedSlot {
   /** Items written to files of this feed, and dropped because they could not be serialised. */
   written = 0;
   dropped = 0;
+  /** Items skipped because a file delivered before a restart holds them (a crawl with a state). */
+  skipped = 0;
   private readonly log: Logger;
   private readonly params: Omit<UriParams, "batch_id" | "batch_time">;
   private readonly events: SlotEvents;
@@ -62,6 +66,13 @@ export class FeedSlot {
   private readonly storing = new Set<Promise<void>>();
   private chain: Promise<unknown> = Promise.resolve();
   private lastReport: Promise<void> = Promise.resolve();
+  private readonly state: CrawlState | undefined;
+  /**
+   * A batch of this feed failed (or its commit did): later batches are stored
+   * but neither reported nor committed, so that committed counts stay a prefix
+   * of each page's items. A restart deletes them and redoes their pages.
+   */
+  private commitBroken = false;
 
   constructor(init: {
     template: string;
@@ -72,7 +83,10 @@ export class FeedSlot {
     lastBatchId: number;
     logger: Logger;
     events: SlotEvents;
+    /** The crawl state: pending-commit rows around each stored batch (docs/design.md, "Exactly-once items"). */
+    state?: CrawlState;
   }) {
+    this.state = init.state;
     this.template = init.template;
     this.options = init.options;
     this.parsed = init.parsed;
@@ -191,10 +205,24 @@ export class FeedSlot {
     return batch;
   }
 
-  /** Writes an item to the open batch (opening one first); rolls over when a limit is reached. */
-  write(item: Item): Promise<void> {
+  /**
+   * Writes an item to the open batch (opening one first); rolls over when a limit is reached.
+   * With `page`, the item is counted as the page's next item for this feed, and skipped
+   * when a delivered file already holds it (page.committed).
+   */
+  write(item: Item, page?: PageProgress): Promise<void> {
+    if (page) {
+      const n = (page.produced[this.template] ?? 0) + 1;
+      page.produced[this.template] = n;
+      if (n <= (page.committed[this.template] ?? 0)) {
+        this.skipped++;
+        return Promise.resolve();
+      }
+    }
     return this.run(async () => {
       const batch = this.batch ?? (await this.open());
+      // Counted before it is encoded: an item dropped as unserialisable is settled with its batch too.
+      if (page) batch.pages.set(page.key, (batch.pages.get(page.key) ?? 0) + 1);
       try {
         await batch.add(item.fields);
       } catch (err) {
@@ -268,9 +296,24 @@ export class FeedSlot {
       await this.reportFailure(batch, err, keptAt);
       return;
     }
+    const pendingId = batch.batchId;
+    if (this.state) {
+      try {
+        await this.state.beginBatch({
+          feed: this.template,
+          batchId: pendingId,
+          uri: batch.uri,
+          pages: [...batch.pages],
+        });
+      } catch (err) {
+        const keptAt = await batch.sink.keep().catch(() => undefined);
+        await this.reportFailure(batch, err, keptAt);
+        return;
+      }
+    }
     // Stored concurrently, reported in batch order: "last reported batch id" is then a clean prefix.
     const previous = this.lastReport;
-    const storing = this.store(batch, summary, previous);
+    const storing = this.store(batch, summary, previous, pendingId);
     this.lastReport = storing;
     this.storing.add(storing);
     storing.finally(() => this.storing.delete(storing));
@@ -280,6 +323,7 @@ export class FeedSlot {
     batch: Batch,
     summary: { bytes: number; sha256: string },
     previous: Promise<void>,
+    pendingId: number,
   ): Promise<void> {
     let uri: string;
     try {
@@ -314,10 +358,41 @@ export class FeedSlot {
       closedAt: new Date().toISOString(),
     };
     this.log.info({ uri: ev.uri, batchId: ev.batchId, items: ev.items, bytes: ev.bytes }, "Feed batch stored");
-    await this.events.closed(ev);
+    if (this.state) await this.commit(ev, pendingId);
+    else await this.events.closed(ev);
+  }
+
+  /**
+   * Stored → remembered as stored → reported → committed, each step before the next:
+   * a restart after any of them finishes the batch (reports it again, idempotent) or,
+   * before the first, deletes the object and redoes its pages.
+   */
+  private async commit(ev: FeedClosed, pendingId: number): Promise<void> {
+    const state = this.state as CrawlState;
+    if (this.commitBroken) {
+      this.log.error(
+        { uri: ev.uri, batchId: ev.batchId },
+        "Feed batch stored but not reported: an earlier batch of this feed failed (a resumed crawl redoes its pages)",
+      );
+      return;
+    }
+    let reported = false;
+    try {
+      await state.batchStored(this.template, pendingId, ev);
+      reported = await this.events.closed(ev);
+      if (reported) await state.commitBatch(this.template, pendingId);
+      else this.commitBroken = true;
+    } catch (err) {
+      // A failed batch, not a throw: nothing awaits this background store's rejection. A restart settles the row.
+      this.commitBroken = true;
+      const error = `${reported ? "reported but not committed" : "stored but not reported"}: the crawl state failed: ${(err as Error)?.message ?? String(err)}`;
+      this.log.error({ uri: ev.uri, batchId: ev.batchId, error }, "Feed batch not committed");
+      await this.events.failed({ feed: this.template, uri: ev.uri, batchId: ev.batchId, items: ev.items, error });
+    }
   }
 
   private async reportFailure(batch: Batch, err: unknown, keptAt: string | undefined) {
+    this.commitBroken = true;
     const message = (err as Error)?.message ?? String(err);
     const error = keptAt ? `${message}; its bytes are kept in ${keptAt}` : message;
     this.log.error(

@@ -4,11 +4,11 @@
 // CrawlJob's status. Nothing else: the per-job Role allows exactly this (it
 // may not get or list CrawlFeeds, so it never sees another job's). Requests go through the
 // operator's KubeClient; failures are its KubeApiError (or a network error).
-import type { KubeConfig } from "@kubernetes/client-node";
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import { KubeClient, type KubeObject } from "../../kube/client.ts";
 import { KubeApiError } from "../../kube/errors.ts";
+import type { KubeAuth } from "../../kube/kubeconfig.ts";
 import { CRAWLFEEDS, CRAWLJOBS } from "../../kube/resources.ts";
 
 export interface RunnerApi {
@@ -22,7 +22,7 @@ export interface RunnerApi {
 
 type Feed = CrawlFeed & KubeObject;
 
-export function createRunnerApi(kc: KubeConfig | KubeClient): RunnerApi {
+export function createRunnerApi(kc: KubeAuth | KubeClient): RunnerApi {
   const client = kc instanceof KubeClient ? kc : new KubeClient(kc, { fieldManager: "feedcrawl-runner" });
   return {
     async createFeed(feed) {

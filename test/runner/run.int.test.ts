@@ -109,7 +109,7 @@ describe("feedcrawl run with the per-job ServiceAccount's token", () => {
   }
 
   /** Starts `feedcrawl run` as the pod would run it (shard 0 of 1); resolves to its exit code. */
-  function startRunner(job: CrawlJob, kubeconfig: string, logName: string) {
+  function startRunner(job: CrawlJob, kubeconfig: string, logName: string, env: Record<string, string> = {}) {
     const specFile = join(tmp, `${logName}-crawljob.json`);
     writeFileSync(specFile, specSnapshot(job));
     const log = openSync(join(tmp, `${logName}.log`), "a");
@@ -125,6 +125,7 @@ describe("feedcrawl run with the per-job ServiceAccount's token", () => {
         JOB_COMPLETION_INDEX: "0",
         AWS_ACCESS_KEY_ID: s3.accessKeyId,
         AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
+        ...env,
       },
       stdio: ["ignore", log, log],
     });
@@ -255,6 +256,11 @@ describe("feedcrawl run with the per-job ServiceAccount's token", () => {
     const template = Object.keys(job.spec.feeds!)[0]!;
     assert.deepEqual(status?.shardProgress, { "0": { lastBatchIds: { [template]: Math.max(...firstIds) } } });
 
+    // The shard finished: a rerun (a Job retry) finds its state finished and reports nothing.
+    const rerun = startRunner(job, kubeconfig, "crawl-rerun");
+    assert.equal(await rerun.exited, 0, `rerun failed; see ${rerun.log}`);
+    assert.equal((await feedsOf(job)).length, firstIds.length, "a finished shard reports nothing more");
+
     // The crash window: the last two CrawlFeeds were created but their status
     // patches never landed. The rerun resumes from the older id, finds those
     // objects taken and stores under the next ids: nothing lost, nothing twice.
@@ -270,7 +276,8 @@ describe("feedcrawl run with the per-job ServiceAccount's token", () => {
       "-p",
       JSON.stringify({ status: { shardProgress: { "0": { lastBatchIds: { [template]: older } } } } }),
     ]);
-    const again = startRunner(job, kubeconfig, "crawl-2");
+    // Without a crawl state the shard starts again from its start URLs.
+    const again = startRunner(job, kubeconfig, "crawl-2", { FEEDCRAWL_SHARD_STATE: "off" });
     assert.equal(await again.exited, 0, `second feedcrawl run failed; see ${again.log}`);
     assert.equal(await assertStoredAndReported(job), 90, "both runs' items, each in one reported file");
     const ids = (await feedsOf(job)).map((f) => f.spec.batchId).sort((a, b) => a - b);

@@ -169,6 +169,10 @@ export function createFileStorage(): FeedStorage {
 
     open: (target) => FileBatch.open(target),
 
+    async remove(uri) {
+      await rm(localPath(uri), { force: true });
+    },
+
     async removeStale(folderUri) {
       const dir = folderOf(folderUri);
       const cutoff = Date.now() - STALE_AFTER_MS;

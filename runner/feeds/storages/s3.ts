@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import {
   AbortMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -147,6 +148,19 @@ export class S3Storage implements FeedStorage {
   async open(target: StoreTarget): Promise<BatchSink> {
     const file = await this.#spool.create(parseS3Uri(target.uri).key);
     return new S3BatchUpload(this.#ctx, target, file);
+  }
+
+  /** DeleteObject, retried like an upload (deleting a missing key is success in S3). */
+  async remove(uri: string): Promise<void> {
+    const { client, retryMs, backoff } = this.#ctx;
+    const { bucket, key } = parseS3Uri(uri);
+    try {
+      await retrying(Date.now() + retryMs, backoff, undefined, () =>
+        client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })),
+      );
+    } catch (err) {
+      throw new Error(`deleting ${uri} failed: ${describe(err)}`);
+    }
   }
 
   abort(): void {

@@ -51,6 +51,12 @@ export interface FeedStorage {
    * else) and returns their paths.
    */
   removeStale?(folderUri: string): Promise<string[]>;
+  /**
+   * Deletes the object if it exists (a batch stored but never reported, found
+   * when a crawl with a state recovers). Absent: the storage cannot take back
+   * what it wrote (stdout).
+   */
+  remove?(uri: string): Promise<void>;
   /** Stores a small document (the manifest), create-only: AlreadyExistsError when the name is taken. */
   putSmall(uri: string, body: string, contentType: string): Promise<void>;
 }
