@@ -176,6 +176,10 @@ function classify(err: unknown, url: string, timeoutMs: number): DownloadError {
   return new DownloadError("other", url, msg, err);
 }
 
+/** The body in one Buffer: a body that came in one chunk is not copied. */
+const joined = (chunks: Buffer[], length: number): Buffer =>
+  chunks.length === 1 && chunks[0]!.length === length ? chunks[0]! : Buffer.concat(chunks, length);
+
 /** Performs one request. Rejects with a DownloadError naming the URL, never anything else. */
 export async function fetchOnce(url: string, opts: FetchOptions): Promise<FetchResult> {
   const signal = AbortSignal.timeout(opts.timeoutMs);
@@ -256,44 +260,57 @@ export async function fetchOnce(url: string, opts: FetchOptions): Promise<FetchR
         yield chunk;
       }
     };
-    const collect = async (source: AsyncIterable<Buffer>) => {
-      for await (const chunk of source) {
-        if (decoded + chunk.length > maxBytes) {
-          if (opts.truncate) {
-            chunks.push(chunk.subarray(0, maxBytes - decoded));
-            decoded = maxBytes;
-            truncated = true;
-            return;
-          }
-          decoded += chunk.length;
-          const err = new DownloadError(
-            "responseTooLarge",
-            url,
-            `Decoded body passed maxResponseBytes ${maxBytes} (${wireBytes} bytes on the wire)`,
-          );
-          err.decodedBytes = decoded;
-          throw err;
-        }
-        const charge = Math.max(0, decoded + chunk.length - FREE_BYTES_PER_RESPONSE) - charged;
-        if (charge > 0) {
-          if (!budget.take(charge, maxBytes)) {
-            throw new DownloadError(
-              "memoryBudget",
-              url,
-              `Decoded body reached ${decoded + chunk.length} bytes while responses in flight hold ${budget.used}: past the in-flight budget of ${Math.max(budget.size, maxBytes)} bytes`,
-            );
-          }
-          charged += charge;
+    /** Takes one decoded chunk; false once truncated (stop reading). */
+    const take = (chunk: Buffer): boolean => {
+      if (decoded + chunk.length > maxBytes) {
+        if (opts.truncate) {
+          chunks.push(chunk.subarray(0, maxBytes - decoded));
+          decoded = maxBytes;
+          truncated = true;
+          return false;
         }
         decoded += chunk.length;
-        chunks.push(chunk);
+        const err = new DownloadError(
+          "responseTooLarge",
+          url,
+          `Decoded body passed maxResponseBytes ${maxBytes} (${wireBytes} bytes on the wire)`,
+        );
+        err.decodedBytes = decoded;
+        throw err;
       }
+      const charge = Math.max(0, decoded + chunk.length - FREE_BYTES_PER_RESPONSE) - charged;
+      if (charge > 0) {
+        if (!budget.take(charge, maxBytes)) {
+          throw new DownloadError(
+            "memoryBudget",
+            url,
+            `Decoded body reached ${decoded + chunk.length} bytes while responses in flight hold ${budget.used}: past the in-flight budget of ${Math.max(budget.size, maxBytes)} bytes`,
+          );
+        }
+        charged += charge;
+      }
+      decoded += chunk.length;
+      chunks.push(chunk);
+      return true;
     };
-    await pipeline([res.body as Readable, countWire, ...decoders, collect] as never, { signal });
-    return { ...base, body: Buffer.concat(chunks, decoded), wireBytes, truncated };
+    if (decoders.length === 0) {
+      // No decoding: read undici's body directly. A stream pipeline costs an
+      // AbortController (and its DOMException) per response; undici's own
+      // signal and bodyTimeout still end a stalled body.
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        wireBytes += chunk.length;
+        if (!take(chunk)) break;
+      }
+    } else {
+      const collect = async (source: AsyncIterable<Buffer>) => {
+        for await (const chunk of source) if (!take(chunk)) return;
+      };
+      await pipeline([res.body as Readable, countWire, ...decoders, collect] as never, { signal });
+    }
+    return { ...base, body: joined(chunks, decoded), wireBytes, truncated };
   } catch (err) {
     // Truncation ends the pipeline early on purpose; what was kept is the answer.
-    if (truncated) return { ...base, body: Buffer.concat(chunks, decoded), wireBytes, truncated };
+    if (truncated) return { ...base, body: joined(chunks, decoded), wireBytes, truncated };
     throw classify(err, url, opts.timeoutMs);
   } finally {
     if (!res.body.destroyed) res.body.destroy();

@@ -3,10 +3,11 @@
 // over one parsed page. Problems on a page drop a field or an item and are
 // reported to the caller; they never throw.
 import type { CheerioAPI } from "cheerio";
-import type { AnyNode } from "domhandler";
+import type { Element } from "domhandler";
 import type { ExtractRule, FieldRule, FollowRule, SpiderSpec } from "../crds/schema/spider.ts";
 import { registrableDomain } from "../net/domains.ts";
 import { evaluateJsonPath, type JsonPathStep, parseJsonLdPath, parseJsonPath } from "../spec/json-path.ts";
+import { attrOf, CompiledSelector, pageIndexOf, textOf } from "./html.ts";
 import type { Item } from "./item.ts";
 import type { ItemDropReason } from "./stats.ts";
 
@@ -39,7 +40,7 @@ function compileRegexes(patterns: string[] | undefined): RegExp[] {
 }
 
 interface CompiledFollow {
-  selector?: string;
+  selector?: CompiledSelector;
   /** A JSON follow rule: the URLs this path selects on JSON responses. */
   json?: JsonPathStep[];
   allow: RegExp[];
@@ -57,6 +58,7 @@ export interface Link {
 interface CompiledField {
   name: string;
   rule: FieldRule;
+  selector?: CompiledSelector;
   regex?: RegExp;
   jsonld?: { type: string; steps: JsonPathStep[] };
   json?: JsonPathStep[];
@@ -64,6 +66,7 @@ interface CompiledField {
 
 interface CompiledExtract {
   rule: ExtractRule;
+  itemSelector?: CompiledSelector;
   urlPattern?: RegExp;
   fields: CompiledField[];
   /** Reads JSON responses (json fields, itemPath) rather than HTML pages. */
@@ -73,7 +76,7 @@ interface CompiledExtract {
 
 /** Where a field's value comes from on one page: the DOM (and its JSON-LD), or a JSON document. */
 type Source =
-  | { kind: "html"; $: CheerioAPI; scope: ReturnType<CheerioAPI> | null; jsonLd: () => unknown[] }
+  | { kind: "html"; $: CheerioAPI; scope: Element | null; jsonLd: () => unknown[] }
   | { kind: "json"; scope: unknown };
 
 export interface CompiledSpider {
@@ -92,12 +95,12 @@ export interface CompiledSpider {
 /** JSON-LD objects of a page, every nested object included, in document order; broken scripts are skipped. */
 function jsonLdNodes($: CheerioAPI): unknown[] {
   const out: unknown[] = [];
-  $('script[type="application/ld+json"]').each((_, el) => {
+  for (const el of JSON_LD.select($)) {
     let doc: unknown;
     try {
-      doc = JSON.parse($(el).text());
+      doc = JSON.parse(textOf(el));
     } catch {
-      return;
+      continue;
     }
     const stack: unknown[] = [doc];
     while (stack.length > 0 && out.length < 10_000) {
@@ -107,7 +110,7 @@ function jsonLdNodes($: CheerioAPI): unknown[] {
       const kids = Array.isArray(node) ? node : Object.values(node);
       for (let i = kids.length - 1; i >= 0; i--) stack.push(kids[i]);
     }
-  });
+  }
   return out;
 }
 
@@ -123,8 +126,26 @@ function hasType(node: unknown, type: string): boolean {
   );
 }
 
+const LINKS = new CompiledSelector("a[href], area[href]");
+const JSON_LD = new CompiledSelector('script[type="application/ld+json"]');
+const BASE = new CompiledSelector("base[href]");
+
+/**
+ * A string of its own: text and attributes are slices of the whole page's
+ * text, and an item holding one would keep the page alive until written.
+ */
+const own = (s: string) => (s.length < 13 ? s : ` ${s}`.slice(1));
+
+/** The top-level elements (`$.root().children()`). */
+function rootElements($: CheerioAPI): Element[] {
+  const index = pageIndexOf($);
+  if (!index) return $.root().children().toArray() as Element[];
+  return index.root.children.filter((n): n is Element => n.type === "tag" || n.type === "script" || n.type === "style");
+}
+
 function baseUrlOf($: CheerioAPI, pageUrl: string): string {
-  const href = $("base[href]").first().attr("href");
+  const index = pageIndexOf($);
+  const href = index ? index.base?.attribs.href : BASE.select($)[0]?.attribs.href;
   if (!href) return pageUrl;
   try {
     return new URL(href, pageUrl).href;
@@ -188,17 +209,11 @@ function extractLinks(follow: CompiledFollow[], $: CheerioAPI, page: PageContext
     if (rule.json) continue;
     let hrefs: string[] = [];
     try {
-      const selected = rule.selector ? $(rule.selector) : $("a[href], area[href]");
-      selected.each((_, el) => {
-        const node = $(el);
-        const own = node.attr("href");
-        if (own !== undefined) hrefs.push(own);
-        else
-          node.find("a[href], area[href]").each((_, a) => {
-            const h = $(a).attr("href");
-            if (h !== undefined) hrefs.push(h);
-          });
-      });
+      for (const el of (rule.selector ?? LINKS).select($)) {
+        const href = el.attribs.href;
+        if (href !== undefined) hrefs.push(href);
+        else for (const a of LINKS.select($, el)) hrefs.push(a.attribs.href!);
+      }
     } catch {
       hrefs = [];
     }
@@ -250,19 +265,18 @@ function rawValues(src: Source, f: CompiledField, page: PageContext, ruleName: s
   if (f.json) return src.kind === "json" ? evaluateJsonPath(f.json, src.scope) : [];
   if (src.kind !== "html") return [];
   const { $, scope } = src;
-  let nodes: ReturnType<CheerioAPI>;
+  let nodes: Element[];
   try {
-    nodes = fr.selector ? (scope ? scope.find(fr.selector) : $(fr.selector)) : (scope ?? $.root().children());
+    nodes = f.selector ? f.selector.select($, scope ?? undefined) : scope ? [scope] : rootElements($);
   } catch (err) {
     report.fieldProblem(ruleName, f.name, "selectorError", page.url, (err as Error).message);
     return undefined;
   }
-  const picked = fr.all ? nodes.toArray() : nodes.toArray().slice(0, 1);
+  const picked = fr.all ? nodes : nodes.slice(0, 1);
   const raws: unknown[] = [];
   for (const el of picked) {
-    const node = $(el as AnyNode);
-    const v = fr.attr ? node.attr(fr.attr) : normalizeSpace(node.text());
-    if (v !== undefined) raws.push(fr.attr ? v.trim() : v);
+    const v = fr.attr ? attrOf(el, fr.attr) : normalizeSpace(textOf(el));
+    if (v !== undefined) raws.push(own(fr.attr ? v.trim() : v));
   }
   return raws;
 }
@@ -382,12 +396,10 @@ function extractItems(
   };
   for (const ex of extract) {
     if (ex.json || !applies(ex, page, only)) continue;
-    let scopes: (ReturnType<CheerioAPI> | null)[];
-    if (ex.rule.itemSelector) {
+    let scopes: (Element | null)[];
+    if (ex.itemSelector) {
       try {
-        scopes = $(ex.rule.itemSelector)
-          .toArray()
-          .map((el) => $(el as AnyNode));
+        scopes = ex.itemSelector.select($);
       } catch (err) {
         report.fieldProblem(ex.rule.name, "(itemSelector)", "selectorError", page.url, (err as Error).message);
         continue;
@@ -429,6 +441,7 @@ function compileField(name: string, fr: FieldRule): CompiledField {
   return {
     name,
     rule: fr,
+    ...(fr.selector ? { selector: new CompiledSelector(fr.selector) } : {}),
     ...(fr.regex ? { regex: new RegExp(fr.regex) } : {}),
     ...(jsonld ? { jsonld: "error" in jsonld ? { type: "", steps: [] } : jsonld } : {}),
     ...(json ? { json: "error" in json ? [{ kind: "key", key: "\0" }] : json.steps } : {}),
@@ -437,7 +450,7 @@ function compileField(name: string, fr: FieldRule): CompiledField {
 
 export function compileSpider(spec: SpiderSpec): CompiledSpider {
   const follow: CompiledFollow[] = (spec.follow ?? []).map((f: FollowRule) => ({
-    ...(f.selector ? { selector: f.selector } : {}),
+    ...(f.selector ? { selector: new CompiledSelector(f.selector) } : {}),
     ...(() => {
       const json = f.json !== undefined ? parseJsonPath(f.json) : undefined;
       return json ? { json: "error" in json ? [{ kind: "key" as const, key: "\0" }] : json.steps } : {};
@@ -451,6 +464,7 @@ export function compileSpider(spec: SpiderSpec): CompiledSpider {
     const itemPath = rule.itemPath !== undefined ? parseJsonPath(rule.itemPath) : undefined;
     return {
       rule,
+      ...(rule.itemSelector ? { itemSelector: new CompiledSelector(rule.itemSelector) } : {}),
       ...(rule.urlPattern ? { urlPattern: new RegExp(rule.urlPattern) } : {}),
       fields: Object.entries(rule.fields).map(([name, fr]) => compileField(name, fr)),
       json: rule.itemPath !== undefined || Object.values(rule.fields).some((f) => f.json !== undefined),

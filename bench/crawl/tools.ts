@@ -1,10 +1,15 @@
 // The three crawlers, each told the same thing: the start URL, a fixed
 // concurrency (global and per domain), robots.txt off, no delays, retries 2,
 // items as jsonlines into one file.
-import { readFile, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { parse, stringify } from "yaml";
 import { BENCH_DIR, DEBIAN_PYTHON, NODE, REPO_ROOT } from "../lib/context.ts";
+
+const run = promisify(execFile);
 
 export interface CrawlCommand {
   command: string;
@@ -23,7 +28,7 @@ export interface CommandOptions {
 }
 
 export interface CrawlTool {
-  name: "feedcrawl" | "scrapy" | "crawlee";
+  name: "feedcrawl" | "feedcrawl-semi4" | "feedcrawl-head" | "scrapy" | "crawlee";
   /** The command that crawls `startUrl` at `concurrency`, writing items to `outFile`. */
   command(opts: CommandOptions): Promise<CrawlCommand>;
 }
@@ -71,6 +76,38 @@ export const feedcrawl: CrawlTool = {
   },
 };
 
+/**
+ * Node's young generation is up to 2 × 64 MiB by default (64-bit, no pointer
+ * compression); every page's tree dies young, so a 4 MiB semi-space keeps
+ * RSS ~150 MiB lower for little CPU (docs/runner.md "Performance"). The same
+ * crawl with that flag, as a runner pod with NODE_OPTIONS set would run it.
+ */
+export const SMALL_YOUNG_GENERATION = "--max-semi-space-size=4";
+
+export const feedcrawlSmallYoung: CrawlTool = {
+  name: "feedcrawl-semi4",
+  command: (opts) => feedcrawl.command({ ...opts, nodeArgs: [SMALL_YOUNG_GENERATION, ...(opts.nodeArgs ?? [])] }),
+};
+
+/**
+ * The committed feedcrawl (git HEAD) in a copy next to the site, with the
+ * checkout's node_modules: the same run's "before", so a change is compared
+ * under the same machine load rather than against another day's numbers.
+ */
+export const feedcrawlHead: CrawlTool = {
+  name: "feedcrawl-head",
+  async command(opts) {
+    const dir = join(opts.scratch, "..", "..", "feedcrawl-head");
+    if (!existsSync(join(dir, "bin", "feedcrawl.ts"))) {
+      await mkdir(dir, { recursive: true });
+      await run("sh", ["-c", `git -C "${REPO_ROOT}" archive HEAD | tar -x -C "${dir}"`]);
+      await symlink(join(REPO_ROOT, "node_modules"), join(dir, "node_modules"));
+    }
+    const cmd = await feedcrawl.command(opts);
+    return { ...cmd, cwd: dir };
+  },
+};
+
 export const scrapy: CrawlTool = {
   name: "scrapy",
   async command({ startUrl, concurrency, outFile }) {
@@ -114,4 +151,5 @@ export const crawlee: CrawlTool = {
   },
 };
 
-export const CRAWL_TOOLS: readonly CrawlTool[] = [feedcrawl, scrapy, crawlee];
+export const CRAWL_TOOLS: readonly CrawlTool[] = [feedcrawl, feedcrawlSmallYoung, feedcrawlHead, scrapy, crawlee];
+export const isFeedcrawl = (name: string) => name.startsWith("feedcrawl");

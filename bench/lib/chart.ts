@@ -10,7 +10,12 @@ export interface ChartInput {
   title: string;
 }
 
-const COLORS: Record<string, string> = { feedcrawl: "#2563eb", scrapy: "#16a34a", crawlee: "#ea580c" };
+const COLORS: Record<string, string> = {
+  feedcrawl: "#2563eb",
+  "feedcrawl-semi4": "#60a5fa",
+  scrapy: "#16a34a",
+  crawlee: "#ea580c",
+};
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 export function renderChart(input: ChartInput): string {
