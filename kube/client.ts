@@ -1,7 +1,9 @@
-// A small JSON client for the Kubernetes REST API. @kubernetes/client-node
-// supplies the kube config and authentication (tokens, client certs, exec
-// plugins, in-cluster); requests go through one long-lived undici Agent. A
-// failed call throws errors.ts's KubeApiError.
+// A small JSON client for the Kubernetes REST API. kubeconfig.ts supplies the
+// kube config and authentication (tokens, client certs, exec plugins,
+// in-cluster); requests go through one long-lived undici Agent (a
+// ProxyAgent when the cluster has a proxy-url), rebuilt when the TLS
+// credentials change (an exec plugin or a file rotating the client
+// certificate). A failed call throws errors.ts's KubeApiError.
 //
 // Why not client-node's typed APIs: their ObjectSerializer turns timestamps
 // into Date objects on reads but not in watch events (one informer cache would
@@ -12,9 +14,9 @@
 import type { RequestOptions } from "node:https";
 import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
-import type { KubeConfig } from "@kubernetes/client-node";
-import { Agent, type Dispatcher, fetch } from "undici";
+import { Agent, type Dispatcher, fetch, ProxyAgent } from "undici";
 import { isNotFound, KubeApiError } from "./errors.ts";
+import type { KubeAuth } from "./kubeconfig.ts";
 import type { ResourceType } from "./resources.ts";
 
 export interface KubeObject {
@@ -89,13 +91,43 @@ interface RequestInit {
   signal?: AbortSignal;
 }
 
+/** The TLS options of a connection to the apiserver, as the kube config gives them for this request. */
+const TLS_KEYS = ["ca", "cert", "key", "pfx", "passphrase", "rejectUnauthorized", "servername"] as const;
+type TlsOptions = Pick<RequestOptions, (typeof TLS_KEYS)[number]>;
+
+const sameValue = (a: unknown, b: unknown) => a === b || (Buffer.isBuffer(a) && Buffer.isBuffer(b) && a.equals(b));
+const sameTls = (a: TlsOptions, b: TlsOptions) => TLS_KEYS.every((k) => sameValue(a[k], b[k]));
+
+/**
+ * The cluster's proxy-url as an http(s) URL for undici's ProxyAgent; throws,
+ * naming the kubeconfig field, for anything else (a socks proxy).
+ */
+export function kubeconfigProxyUrl(proxyUrl: string, cluster: string): URL {
+  const field = `proxy-url of cluster "${cluster}" in the kubeconfig`;
+  let url: URL;
+  try {
+    url = new URL(proxyUrl);
+  } catch {
+    throw new Error(`The ${field} is not a valid URL (e.g. http://proxy.internal:3128)`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new Error(
+      `The ${field} is a ${url.protocol.replace(/:$/, "")} proxy: only http:// and https:// proxies are supported`,
+    );
+  }
+  return url;
+}
+
 export class KubeClient {
-  readonly kc: KubeConfig;
+  readonly kc: KubeAuth;
   readonly fieldManager: string;
   #dispatcher: Dispatcher | undefined;
-  #dispatcherReady = false;
+  /** The TLS options #dispatcher was built with: other credentials make a new one. */
+  #tls: TlsOptions | undefined;
+  /** Dispatchers replaced after a credential change, closing once their requests (watches too) end. */
+  readonly #retired = new Set<Dispatcher>();
 
-  constructor(kc: KubeConfig, options: { fieldManager?: string } = {}) {
+  constructor(kc: KubeAuth, options: { fieldManager?: string } = {}) {
     this.kc = kc;
     this.fieldManager = options.fieldManager ?? "feedcrawl-operator";
   }
@@ -121,18 +153,31 @@ export class KubeClient {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) headers[k] = String(v);
     if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString("base64")}`;
-    if (!this.#dispatcherReady) {
-      const tls: Record<string, unknown> = {};
-      for (const key of ["ca", "cert", "key", "pfx", "passphrase", "rejectUnauthorized", "servername"] as const) {
-        if (opts[key] !== undefined) tls[key] = opts[key];
-      }
-      const cluster = this.kc.getCurrentCluster();
-      if (cluster?.proxyUrl) throw new Error("Kube configs with a proxy-url are not supported by the operator");
-      this.#dispatcher =
-        Object.keys(tls).length > 0 ? new Agent({ connect: { ...tls, keepAlive: true } }) : new Agent({});
-      this.#dispatcherReady = true;
-    }
+    const tls: TlsOptions = {};
+    for (const key of TLS_KEYS) if (opts[key] !== undefined) (tls as Record<string, unknown>)[key] = opts[key];
+    // The kube config re-reads cert files and re-runs an exec plugin whose credential expired, so a
+    // rotated client certificate shows up here: connect with it from now on.
+    if (!this.#tls || !sameTls(this.#tls, tls)) this.#replaceDispatcher(tls);
     return { headers, dispatcher: this.#dispatcher };
+  }
+
+  /** A dispatcher for `tls`; the one it replaces closes once its requests (watches included) have ended. */
+  #replaceDispatcher(tls: TlsOptions): void {
+    const cluster = this.kc.getCurrentCluster();
+    const connect = { ...tls, keepAlive: true };
+    const next = cluster?.proxyUrl
+      ? new ProxyAgent({ uri: kubeconfigProxyUrl(cluster.proxyUrl, cluster.name).href, requestTls: connect })
+      : new Agent({ connect });
+    const old = this.#dispatcher;
+    this.#dispatcher = next;
+    this.#tls = tls;
+    if (!old) return;
+    this.#retired.add(old);
+    // close() lets in-flight requests finish; it never fails the caller.
+    old.close().then(
+      () => this.#retired.delete(old),
+      () => this.#retired.delete(old),
+    );
   }
 
   #url(path: string, query?: RequestInit["query"]): URL {
@@ -175,17 +220,23 @@ export class KubeClient {
     return parsed as T;
   }
 
-  get<T extends KubeObject>(rt: ResourceType, namespace: string | undefined, name: string): Promise<T> {
-    return this.request<T>("GET", this.path(rt, namespace, name));
+  get<T extends KubeObject>(
+    rt: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<T> {
+    return this.request<T>("GET", this.path(rt, namespace, name), { signal: options.signal });
   }
 
   async getOrUndefined<T extends KubeObject>(
     rt: ResourceType,
     namespace: string | undefined,
     name: string,
+    options: { signal?: AbortSignal } = {},
   ): Promise<T | undefined> {
     try {
-      return await this.get<T>(rt, namespace, name);
+      return await this.get<T>(rt, namespace, name, options);
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -211,16 +262,27 @@ export class KubeClient {
     return { items, metadata: { resourceVersion } };
   }
 
-  create<T extends KubeObject>(rt: ResourceType, obj: T, options: { fieldValidation?: string } = {}): Promise<T> {
+  create<T extends KubeObject>(
+    rt: ResourceType,
+    obj: T,
+    options: { fieldValidation?: string; signal?: AbortSignal } = {},
+  ): Promise<T> {
     return this.request<T>("POST", this.path(rt, obj.metadata.namespace), {
+      signal: options.signal,
       body: obj,
       query: { fieldManager: this.fieldManager, fieldValidation: options.fieldValidation },
     });
   }
 
   /** PUT: the object's metadata.resourceVersion is the precondition (409 Conflict when stale). */
-  update<T extends KubeObject>(rt: ResourceType, obj: T, subresource?: string): Promise<T> {
+  update<T extends KubeObject>(
+    rt: ResourceType,
+    obj: T,
+    subresource?: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<T> {
     return this.request<T>("PUT", this.path(rt, obj.metadata.namespace, obj.metadata.name, subresource), {
+      signal: options.signal,
       body: obj,
       query: { fieldManager: this.fieldManager },
     });
@@ -322,6 +384,8 @@ export class KubeClient {
   }
 
   async close(): Promise<void> {
+    // A retired dispatcher may still hold a watch nobody stops: it carries old credentials, end it now.
+    await Promise.all([...this.#retired].map((d) => d.destroy().catch(() => undefined)));
     await this.#dispatcher?.close();
   }
 }

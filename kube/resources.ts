@@ -19,6 +19,7 @@ const rt = (group: string, version: string, plural: string, kind: string, namesp
 
 export const CRAWLJOBS = rt(GROUP, VERSION, "crawljobs", "CrawlJob");
 export const CRAWLFEEDS = rt(GROUP, VERSION, "crawlfeeds", "CrawlFeed");
+export const CRAWLSCHEDULES = rt(GROUP, VERSION, "crawlschedules", "CrawlSchedule");
 export const JOBS = rt("batch", "v1", "jobs", "Job");
 export const CONFIGMAPS = rt("", "v1", "configmaps", "ConfigMap");
 export const SECRETS = rt("", "v1", "secrets", "Secret");

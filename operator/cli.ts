@@ -4,10 +4,14 @@
 //                      [--health-addr :8081] [--runner-image IMG]
 //                      [--leader-election-namespace NS] [--leader-election-id NAME]
 //                      [--webhook-private-networks LIST] [--feed-buckets LIST]
-//                      [--log-level info]
+//                      [--leader-elect-lease-duration 15s] [--leader-elect-renew-deadline 10s]
+//                      [--leader-elect-retry-period 2s] [--shutdown-grace 5s] [--log-level info]
+//
+// SIGTERM/SIGINT: Manager.stop() returns within the shutdown grace + 5 s; a
+// watchdog exits 1 at the grace + 10 s should anything still hang.
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
 import { type Logger, pino } from "pino";
+import { type KubeConfig, loadKubeConfig } from "../kube/kubeconfig.ts";
 import { parseOrUsage } from "../lib/cli-args.ts";
 import { Manager } from "./manager.ts";
 
@@ -24,10 +28,27 @@ const usage = `usage: feedcrawl operator [options]
                                      a CrawlJob's allowPrivateNetworks can only narrow this (default:
                                      $FEEDCRAWL_WEBHOOK_PRIVATE_NETWORKS, else none: public addresses only)
   --feed-buckets LIST                buckets a CrawlFeed URI may name, comma-separated (default: any)
+  --leader-elect-lease-duration D    how long others wait for a silent leader before taking over (default 15s)
+  --leader-elect-renew-deadline D    the leader stops leading when it could not renew for this long (default 10s;
+                                     shorter than the lease duration)
+  --leader-elect-retry-period D      time between acquire/renew attempts (default 2s)
+  --shutdown-grace D                 on SIGTERM, in-flight reconciles get this long before they are aborted
+                                     (webhook POSTs are aborted once they are done); the process exits
+                                     within it + 5 s (default 5s)
   --log-level LEVEL                  trace|debug|info|warn|error (default: info)
 
+Durations D: 1500ms, 10s, 1m, or a number of seconds.
 The kube config comes from KubeConfig.loadFromDefault(): in-cluster, $KUBECONFIG or ~/.kube/config.
 `;
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, "": 1000 };
+
+/** "1500ms" | "10s" | "1m" | "10" (seconds) -> milliseconds. */
+function parseDuration(flag: string, value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|)$/.exec(value.trim());
+  if (!match) throw new Error(`--${flag}: "${value}" is not a duration (e.g. 1500ms, 10s, 1m)`);
+  return Math.round(Number(match[1]) * DURATION_UNITS_MS[match[2]!]!);
+}
 
 /** "a, b,,c" -> ["a", "b", "c"] */
 const list = (value: string) =>
@@ -44,6 +65,13 @@ export async function main(argv: string[]): Promise<number> {
     (v) => v.help,
   );
   if (typeof values === "number") return values;
+  let timings: ReturnType<typeof durations>;
+  try {
+    timings = durations(values);
+  } catch (err) {
+    process.stderr.write(`feedcrawl operator: ${(err as Error).message}\n\n${usage}`);
+    return 2;
+  }
   const logger = pino({
     level: values["log-level"],
     base: { component: "operator" },
@@ -52,10 +80,9 @@ export async function main(argv: string[]): Promise<number> {
     redact: { paths: ["*.authorization", "*.Authorization", "*.secret", "*.token"], censor: "[redacted]" },
   });
 
-  const kc = new KubeConfig();
+  let kc: KubeConfig;
   try {
-    kc.loadFromDefault();
-    if (!kc.getCurrentCluster()) throw new Error("no current cluster in the kube config");
+    kc = loadKubeConfig();
   } catch (err) {
     logger.error({ error: (err as Error).message }, "Could not load a kube config");
     return 1;
@@ -77,6 +104,7 @@ export async function main(argv: string[]): Promise<number> {
       ? { webhookPrivateNetworks: list(values["webhook-private-networks"]) }
       : {}),
     ...(values["feed-buckets"] !== undefined ? { feedBuckets: list(values["feed-buckets"]) } : {}),
+    ...timings,
     onFatal: (reason) => {
       logger.error({ reason }, "Operator stopping");
       stop.request(1);
@@ -89,7 +117,23 @@ export async function main(argv: string[]): Promise<number> {
   };
   process.once("SIGTERM", () => onSignal("SIGTERM"));
   process.once("SIGINT", () => onSignal("SIGINT"));
-  return runUntilStopped(manager, logger, stop);
+  return runUntilStopped(manager, logger, stop, timings.shutdownGraceMs);
+}
+
+/** The duration flags, checked: a renew deadline at or past the lease duration would let leaders overlap. */
+function durations(values: ReturnType<typeof parse>) {
+  const t = {
+    leaseDurationMs: parseDuration("leader-elect-lease-duration", values["leader-elect-lease-duration"]),
+    renewDeadlineMs: parseDuration("leader-elect-renew-deadline", values["leader-elect-renew-deadline"]),
+    retryPeriodMs: parseDuration("leader-elect-retry-period", values["leader-elect-retry-period"]),
+    shutdownGraceMs: parseDuration("shutdown-grace", values["shutdown-grace"]),
+  };
+  if (t.renewDeadlineMs >= t.leaseDurationMs) {
+    throw new Error("--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration");
+  }
+  if (t.leaseDurationMs < 1000)
+    throw new Error("--leader-elect-lease-duration: at least 1s (the Lease counts seconds)");
+  return t;
 }
 
 /** A stop asked for by a signal, or by a lost Lease (which makes the exit code 1). */
@@ -111,7 +155,12 @@ function stopper() {
   };
 }
 
-async function runUntilStopped(manager: Manager, logger: Logger, stop: ReturnType<typeof stopper>): Promise<number> {
+async function runUntilStopped(
+  manager: Manager,
+  logger: Logger,
+  stop: ReturnType<typeof stopper>,
+  shutdownGraceMs: number,
+): Promise<number> {
   try {
     // A signal during start (e.g. caches that cannot sync while the CRDs are
     // missing) must still stop the process.
@@ -131,15 +180,24 @@ async function runUntilStopped(manager: Manager, logger: Logger, stop: ReturnTyp
     return 1;
   }
   await stop.requested;
-  // controller-runtime's graceful shutdown period: 30 s, then give up.
-  const deadline = setTimeout(() => {
-    logger.error("Graceful shutdown took longer than 30 s; exiting");
+  // Manager.stop() is bounded (grace + 5 s); this is the last resort should a
+  // step it does not bound (a close() of a library) still hang.
+  const watchdogMs = shutdownGraceMs + 10_000;
+  const watchdog = setTimeout(() => {
+    logger.error(`Graceful shutdown took longer than ${watchdogMs} ms; exiting`);
     process.exit(1);
-  }, 30_000);
-  deadline.unref();
+  }, watchdogMs);
+  watchdog.unref();
+  const startedAt = performance.now();
   await manager.stop();
-  clearTimeout(deadline);
-  logger.info("Operator stopped");
+  clearTimeout(watchdog);
+  logger.info({ shutdownMs: Math.round(performance.now() - startedAt) }, "Operator stopped");
+  // A reconcile that ignored its abort may still hold a socket open: exit anyway.
+  const linger = setTimeout(() => {
+    logger.warn("Work left behind keeps the process alive; exiting");
+    process.exit(stop.exitCode);
+  }, 1_000);
+  linger.unref();
   return stop.exitCode;
 }
 
@@ -157,6 +215,10 @@ function parse(argv: string[]) {
       "runner-image": { type: "string" },
       "webhook-private-networks": { type: "string" },
       "feed-buckets": { type: "string" },
+      "leader-elect-lease-duration": { type: "string", default: "15s" },
+      "leader-elect-renew-deadline": { type: "string", default: "10s" },
+      "leader-elect-retry-period": { type: "string", default: "2s" },
+      "shutdown-grace": { type: "string", default: "5s" },
       "log-level": { type: "string", default: "info" },
       help: { type: "boolean", short: "h", default: false },
     },

@@ -29,9 +29,11 @@ export const BANNED_PACKAGES: Record<string, readonly string[]> = {
   crds: ["cheerio", "undici", "@aws-sdk/client-s3"],
   lib: ["cheerio", "undici", "@aws-sdk/client-s3", "@kubernetes/client-node"],
   net: ["cheerio", "@aws-sdk/client-s3", "@kubernetes/client-node"],
-  kube: ["cheerio", "@aws-sdk/client-s3"],
+  kube: ["cheerio", "@aws-sdk/client-s3", "@kubernetes/client-node"],
   spec: ["cheerio", "undici", "@aws-sdk/client-s3", "@kubernetes/client-node"],
-  operator: ["cheerio"],
+  // client-node costs ~53 MB RSS to import; kube/kubeconfig.ts loads the kube config (issue 13).
+  operator: ["cheerio", "@kubernetes/client-node"],
+  runner: ["@kubernetes/client-node"],
 };
 
 const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^;]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;

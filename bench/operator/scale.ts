@@ -9,13 +9,25 @@
 // writes real feed files to S3 with the feed exporter and reports each with
 // the runner's own CrawlFeedReporter; the operator sees the CrawlFeed and
 // POSTs the signed webhook to the reference backend, which loads the file.
+//
+// Memory: besides RSS from /proc, the operator's own /metrics (prom-client's
+// default metrics) splits it into V8 heap used / heap total / external.
+// FEEDCRAWL_BENCH_OPERATOR_BASELINE=<git ref> first measures that commit's
+// operator the same way (its tree from `git archive`, this node_modules), in
+// its own namespace, so the table shows it side by side with this build.
+// FEEDCRAWL_BENCH_HEAPSNAPSHOT=1 writes a heap snapshot of the operator once
+// every job is reconciled (into the raw results folder, for Chrome DevTools).
+// FEEDCRAWL_BENCH_OPERATOR_NODE_OPTIONS sets NODE_OPTIONS for the operators
+// only (e.g. the chart's --max-semi-space-size), not for the bench.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
+import { mkdir, readdir, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
+import { PRIVATE_NETWORKS_ENV } from "../../operator/delivery/dispatchers.ts";
 import { feedWebhookId } from "../../operator/delivery/payload.ts";
 import { createFeedExporter } from "../../runner/feeds/exporter.ts";
 import { createRunnerApi } from "../../runner/report/api.ts";
@@ -23,6 +35,7 @@ import { CrawlFeedReporter } from "../../runner/report/crawlfeeds.ts";
 import { createCatalogue } from "../../test/fixtures/catalogue.ts";
 import { binaryPath } from "../../test/platform/binaries.ts";
 import { startPlatform } from "../../test/platform/platform.ts";
+import { freePort } from "../../test/platform/ports.ts";
 import { forkBackend } from "../backend/spawn.ts";
 import { BENCH_DIR, type BenchContext, NODE, REPO_ROOT } from "../lib/context.ts";
 import { createDatabase } from "../lib/postgres.ts";
@@ -34,7 +47,10 @@ const GROUP = "feedcrawl.io";
 const VERSION = "v1alpha1";
 const NAMESPACE = "bench";
 
-export interface OperatorResult {
+/** One operator build reconciling the 1,000 CrawlJobs. */
+export interface OperatorMeasure {
+  /** Which build: "this build", or the baseline's git ref. */
+  build: string;
   jobs: number;
   createSeconds: number;
   reconcileSeconds: number;
@@ -45,6 +61,21 @@ export interface OperatorResult {
   rssMb: number;
   peakRssMb: number;
   cpuSeconds: number;
+  /** V8 heap in use / reserved and memory outside the heap (buffers), after reconciling (from /metrics). */
+  heapUsedMb: number;
+  heapTotalMb: number;
+  externalMb: number;
+  /** RSS and V8 heap used 30 s after the last reconcile, still holding every CrawlJob (V8 has shrunk its heap by then). */
+  settledRssMb: number;
+  settledHeapUsedMb: number;
+}
+
+/** How long the operator sits idle with every CrawlJob cached before the settled memory is read. */
+const SETTLE_MS = 30_000;
+
+export interface OperatorResult extends OperatorMeasure {
+  /** The baseline build measured in the same run (FEEDCRAWL_BENCH_OPERATOR_BASELINE). */
+  baseline?: OperatorMeasure;
   feeds: number;
   feedItems: number;
   latencyMs: number[];
@@ -58,11 +89,11 @@ interface Job {
   status?: { observedGeneration?: number; phase?: string };
 }
 
-function crawlJob(name: string, s3Endpoint: string, webhookUrl: string, allowPrivate: boolean) {
+function crawlJob(name: string, namespace: string, s3Endpoint: string, webhookUrl: string, allowPrivate: boolean) {
   return {
     apiVersion: `${GROUP}/${VERSION}`,
     kind: "CrawlJob",
-    metadata: { name, namespace: NAMESPACE },
+    metadata: { name, namespace },
     spec: {
       spider: {
         name: "books",
@@ -112,13 +143,72 @@ async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise
   );
 }
 
-export async function runOperatorScale(ctx: BenchContext): Promise<OperatorResult> {
-  const jobs = ctx.quick ? 200 : 1_000;
-  const platformDir = join(ctx.workDir, "platform");
-  ctx.logger.info({ platformDir }, "Starting the local control plane for the operator bench");
-  const platform = await startPlatform({ workDir: platformDir });
-  let operator: ChildProcess | undefined;
-  const result: OperatorResult = {
+type S3Settings = { endpoint: string; accessKeyId: string; secretAccessKey: string };
+
+async function createNamespaceWithSecrets(core: CoreV1Api, namespace: string, s3: S3Settings, webhookSecret: string) {
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await core.createNamespacedSecret({
+    namespace,
+    body: {
+      metadata: { name: "s3-creds" },
+      stringData: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    },
+  });
+  await core.createNamespacedSecret({
+    namespace,
+    body: { metadata: { name: "ingest-webhook" }, stringData: { secret: webhookSecret } },
+  });
+}
+
+async function stopOperator(operator: ChildProcess): Promise<void> {
+  if (operator.exitCode !== null) return;
+  const exited = new Promise((r) => operator.once("exit", r));
+  operator.kill("SIGTERM");
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+  if (operator.exitCode === null) operator.kill("SIGKILL");
+}
+
+/** The baseline commit's tree (git archive, read-only on the repository), with this checkout's node_modules. */
+async function baselineTree(ctx: BenchContext, ref: string): Promise<string> {
+  const dir = join(ctx.workDir, "operator-baseline");
+  await mkdir(dir, { recursive: true });
+  await run("sh", ["-c", 'git -C "$1" archive --format=tar "$2" | tar -x -C "$3"', "sh", REPO_ROOT, ref, dir]);
+  await symlink(join(REPO_ROOT, "node_modules"), join(dir, "node_modules"));
+  return dir;
+}
+
+/** Heap used / total and external memory from the operator's own /metrics (prom-client default metrics). */
+async function heapFromMetrics(
+  port: number,
+): Promise<Pick<OperatorMeasure, "heapUsedMb" | "heapTotalMb" | "externalMb">> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const value = (name: string) => {
+    const line = text.split("\n").find((l) => l.startsWith(`feedcrawl_operator_${name} `));
+    return line ? Number(line.split(" ").at(-1)) / 2 ** 20 : Number.NaN;
+  };
+  return {
+    heapUsedMb: value("nodejs_heap_size_used_bytes"),
+    heapTotalMb: value("nodejs_heap_size_total_bytes"),
+    externalMb: value("nodejs_external_memory_bytes"),
+  };
+}
+
+/** Writes a heap snapshot of the operator (started with --heapsnapshot-signal) into `dir`; resolves with its file. */
+async function heapSnapshot(operator: ChildProcess, dir: string): Promise<string | undefined> {
+  const before = new Set(await readdir(dir));
+  operator.kill("SIGUSR2");
+  for (let i = 0; i < 240; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    const made = (await readdir(dir)).find((f) => f.endsWith(".heapsnapshot") && !before.has(f));
+    // The file grows while it is written; the next listing after it appears is enough for a bench.
+    if (made) return join(dir, made);
+  }
+  return undefined;
+}
+
+function notMeasured(build: string, jobs: number): OperatorMeasure {
+  return {
+    build,
     jobs,
     createSeconds: Number.NaN,
     reconcileSeconds: Number.NaN,
@@ -129,6 +219,131 @@ export async function runOperatorScale(ctx: BenchContext): Promise<OperatorResul
     rssMb: Number.NaN,
     peakRssMb: Number.NaN,
     cpuSeconds: Number.NaN,
+    heapUsedMb: Number.NaN,
+    heapTotalMb: Number.NaN,
+    externalMb: Number.NaN,
+    settledRssMb: Number.NaN,
+    settledHeapUsedMb: Number.NaN,
+  };
+}
+
+interface MeasureOptions {
+  /** The tree whose bin/feedcrawl.ts runs. */
+  root: string;
+  build: string;
+  namespace: string;
+  kubeconfig: string;
+  jobs: number;
+  s3: S3Settings;
+  custom: CustomObjectsApi;
+}
+
+/** Starts one operator build on `namespace`, creates the CrawlJobs there and measures until all are reconciled. */
+async function measureOperator(
+  ctx: BenchContext,
+  o: MeasureOptions,
+): Promise<{ measure: OperatorMeasure; operator: ChildProcess }> {
+  const { custom, namespace, jobs } = o;
+  const measure = notMeasured(o.build, jobs);
+  const log = createWriteStream(join(ctx.rawDir, `operator-${namespace}.log`));
+  const metricsPort = await freePort();
+  const snapshot = process.env.FEEDCRAWL_BENCH_HEAPSNAPSHOT === "1";
+  const operator = spawn(
+    NODE,
+    [
+      ...(snapshot ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${ctx.rawDir}`] : []),
+      "bin/feedcrawl.ts",
+      "operator",
+      "--namespace",
+      namespace,
+      "--metrics-addr",
+      `127.0.0.1:${metricsPort}`,
+      "--health-addr",
+      "0",
+      "--log-level",
+      "warn",
+    ],
+    {
+      cwd: o.root,
+      env: {
+        ...process.env,
+        KUBECONFIG: o.kubeconfig,
+        // The reference backend listens on loopback: the operator's webhook private networks must allow it.
+        [PRIVATE_NETWORKS_ENV]: "127.0.0.0/8",
+        NODE_OPTIONS: process.env.FEEDCRAWL_BENCH_OPERATOR_NODE_OPTIONS ?? process.env.NODE_OPTIONS,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  operator.stdout?.pipe(log);
+  operator.stderr?.pipe(log);
+  const pid = operator.pid!;
+  // Let it sync its informers on an empty namespace.
+  await new Promise((r) => setTimeout(r, 5_000));
+  if (operator.exitCode !== null)
+    throw new Error(
+      `the operator (${o.build}) exited at start (code ${operator.exitCode}); see operator-${namespace}.log`,
+    );
+  measure.idleRssMb = (await processMemory(pid)).rssMb;
+  const cpuBefore = await processCpuSeconds(pid);
+
+  // 1,000 CrawlJobs, created 16 at a time.
+  const names = Array.from({ length: jobs }, (_, i) => `scale-${String(i).padStart(4, "0")}`);
+  const started = performance.now();
+  await pool(names, 16, async (name) => {
+    await custom.createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: "crawljobs",
+      body: crawlJob(name, namespace, o.s3.endpoint, "https://backend.example/bulk-ingest", false),
+    });
+  });
+  measure.createSeconds = (performance.now() - started) / 1000;
+  // Reconciled = the operator wrote a status for the current generation.
+  // Bounded: a slow control plane gives a partial count, not a bench that never ends.
+  const deadline = Date.now() + 6 * 60_000;
+  for (;;) {
+    const list = (await custom.listNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: "crawljobs",
+    })) as { items: Job[] };
+    const done = list.items.filter(
+      (j) => j.status?.observedGeneration !== undefined && j.status.observedGeneration === j.metadata.generation,
+    );
+    measure.reconciled = done.length;
+    if (done.length >= jobs || Date.now() > deadline) {
+      for (const j of list.items)
+        measure.phases[j.status?.phase ?? "none"] = (measure.phases[j.status?.phase ?? "none"] ?? 0) + 1;
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  measure.reconcileSeconds = (performance.now() - started) / 1000;
+  measure.jobsPerSecond = measure.reconciled / measure.reconcileSeconds;
+  measure.cpuSeconds = (await processCpuSeconds(pid)) - cpuBefore;
+  const mem = await processMemory(pid);
+  measure.rssMb = mem.rssMb;
+  measure.peakRssMb = mem.peakRssMb;
+  Object.assign(measure, await heapFromMetrics(metricsPort).catch(() => ({})));
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  measure.settledRssMb = (await processMemory(pid)).rssMb;
+  measure.settledHeapUsedMb = (await heapFromMetrics(metricsPort).catch(() => undefined))?.heapUsedMb ?? Number.NaN;
+  ctx.logger.info(measure, `Operator (${o.build}) reconciled the CrawlJobs`);
+  if (snapshot) ctx.logger.info({ file: await heapSnapshot(operator, ctx.rawDir) }, "Operator heap snapshot");
+  return { measure, operator };
+}
+
+export async function runOperatorScale(ctx: BenchContext): Promise<OperatorResult> {
+  const jobs = ctx.quick ? 200 : 1_000;
+  const platformDir = join(ctx.workDir, "platform");
+  ctx.logger.info({ platformDir }, "Starting the local control plane for the operator bench");
+  const platform = await startPlatform({ workDir: platformDir });
+  let operator: ChildProcess | undefined;
+  const result: OperatorResult = {
+    ...notMeasured("this build", jobs),
     feeds: 0,
     feedItems: 0,
     latencyMs: [],
@@ -154,24 +369,13 @@ export async function runOperatorScale(ctx: BenchContext): Promise<OperatorResul
     kc.loadFromFile(kubeconfig);
     const core = kc.makeApiClient(CoreV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
-    await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
     const s3 = {
       endpoint: platform.env.FEEDCRAWL_TEST_S3_ENDPOINT!,
       accessKeyId: platform.env.FEEDCRAWL_TEST_S3_ACCESS_KEY!,
       secretAccessKey: platform.env.FEEDCRAWL_TEST_S3_SECRET_KEY!,
     };
     const webhookSecret = `whsec_${randomBytes(24).toString("base64")}`;
-    await core.createNamespacedSecret({
-      namespace: NAMESPACE,
-      body: {
-        metadata: { name: "s3-creds" },
-        stringData: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-      },
-    });
-    await core.createNamespacedSecret({
-      namespace: NAMESPACE,
-      body: { metadata: { name: "ingest-webhook" }, stringData: { secret: webhookSecret } },
-    });
+    await createNamespaceWithSecrets(core, NAMESPACE, s3, webhookSecret);
 
     // The reference backend the operator delivers to (for the latency part).
     backend = await forkBackend(
@@ -190,77 +394,34 @@ export async function runOperatorScale(ctx: BenchContext): Promise<OperatorResul
       join(ctx.rawDir, "backend-operator.log"),
     );
 
-    const log = createWriteStream(join(ctx.rawDir, "operator.log"));
-    operator = spawn(
-      NODE,
-      [
-        "bin/feedcrawl.ts",
-        "operator",
-        "--namespace",
-        NAMESPACE,
-        "--metrics-addr",
-        "0",
-        "--health-addr",
-        "0",
-        "--log-level",
-        "warn",
-      ],
-      { cwd: REPO_ROOT, env: { ...process.env, KUBECONFIG: kubeconfig }, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    operator.stdout?.pipe(log);
-    operator.stderr?.pipe(log);
-    const pid = operator.pid!;
-    // Let it sync its informers on an empty namespace.
-    await new Promise((r) => setTimeout(r, 5_000));
-    if (operator.exitCode !== null)
-      throw new Error(`the operator exited at start (code ${operator.exitCode}); see operator.log`);
-    result.idleRssMb = (await processMemory(pid)).rssMb;
-    const cpuBefore = await processCpuSeconds(pid);
-
-    // 1,000 CrawlJobs, created 16 at a time.
-    const names = Array.from({ length: jobs }, (_, i) => `scale-${String(i).padStart(4, "0")}`);
-    const started = performance.now();
-    await pool(names, 16, async (name) => {
-      await custom.createNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
-        namespace: NAMESPACE,
-        plural: "crawljobs",
-        body: crawlJob(name, s3.endpoint, "https://backend.example/bulk-ingest", false),
+    const baselineRef = process.env.FEEDCRAWL_BENCH_OPERATOR_BASELINE;
+    if (baselineRef) {
+      // The baseline first, in its own namespace, stopped before this build starts: they never share the CPU.
+      const root = await baselineTree(ctx, baselineRef);
+      await createNamespaceWithSecrets(core, `${NAMESPACE}-base`, s3, webhookSecret);
+      const base = await measureOperator(ctx, {
+        root,
+        build: baselineRef,
+        namespace: `${NAMESPACE}-base`,
+        kubeconfig,
+        jobs,
+        s3,
+        custom,
       });
-    });
-    result.createSeconds = (performance.now() - started) / 1000;
-    // Reconciled = the operator wrote a status for the current generation.
-    // Bounded: a slow control plane gives a partial count, not a bench that never ends.
-    const deadline = Date.now() + 6 * 60_000;
-    let peak = 0;
-    for (;;) {
-      const list = (await custom.listNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
-        namespace: NAMESPACE,
-        plural: "crawljobs",
-      })) as { items: Job[] };
-      const done = list.items.filter(
-        (j) => j.status?.observedGeneration !== undefined && j.status.observedGeneration === j.metadata.generation,
-      );
-      result.reconciled = done.length;
-      peak = Math.max(peak, (await processMemory(pid)).rssMb);
-      if (done.length >= jobs || Date.now() > deadline) {
-        result.phases = {};
-        for (const j of list.items)
-          result.phases[j.status?.phase ?? "none"] = (result.phases[j.status?.phase ?? "none"] ?? 0) + 1;
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 500));
+      await stopOperator(base.operator);
+      result.baseline = base.measure;
     }
-    result.reconcileSeconds = (performance.now() - started) / 1000;
-    result.jobsPerSecond = result.reconciled / result.reconcileSeconds;
-    result.cpuSeconds = (await processCpuSeconds(pid)) - cpuBefore;
-    const mem = await processMemory(pid);
-    result.rssMb = mem.rssMb;
-    result.peakRssMb = mem.peakRssMb;
-    ctx.logger.info(result, "Operator reconciled the CrawlJobs");
+    const current = await measureOperator(ctx, {
+      root: REPO_ROOT,
+      build: "this build",
+      namespace: NAMESPACE,
+      kubeconfig,
+      jobs,
+      s3,
+      custom,
+    });
+    operator = current.operator;
+    Object.assign(result, current.measure);
 
     // Feed close → webhook 2xx: one job whose webhook is the reference backend.
     const job = (await custom.createNamespacedCustomObject({
@@ -268,7 +429,7 @@ export async function runOperatorScale(ctx: BenchContext): Promise<OperatorResul
       version: VERSION,
       namespace: NAMESPACE,
       plural: "crawljobs",
-      body: crawlJob("latency", s3.endpoint, backend.url, true),
+      body: crawlJob("latency", NAMESPACE, s3.endpoint, backend.url, true),
     })) as Job;
     const s3Client = new S3Client({
       endpoint: s3.endpoint,
@@ -334,12 +495,7 @@ export async function runOperatorScale(ctx: BenchContext): Promise<OperatorResul
     result.error = (err as Error).message;
     ctx.logger.error({ err }, "Operator bench failed");
   } finally {
-    if (operator && operator.exitCode === null) {
-      const exited = new Promise((r) => operator!.once("exit", r));
-      operator.kill("SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-      if (operator.exitCode === null) operator.kill("SIGKILL");
-    }
+    if (operator) await stopOperator(operator);
     await backend?.stop();
     await platform.stop();
     await db.drop();
@@ -359,16 +515,19 @@ export function operatorMarkdown(r: OperatorResult): string {
   );
   lines.push("");
   lines.push(
-    "| CrawlJobs | created in s | all reconciled after s | reconciles/s | operator RSS idle MB | RSS after MB | peak RSS MB | operator CPU s | phases |",
+    "| build | CrawlJobs | created in s | all reconciled after s | reconciles/s | operator RSS idle MB | RSS after MB | peak RSS MB | V8 heap used / total MB | external MB | 30 s later: RSS / heap used MB | operator CPU s | phases |",
   );
-  lines.push("|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-  lines.push(
-    `| ${fmt(r.reconciled, 0)} of ${fmt(r.jobs, 0)} | ${fmt(r.createSeconds)} | ${fmt(r.reconcileSeconds)} | ${fmt(r.jobsPerSecond)} | ` +
-      `${fmt(r.idleRssMb, 0)} | ${fmt(r.rssMb, 0)} | ${fmt(r.peakRssMb, 0)} | ${fmt(r.cpuSeconds)} | ` +
-      `${Object.entries(r.phases)
-        .map(([p, n]) => `${p} ${n}`)
-        .join(", ")} |`,
-  );
+  lines.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+  const row = (m: OperatorMeasure) =>
+    `| ${m.build ?? "this build"} | ${fmt(m.reconciled, 0)} of ${fmt(m.jobs, 0)} | ${fmt(m.createSeconds)} | ${fmt(m.reconcileSeconds)} | ` +
+    `${fmt(m.jobsPerSecond)} | ${fmt(m.idleRssMb, 0)} | ${fmt(m.rssMb, 0)} | ${fmt(m.peakRssMb, 0)} | ` +
+    `${fmt(m.heapUsedMb, 0)} / ${fmt(m.heapTotalMb, 0)} | ${fmt(m.externalMb, 0)} | ` +
+    `${fmt(m.settledRssMb, 0)} / ${fmt(m.settledHeapUsedMb, 0)} | ${fmt(m.cpuSeconds)} | ` +
+    `${Object.entries(m.phases)
+      .map(([p, n]) => `${p} ${n}`)
+      .join(", ")} |`;
+  if (r.baseline) lines.push(row(r.baseline));
+  lines.push(row(r));
   lines.push("");
   lines.push(
     "Feed close → webhook 2xx through the operator: the bench plays the runner (the feed exporter writes gzip jsonlines " +

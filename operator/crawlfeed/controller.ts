@@ -1,6 +1,7 @@
 // Wires the delivery part's per-CrawlFeed state machine into a controller:
-// each CrawlFeed key is reconciled by operator/delivery (one step, or until it
-// must wait), requeued after the delay it asks for.
+// each CrawlFeed key is reconciled by operator/delivery, which decides and
+// hands a due POST to its dispatcher (never POSTing in this worker), and is
+// requeued after the delay it asks for.
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
@@ -23,7 +24,8 @@ export function createCrawlFeedReconciler(deps: {
     if (!feed || feed.metadata.deletionTimestamp) return undefined;
     const jobName = feed.metadata.labels?.[CRAWLJOB_LABEL];
     const job = jobName ? deps.crawlJobs.get(req.namespace, jobName) : undefined;
-    const result = await deps.delivery.reconcile(structuredClone(feed), job ? structuredClone(job) : undefined);
+    // No copies: the delivery only reads the cached objects (it acts on fresh GETs).
+    const result = await deps.delivery.reconcile(feed, job);
     return result && result.requeueAfterMs !== undefined ? { requeueAfterMs: result.requeueAfterMs } : undefined;
   };
 }

@@ -5,6 +5,7 @@
 import { GROUP } from "../../crds/schema/common.ts";
 import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
+import { SCHEDULED_TIME_ANNOTATION } from "../../crds/schema/crawlschedule.ts";
 import type { KubeObject, OwnerReference } from "../../kube/client.ts";
 import { RUNNER_POD_FAILURE_POLICY, runnerPodSpec, SPEC_KEY } from "./runner-pod.ts";
 
@@ -15,12 +16,17 @@ export const MANAGED_BY = "feedcrawl-operator";
 export const specConfigMapName = (job: string) => `${job}-spec`;
 export const runnerName = (job: string) => `${job}-runner`;
 
-function ownerReference(job: CrawlJob): OwnerReference {
+/** The reference that makes `owner` the controller of an object (garbage collection, `kubectl describe`). */
+export function controllerReference(owner: {
+  apiVersion: string;
+  kind: string;
+  metadata: { name?: string; uid?: string };
+}): OwnerReference {
   return {
-    apiVersion: job.apiVersion,
-    kind: job.kind,
-    name: job.metadata.name!,
-    uid: job.metadata.uid!,
+    apiVersion: owner.apiVersion,
+    kind: owner.kind,
+    name: owner.metadata.name!,
+    uid: owner.metadata.uid!,
     controller: true,
     blockOwnerDeletion: true,
   };
@@ -40,7 +46,7 @@ function childMeta(job: CrawlJob, name: string, extra: Record<string, unknown> =
     name,
     namespace: job.metadata.namespace,
     labels: childLabels(job),
-    ownerReferences: [ownerReference(job)],
+    ownerReferences: [controllerReference(job)],
     ...extra,
   };
 }
@@ -53,6 +59,7 @@ function childMeta(job: CrawlJob, name: string, extra: Record<string, unknown> =
 export function specSnapshot(job: CrawlJob): string {
   const { env: _env, envFrom: _envFrom, ...runner } = job.spec.runner ?? {};
   const spec = job.spec.runner ? { ...job.spec, runner } : job.spec;
+  const scheduled = job.metadata.annotations?.[SCHEDULED_TIME_ANNOTATION];
   return `${JSON.stringify(
     {
       apiVersion: job.apiVersion,
@@ -62,6 +69,7 @@ export function specSnapshot(job: CrawlJob): string {
         namespace: job.metadata.namespace,
         uid: job.metadata.uid,
         generation: job.metadata.generation,
+        ...(scheduled ? { annotations: { [SCHEDULED_TIME_ANNOTATION]: scheduled } } : {}),
       },
       spec,
     },

@@ -1,13 +1,19 @@
 // Create-then-patch of a CrawlJob's children (not server-side apply): an
 // object is created once, then patched only where the listed fields drifted,
-// with a resourceVersion precondition. An existing child not controlled by
-// this CrawlJob's uid is an error, never adopted.
+// with a resourceVersion precondition. What exists is read from the informer
+// caches (ChildCaches), not the API server: a stale cache costs a 409 or an
+// AlreadyExists (then one GET), never a wrong write. An existing child not
+// controlled by this CrawlJob's uid is an error, never adopted.
 import { isDeepStrictEqual } from "node:util";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import type { KubeClient, KubeObject } from "../../kube/client.ts";
 import { isAlreadyExists } from "../../kube/errors.ts";
 import { CONFIGMAPS, type ResourceType, ROLEBINDINGS, ROLES, SERVICEACCOUNTS } from "../../kube/resources.ts";
+import { TerminalError } from "../runtime/errors.ts";
+import type { ChildCaches } from "./caches.ts";
 import { runnerRole, runnerRoleBinding, runnerServiceAccount, specConfigMap, specConfigMapName } from "./children.ts";
+
+type Cache = ChildCaches[keyof ChildCaches];
 
 export const isOwnedBy = (obj: KubeObject, uid: string | undefined) =>
   obj.metadata.ownerReferences?.some((r) => r.controller && r.uid === uid) ?? false;
@@ -16,23 +22,27 @@ export const isOwnedBy = (obj: KubeObject, uid: string | undefined) =>
 async function ensure(
   client: KubeClient,
   rt: ResourceType,
+  cache: Cache,
   desired: KubeObject,
   fields: string[],
 ): Promise<KubeObject> {
   const { namespace, name } = desired.metadata;
-  const current = await client.getOrUndefined<KubeObject>(rt, namespace, name!);
+  let current = cache.get(namespace!, name!);
   if (!current) {
     try {
       return await client.create(rt, desired);
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
-      return client.get(rt, namespace, name!);
     }
+    // The cache is behind, or the object lacks the operator's labels (not its own): read it once.
+    current = await client.get<KubeObject>(rt, namespace, name!);
   }
   const drift: Record<string, unknown> = {};
   for (const field of fields) if (!isDeepStrictEqual(current[field], desired[field])) drift[field] = desired[field];
   if (!isOwnedBy(current, desired.metadata.ownerReferences?.[0]?.uid)) {
-    throw new Error(`${rt.kind} ${namespace}/${name} exists and is not owned by this CrawlJob`);
+    throw new TerminalError(`${rt.kind} ${namespace}/${name} exists and is not owned by this CrawlJob`, {
+      reason: "NotOwned",
+    });
   }
   if (Object.keys(drift).length === 0) return current;
   return client.patch(rt, namespace, name!, {
@@ -42,27 +52,24 @@ async function ensure(
 }
 
 /** The runner's ServiceAccount, Role and RoleBinding, with rules and subjects patched back when they drifted. */
-export async function ensureRbac(client: KubeClient, job: CrawlJob): Promise<void> {
-  await ensure(client, SERVICEACCOUNTS, runnerServiceAccount(job), []);
-  await ensure(client, ROLES, runnerRole(job), ["rules"]);
-  await ensure(client, ROLEBINDINGS, runnerRoleBinding(job), ["subjects"]);
+export async function ensureRbac(client: KubeClient, caches: ChildCaches, job: CrawlJob): Promise<void> {
+  await ensure(client, SERVICEACCOUNTS, caches.serviceAccounts, runnerServiceAccount(job), []);
+  await ensure(client, ROLES, caches.roles, runnerRole(job), ["rules"]);
+  await ensure(client, ROLEBINDINGS, caches.roleBindings, runnerRoleBinding(job), ["subjects"]);
 }
 
 /** The snapshot of the generation about to start; refreshed only while no runner exists. */
-export async function ensureSnapshot(client: KubeClient, job: CrawlJob): Promise<void> {
+export async function ensureSnapshot(client: KubeClient, caches: ChildCaches, job: CrawlJob): Promise<void> {
   const desired = specConfigMap(job);
-  const current = await client.getOrUndefined<KubeObject>(
-    CONFIGMAPS,
-    job.metadata.namespace,
-    specConfigMapName(job.metadata.name!),
-  );
+  const current = caches.configMaps.get(job.metadata.namespace!, specConfigMapName(job.metadata.name!));
   if (!current) {
-    await ensure(client, CONFIGMAPS, desired, ["data"]);
+    await ensure(client, CONFIGMAPS, caches.configMaps, desired, ["data"]);
     return;
   }
   if (!isOwnedBy(current, job.metadata.uid)) {
-    throw new Error(
+    throw new TerminalError(
       `ConfigMap ${job.metadata.namespace}/${current.metadata.name} exists and is not owned by this CrawlJob`,
+      { reason: "NotOwned" },
     );
   }
   if (!isDeepStrictEqual(current.data, desired.data)) {

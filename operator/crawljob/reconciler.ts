@@ -1,6 +1,16 @@
-// Reconciles one CrawlJob, level-triggered: read what exists (CrawlJob, runner
-// Job and CrawlFeeds from the informer caches; Secrets and RBAC objects from
-// the API), make the children match, then write the status that describes it.
+// Reconciles one CrawlJob, level-triggered: read what exists (the CrawlJob,
+// its children, CrawlFeeds, runner pods and the key names of its Secrets, all
+// from informer caches), make the children match, then write the status that
+// describes it.
+//
+// Validation and the children's checks run again only when something they
+// read changed: the CrawlJob's generation, labels or annotations, a
+// referenced Secret, a child, the runner Job (controller-runtime's
+// GenerationChangedPredicate, applied to what the reconcile reads rather than
+// to the event, since the work queue merges events). A status-only change,
+// such as a runner's stats patch every few seconds, only recomputes the
+// status from the caches. A full pass also runs at least every `recheckMs`
+// (spider.moduleConfigMapRef's ConfigMap is read from the API, not watched).
 //
 // Children are created, then patched only where they drifted (create-then-
 // patch, not server-side apply): the runner Job and the spec snapshot are
@@ -15,16 +25,19 @@ import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob, CrawlJobStatus } from "../../crds/schema/crawljob.ts";
 import type { KubeClient, KubeObject } from "../../kube/client.ts";
 import { isAlreadyExists, isConflict, isNotFound } from "../../kube/errors.ts";
-import { CONFIGMAPS, CRAWLFEEDS, CRAWLJOBS, JOBS, SECRETS } from "../../kube/resources.ts";
+import { CONFIGMAPS, CRAWLFEEDS, CRAWLJOBS, JOBS } from "../../kube/resources.ts";
 import { getCondition } from "../runtime/conditions.ts";
 import type { ReconcileRequest, ReconcileResult } from "../runtime/controller.ts";
+import { TerminalError } from "../runtime/errors.ts";
 import type { EventRecorder } from "../runtime/events.ts";
+import type { Index } from "../runtime/index.ts";
 import type { InformerGroup } from "../runtime/informer.ts";
-import { runnerJob as buildRunnerJob, runnerName, SPEC_GENERATION_ANNOTATION } from "./children.ts";
+import { type ChildCaches, indexKey, type SecretKeys } from "./caches.ts";
+import { runnerJob as buildRunnerJob, runnerName, SPEC_GENERATION_ANNOTATION, specConfigMapName } from "./children.ts";
 import { ensureRbac, ensureSnapshot, isOwnedBy } from "./ensure.ts";
 import type { RunnerPod } from "./pods.ts";
 import { type BatchJob, computeStatus, transitionEvents } from "./status.ts";
-import { type ValidationFailure, validateCrawlJob } from "./validate.ts";
+import { secretRefsOf, type ValidationFailure, validateCrawlJob } from "./validate.ts";
 
 /** What the delivery part exposes to the CrawlJob reconcile (operator/delivery/index.ts). */
 export interface CompletionDelivery {
@@ -33,16 +46,30 @@ export interface CompletionDelivery {
 
 interface CrawlJobReconcilerDeps {
   client: KubeClient;
-  crawlJobs: InformerGroup<Job>;
-  runnerJobs: InformerGroup<BatchJob>;
-  crawlFeeds: InformerGroup<CrawlFeed & KubeObject>;
-  /** The pods of the operator's runner Jobs (label selector), for RunnerHealthy. */
-  runnerPods?: InformerGroup<RunnerPod>;
+  crawlJobs: Pick<InformerGroup<Job>, "get">;
+  runnerJobs: Pick<InformerGroup<BatchJob>, "get">;
+  /** CrawlFeeds by CrawlJob label, namespace/name (caches.ts). */
+  feedsByJob: Index<CrawlFeed & KubeObject>;
+  /** The runner Jobs' pods by their Job's uid (caches.ts), for RunnerHealthy. */
+  podsByOwner?: Index<RunnerPod>;
+  /** The spec snapshot ConfigMap, ServiceAccount, Role and RoleBinding caches. */
+  children: ChildCaches;
+  /** The watched namespaces' Secrets, key names only (caches.ts secretKeysTransform). */
+  secrets: Pick<InformerGroup<SecretKeys>, "get">;
   events: EventRecorder;
   /** spec.runner.image's default: the operator's own image. */
   runnerImage: string;
   delivery?: CompletionDelivery;
   now?: () => Date;
+  /** A full pass (validation, children) at least this often, even when nothing it reads changed; default 10 min. */
+  recheckMs?: number;
+}
+
+/** What the last full pass of a CrawlJob saw and concluded. */
+interface Checked {
+  inputs: string;
+  validation: ValidationFailure | undefined;
+  at: number;
 }
 
 type Job = CrawlJob & KubeObject;
@@ -54,7 +81,14 @@ interface Pass {
   logger: Logger;
   validation: ValidationFailure | undefined;
   runner: BatchJob | undefined;
+  /** The job's CrawlFeeds from the API server, read at most once per reconcile. */
+  freshFeeds?: Promise<(CrawlFeed & KubeObject)[]>;
 }
+
+const notOwned = (namespace: string, name: string) =>
+  new TerminalError(`Job ${namespace}/${runnerName(name)} exists and is not owned by CrawlJob ${name}`, {
+    reason: "NotOwned",
+  });
 
 export function createCrawlJobReconciler(deps: CrawlJobReconcilerDeps) {
   const reconciler = new CrawlJobReconciler(deps);
@@ -65,6 +99,8 @@ class CrawlJobReconciler {
   readonly #d: CrawlJobReconcilerDeps;
   readonly #client: KubeClient;
   readonly #now: () => Date;
+  /** namespace/name → its last full pass. */
+  readonly #checked = new Map<string, Checked>();
 
   constructor(deps: CrawlJobReconcilerDeps) {
     this.#d = deps;
@@ -74,43 +110,76 @@ class CrawlJobReconciler {
 
   async reconcile(req: ReconcileRequest): Promise<ReconcileResult | undefined> {
     const { namespace, name, logger } = req;
+    const key = indexKey(namespace, name);
     const cached = this.#d.crawlJobs.get(namespace, name);
-    if (!cached) return undefined; // deleted: its children go with it (ownerReferences)
-    if (cached.metadata.deletionTimestamp) return undefined;
+    if (!cached || cached.metadata.deletionTimestamp) {
+      this.#checked.delete(key);
+      return undefined; // deleted: its children go with it (ownerReferences)
+    }
     const job = structuredClone(cached);
     const uid = job.metadata.uid;
     const at = this.#now();
 
-    const feeds = this.#d.crawlFeeds.list(
-      (f) => f.metadata.namespace === namespace && f.metadata.labels?.[CRAWLJOB_LABEL] === name && isOwnedBy(f, uid),
-    );
+    const feeds = this.#d.feedsByJob.get(key).filter((f) => isOwnedBy(f, uid));
     let runner = this.#d.runnerJobs.get(namespace, runnerName(name));
     if (runner && !isOwnedBy(runner, uid)) {
-      throw new Error(`Job ${namespace}/${runnerName(name)} exists and is not owned by CrawlJob ${name}`);
+      throw notOwned(namespace, name);
+    }
+    const checked = await this.#check(job, runner, at, logger);
+    runner = checked.runner;
+    const pass: Pass = { job, at, logger, validation: checked.validation, runner };
+    if (!(isFinished(job) && !runner)) await this.#writeStatus(pass, feeds);
+    const result = await this.#deliverCompletion(pass);
+    return this.#expire(pass, result);
+  }
+
+  /** Validation and the children (runner Job, snapshot, RBAC): again only when what they read changed. */
+  async #check(
+    job: Job,
+    cachedRunner: BatchJob | undefined,
+    at: Date,
+    logger: Logger,
+  ): Promise<{ validation: ValidationFailure | undefined; runner: BatchJob | undefined }> {
+    const { namespace, name } = job.metadata as { namespace: string; name: string };
+    const key = indexKey(namespace, name);
+    const inputs = this.#checkInputs(job, cachedRunner);
+    const last = this.#checked.get(key);
+    if (last && last.inputs === inputs && at.getTime() - last.at < (this.#d.recheckMs ?? 10 * 60_000)) {
+      return { validation: last.validation, runner: cachedRunner }; // only the status changed
     }
     const validation = await validateCrawlJob(
       namespace,
       job.spec,
-      (ns, secret) => this.#secretKeys(ns, secret),
+      (ns, secret) => this.#d.secrets.get(ns, secret)?.keys,
       (ns, configMap) => this.#configMapKeys(ns, configMap),
     );
-    // A finished CrawlJob is never restarted, and one whose runner Job is gone keeps its last status.
-    const finished = job.status?.completionTime !== undefined && job.status.runner?.jobName !== undefined;
-    if (!finished) runner = await this.#syncRunner(job, runner, validation, logger);
-    const pass: Pass = { job, at, logger, validation, runner };
-    if (!(finished && !runner)) await this.#writeStatus(pass, feeds);
-    const result = await this.#deliverCompletion(job);
-    return this.#expire(pass, result);
+    const runner = isFinished(job) ? cachedRunner : await this.#syncRunner(job, cachedRunner, validation, logger);
+    this.#checked.set(key, { inputs, validation, at: at.getTime() });
+    return { validation, runner };
   }
 
-  async #secretKeys(namespace: string, name: string): Promise<string[] | undefined> {
-    const secret = await this.#client.getOrUndefined<KubeObject & { data?: Record<string, string> }>(
-      SECRETS,
-      namespace,
-      name,
-    );
-    // Only the key names leave this function: never the values.
-    return secret ? Object.keys({ ...secret.data, ...(secret.stringData as object | undefined) }) : undefined;
+  /**
+   * What validation and the children's checks read, as one string: the
+   * CrawlJob's spec generation, labels and annotations, and the
+   * resourceVersions of its Secrets, children and runner Job in the caches.
+   */
+  #checkInputs(job: Job, runner: BatchJob | undefined): string {
+    const { namespace, name } = job.metadata as { namespace: string; name: string };
+    const { children, secrets } = this.#d;
+    const version = (obj: KubeObject | undefined) => obj?.metadata.resourceVersion ?? "-";
+    return JSON.stringify([
+      job.metadata.uid,
+      job.metadata.generation,
+      job.metadata.labels ?? {},
+      job.metadata.annotations ?? {},
+      secretRefsOf(job.spec).map((ref) => version(secrets.get(namespace, ref.name))),
+      version(children.configMaps.get(namespace, specConfigMapName(name))),
+      // The ServiceAccount, Role and RoleBinding share the runner's name (children.ts).
+      version(children.serviceAccounts.get(namespace, runnerName(name))),
+      version(children.roles.get(namespace, runnerName(name))),
+      version(children.roleBindings.get(namespace, runnerName(name))),
+      version(runner),
+    ]);
   }
 
   async #configMapKeys(namespace: string, name: string): Promise<string[] | undefined> {
@@ -127,14 +196,15 @@ class CrawlJobReconciler {
     validation: ValidationFailure | undefined,
     logger: Logger,
   ): Promise<BatchJob | undefined> {
+    const { children } = this.#d;
     if (runner) {
-      await ensureRbac(this.#client, job);
+      await ensureRbac(this.#client, children, job);
       return this.#syncSuspend(job, runner, logger);
     }
     if (validation || job.spec.suspend === true) return undefined;
     const { namespace, name } = job.metadata as { namespace: string; name: string };
-    if (job.status?.runner?.generation === undefined) await ensureSnapshot(this.#client, job);
-    await ensureRbac(this.#client, job);
+    if (job.status?.runner?.generation === undefined) await ensureSnapshot(this.#client, children, job);
+    await ensureRbac(this.#client, children, job);
     const desired = buildRunnerJob(job, { defaultImage: this.#d.runnerImage });
     try {
       const created = (await this.#client.create(JOBS, desired)) as BatchJob;
@@ -149,7 +219,10 @@ class CrawlJobReconciler {
       return created;
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
-      return this.#client.get<BatchJob>(JOBS, namespace, runnerName(name));
+      // Not in the cache: not ours yet (the cache is behind) or someone else's (no managed-by label).
+      const existing = await this.#client.get<BatchJob>(JOBS, namespace, runnerName(name));
+      if (!isOwnedBy(existing, job.metadata.uid)) throw notOwned(namespace, name);
+      return existing;
     }
   }
 
@@ -173,17 +246,19 @@ class CrawlJobReconciler {
 
   /** The runner Job's own pods (controller owner uid), from the cache. */
   #podsOf(runner: BatchJob): RunnerPod[] {
-    const { namespace, uid } = runner.metadata;
-    return this.#d.runnerPods?.list((p) => p.metadata.namespace === namespace && isOwnedBy(p, uid)) ?? [];
+    return runner.metadata.uid ? (this.#d.podsByOwner?.get(runner.metadata.uid) ?? []) : [];
   }
 
-  /** The job's CrawlFeeds from the API server itself, not the cache. */
-  async #freshFeeds(job: Job): Promise<(CrawlFeed & KubeObject)[]> {
-    const list = await this.#client.list<CrawlFeed & KubeObject>(CRAWLFEEDS, {
-      namespace: job.metadata.namespace,
-      labelSelector: `${CRAWLJOB_LABEL}=${job.metadata.name}`,
-    });
-    return list.items.filter((f) => isOwnedBy(f, job.metadata.uid));
+  /** The job's CrawlFeeds from the API server itself, not the cache: one list per reconcile at most. */
+  #freshFeeds(pass: Pass): Promise<(CrawlFeed & KubeObject)[]> {
+    const { job } = pass;
+    pass.freshFeeds ??= this.#client
+      .list<CrawlFeed & KubeObject>(CRAWLFEEDS, {
+        namespace: job.metadata.namespace,
+        labelSelector: `${CRAWLJOB_LABEL}=${job.metadata.name}`,
+      })
+      .then((list) => list.items.filter((f) => isOwnedBy(f, job.metadata.uid)));
+    return pass.freshFeeds;
   }
 
   /** Computes the status and writes it when it changed, with the Events its transitions deserve. */
@@ -194,7 +269,7 @@ class CrawlJobReconciler {
     // CrawlFeeds are never deleted while their CrawlJob lives: fewer in the
     // cache than the status already counted means the cache is behind.
     let feeds = cachedFeeds;
-    if (feeds.length < (job.status?.feedSummary?.closed ?? 0)) feeds = await this.#freshFeeds(job);
+    if (feeds.length < (job.status?.feedSummary?.closed ?? 0)) feeds = await this.#freshFeeds(pass);
     let status = compute(feeds);
     const wasSucceeded = getCondition(job.status?.conditions, "Succeeded")?.status === "True";
     const isSucceeded = getCondition(status.conditions, "Succeeded")?.status === "True";
@@ -203,7 +278,7 @@ class CrawlJobReconciler {
       // between them: the runner's last CrawlFeed may still be on its way to
       // the cache when its Job's completion arrives. Before declaring
       // success, read the CrawlFeeds from the API server itself.
-      status = compute(await this.#freshFeeds(job));
+      status = compute(await this.#freshFeeds(pass));
     } else if (wasSucceeded && !isSucceeded) {
       // Succeeded=True is final (a bounded-execution object, like a Job):
       // a cache that lags behind a delivery must not flip it back.
@@ -227,7 +302,8 @@ class CrawlJobReconciler {
   }
 
   /** onCompletion: one crawl.completed event once the runner finished. */
-  async #deliverCompletion(job: Job): Promise<ReconcileResult | undefined> {
+  async #deliverCompletion(pass: Pass): Promise<ReconcileResult | undefined> {
+    const { job } = pass;
     if (
       job.spec.ingest?.webhook?.mode !== "onCompletion" ||
       getCondition(job.status?.conditions, "CrawlComplete")?.status !== "True" ||
@@ -237,7 +313,7 @@ class CrawlJobReconciler {
     }
     if (!this.#d.delivery) throw new Error("No delivery is configured for mode onCompletion");
     // Every feed, read from the API server: the event lists them all.
-    const r = await this.#d.delivery.deliverCompletion(job, await this.#freshFeeds(job));
+    const r = await this.#d.delivery.deliverCompletion(job, await this.#freshFeeds(pass));
     return r && r.requeueAfterMs !== undefined ? { requeueAfterMs: r.requeueAfterMs } : undefined;
   }
 
@@ -258,6 +334,10 @@ class CrawlJobReconciler {
     return undefined;
   }
 }
+
+/** A finished CrawlJob is never restarted, and one whose runner Job is gone keeps its last status. */
+const isFinished = (job: CrawlJob) =>
+  job.status?.completionTime !== undefined && job.status.runner?.jobName !== undefined;
 
 /** The previous verdict of a CrawlJob that already succeeded, over a newly computed status. */
 function keepSucceeded(status: CrawlJobStatus, previous: CrawlJobStatus): CrawlJobStatus {

@@ -1,4 +1,11 @@
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
+import {
+  DEFAULT_LEASE_SECONDS,
+  DEFAULT_REDIS_URL_KEY,
+  FRONTIER_JOB_ENV,
+  FRONTIER_LEASE_ENV,
+  FRONTIER_REDIS_URL_ENV,
+} from "../../crds/schema/frontier.ts";
 import { DEFAULT_TERMINATION_GRACE_SECONDS, DEFAULT_TMP_SIZE_LIMIT } from "../../crds/schema/runner.ts";
 import {
   PROXY_CREDENTIALS_ENV,
@@ -27,10 +34,14 @@ export const EXIT_CONFIG = 2;
 export const EXIT_STOPPED = 143;
 
 /**
- * Measured (docs/deploy.md): a crawl at the default concurrency peaks at
- * 365–572 MiB RSS with an unbounded V8 heap (262 MiB with a 256 MiB heap) and
- * uses at most one core. Requests fit a polite crawl; the memory limit is
- * about twice the peak. No CPU limit: throttling slows GC bursts for nothing.
+ * Measured (docs/deploy.md, docs/runner.md "Performance"): on real-weight
+ * pages (40–56 KB) a crawl at concurrency 16 or 64 takes 1.5–2 CPU seconds
+ * per 1,000 pages on at most one core and peaks at 330–350 MiB RSS (about the
+ * same at both concurrencies: one page is parsed at a time). The memory
+ * request is that peak with ~45 % headroom; the limit keeps room for pages up
+ * to maxResponseBytes and the 128 MiB in-flight budget. 250m is ~150 real
+ * pages/s, more than a polite crawl fetches. No CPU limit: throttling slows
+ * GC bursts for nothing.
  */
 export const DEFAULT_RUNNER_RESOURCES = {
   requests: { cpu: "250m", memory: "512Mi" },
@@ -80,8 +91,25 @@ function runnerEnv(job: CrawlJob): Record<string, unknown>[] {
       { name: "AWS_SECRET_ACCESS_KEY", valueFrom: { secretKeyRef: { name: creds.name, key: S3_SECRET_ACCESS_KEY } } },
     );
   }
-  env.push(...proxyCredentialsEnv(job));
+  env.push(...proxyCredentialsEnv(job), ...frontierEnv(job));
   return [...env, ...(job.spec.runner?.env ?? [])];
+}
+
+/**
+ * spec.frontier.redis: the URL straight from its Secret (the kubelet reads it;
+ * it never passes the operator), the key every shard of this CrawlJob shares
+ * (a new uid, a new crawl) and the lease.
+ */
+function frontierEnv(job: CrawlJob): Record<string, unknown>[] {
+  const redis = job.spec.frontier?.redis;
+  if (!redis) return [];
+  const { name, key = DEFAULT_REDIS_URL_KEY } = redis.urlSecretRef;
+  const { namespace, name: jobName, uid } = job.metadata;
+  return [
+    { name: FRONTIER_REDIS_URL_ENV, valueFrom: { secretKeyRef: { name, key } } },
+    { name: FRONTIER_JOB_ENV, value: `${namespace}/${jobName}/${uid}` },
+    { name: FRONTIER_LEASE_ENV, value: String(redis.leaseSeconds ?? DEFAULT_LEASE_SECONDS) },
+  ];
 }
 
 /** The Secret keys settings.proxy.credentialsSecretRef names, with the env variable each goes to. */

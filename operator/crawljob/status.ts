@@ -12,7 +12,7 @@ import { type Facts, judge } from "./status-rules.ts";
 import type { ValidationFailure } from "./validate.ts";
 
 export interface BatchJob extends KubeObject {
-  spec?: { suspend?: boolean; completions?: number; parallelism?: number };
+  spec?: { suspend?: boolean; completions?: number; parallelism?: number; backoffLimit?: number };
   status?: {
     active?: number;
     ready?: number;
@@ -21,6 +21,29 @@ export interface BatchJob extends KubeObject {
     startTime?: string;
     completionTime?: string;
     conditions?: { type: string; status: string; reason?: string; message?: string }[];
+  };
+}
+
+/**
+ * What the runner Job cache keeps (issue 13): metadata, the spec fields read
+ * here and by the reconcile (suspend), and status. The pod template, most of
+ * a Job's size, is never read from the cache.
+ */
+export function jobCacheTransform(job: BatchJob): BatchJob {
+  const spec = job.spec;
+  return {
+    apiVersion: job.apiVersion,
+    kind: job.kind,
+    metadata: job.metadata,
+    ...(spec && {
+      spec: {
+        suspend: spec.suspend,
+        completions: spec.completions,
+        parallelism: spec.parallelism,
+        backoffLimit: spec.backoffLimit,
+      },
+    }),
+    ...(job.status && { status: job.status }),
   };
 }
 

@@ -11,14 +11,14 @@
 //   resolved addresses again at send time).
 import net from "node:net";
 import type { FieldError } from "../../crds/schema/common.ts";
-import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
+import { type CrawlJobSpec, FEEDS_REQUIRED_MESSAGE } from "../../crds/schema/crawljob.ts";
 import { isAddressAllowed } from "../../net/address-guard.ts";
 import { validateCrawlJobSpec } from "../../spec/validate.ts";
 import { DEFAULT_SECRET_KEY } from "../delivery/kube.ts";
 import { proxyCredentialKeys, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY } from "./runner-pod.ts";
 
 /** The Secret's (or ConfigMap's) data keys, or undefined when it does not exist. */
-type SecretLookup = (namespace: string, name: string) => Promise<string[] | undefined>;
+type SecretLookup = (namespace: string, name: string) => Promise<string[] | undefined> | string[] | undefined;
 type ConfigMapLookup = SecretLookup;
 
 type ValidationReason =
@@ -35,6 +35,9 @@ export interface ValidationFailure {
   errors: FieldError[];
   message: string;
 }
+
+/** `feedcrawl run` refuses a snapshot without feeds (exit 2): nothing it crawls would be stored. */
+const NO_FEEDS: FieldError = { path: "spec.feeds", message: FEEDS_REQUIRED_MESSAGE };
 
 const isLoopbackName = (host: string) => host === "localhost" || host.endsWith(".localhost");
 
@@ -83,6 +86,8 @@ export async function validateCrawlJob(
 ): Promise<ValidationFailure | undefined> {
   const found: { reason: ValidationReason; error: FieldError }[] = [];
   for (const error of validateCrawlJobSpec(spec)) found.push({ reason: "InvalidSpec", error });
+  // The CRD's CEL rule refuses it at admission; this catches objects stored before that rule.
+  if (!spec.feeds || Object.keys(spec.feeds).length === 0) found.push({ reason: "InvalidSpec", error: NO_FEEDS });
 
   const webhook = spec.ingest?.webhook;
   if (webhook) {
@@ -148,7 +153,7 @@ async function checkModuleConfigMap(
 }
 
 /** Every Secret the spec refers to, with the keys the runner or the delivery read. */
-function secretRefsOf(spec: CrawlJobSpec): { path: string; name: string; keys: string[] }[] {
+export function secretRefsOf(spec: CrawlJobSpec): { path: string; name: string; keys: string[] }[] {
   const webhook = spec.ingest?.webhook;
   const secretRefs: { path: string; name: string; keys: string[] }[] = [];
   const s3Ref = spec.storage?.s3?.credentialsSecretRef;

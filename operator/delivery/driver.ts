@@ -1,8 +1,9 @@
 // Drives one persisted delivery through state.ts's state machine: decide on
 // the status as read, then give up (Failed), defer (the signing Secret is
-// missing), or claim it (Sending, attempts+1) and POST inside the backend's
-// host slot, and persist the attempt's result. Every status write goes
-// through target.ts's writeOrReread.
+// missing), or hand a due delivery to the dispatcher (delivery-dispatcher.ts),
+// which re-reads it in the backend's host slot, claims it (Sending,
+// attempts+1), POSTs and persists the attempt's result. The reconcile never
+// waits for a POST. Every status write goes through target.ts's writeOrReread.
 import type { Logger } from "pino";
 import type { Webhook } from "standardwebhooks";
 import type { CrawlFeed, DeliveryStatus } from "../../crds/schema/crawlfeed.ts";
@@ -11,6 +12,7 @@ import type { KubeObject } from "../../kube/client.ts";
 import type { BackoffPolicy } from "../../lib/backoff.ts";
 import { deliveryLatencySeconds, webhookDeliveries } from "../metrics.ts";
 import type { EventRecorder } from "../runtime/events.ts";
+import type { DeliveryDispatcher } from "./delivery-dispatcher.ts";
 import { type DispatcherFor, PRIVATE_NETWORKS_SETTING } from "./dispatchers.ts";
 import { SigningSecretError, type WriteResult } from "./kube.ts";
 import type { SigningSecrets } from "./secrets.ts";
@@ -46,6 +48,8 @@ const DEFAULT_MAX_ATTEMPTS = 12;
 
 interface DriverDeps {
   sender: WebhookSender;
+  /** Where due deliveries are claimed and POSTed, per backend host. */
+  dispatcher: DeliveryDispatcher;
   dispatcherFor: DispatcherFor;
   /** The operator's webhook private networks as configured (CIDRs and host names), for messages. */
   privateNetworks: readonly string[];
@@ -59,10 +63,14 @@ interface DriverDeps {
 
 /** One drive of one delivery: the webhook it goes to and where it logs. */
 interface Drive {
+  /** The dispatcher's key for this delivery (one queued or in-flight delivery per key). */
+  key: string;
   webhook: WebhookSpec;
   namespace: string;
   log: Logger;
   maxAttempts: number;
+  /** Set inside the dispatcher's host slot, where a due delivery is claimed and POSTed; aborts the POST. */
+  signal?: AbortSignal;
 }
 
 /** A claim (`Sending`) decided on, with whether it resumes an interrupted attempt. */
@@ -75,15 +83,23 @@ export class DeliveryDriver {
     this.#d = deps;
   }
 
-  /** Drives the delivery one step, or until it must wait. */
+  /**
+   * Decides on the delivery as read: settles it, waits, or hands a due one to
+   * the dispatcher and returns when to look again. Never POSTs itself.
+   */
   async drive<T extends Delivered>(
+    key: string,
     target: DeliveryTarget<T>,
     start: T,
     webhook: WebhookSpec,
     namespace: string,
     log: Logger,
   ): Promise<Result> {
-    const drive: Drive = { webhook, namespace, log, maxAttempts: webhook.maxAttempts ?? DEFAULT_MAX_ATTEMPTS };
+    const drive: Drive = { key, webhook, namespace, log, maxAttempts: webhook.maxAttempts ?? DEFAULT_MAX_ATTEMPTS };
+    return this.#run(target, start, drive);
+  }
+
+  async #run<T extends Delivered>(target: DeliveryTarget<T>, start: T, drive: Drive): Promise<Result> {
     const out = await writeOrReread(
       () => target.read(),
       start,
@@ -92,6 +108,21 @@ export class DeliveryDriver {
     if (out === "gone") return {};
     if (out === "exhausted") return { requeueAfterMs: CONFLICT_REQUEUE_MS };
     return out;
+  }
+
+  /**
+   * Queues the claim and POST in the backend's host slot. There the delivery
+   * is read again (it may have waited behind others) and decided afresh; its
+   * result reaches the work queue through the status write (a watch event),
+   * or through the recheck this returns.
+   */
+  #handOff<T extends Delivered>(target: DeliveryTarget<T>, drive: Drive): Result {
+    const { dispatcher } = this.#d;
+    dispatcher.enqueue(drive.key, drive.webhook.url, async (signal) => {
+      const fresh = await target.read();
+      if (fresh) await this.#run(target, fresh, { ...drive, signal });
+    });
+    return { requeueAfterMs: dispatcher.recheckMs(drive.key) };
   }
 
   /** Counts a delivery given up without a POST, and says so in the log and an Event. */
@@ -124,43 +155,53 @@ export class DeliveryDriver {
         requeueAfterMs: Date.parse(waiting.nextAttemptAt!) - this.#d.now().getTime(),
       }));
     }
-    return { write: () => this.#claimAndPost(target, object, decision, signer, drive) };
+    const signal = drive.signal;
+    if (!signal) return { settle: this.#handOff(target, drive) };
+    return { write: () => this.#claimAndPost(target, object, decision, signer, drive, signal) };
   }
 
   /**
-   * Claims and POSTs inside the backend's host slot: feeds queued behind a
-   * slow backend stay Pending (and unclaimed) until a slot is free. The
-   * result is persisted after the slot is released.
+   * Claims, POSTs and records, in the dispatcher's host slot for the backend:
+   * feeds queued behind a slow backend stay Pending (and unclaimed) until a
+   * slot is free. An attempt the dispatcher's close() interrupts is not
+   * recorded: its Sending stays, to be resent under the same webhook-id.
    */
-  #claimAndPost<T extends Delivered>(
+  async #claimAndPost<T extends Delivered>(
     target: DeliveryTarget<T>,
     object: T,
     { claim, resumed }: Claim,
     signer: Webhook,
     drive: Drive,
+    signal: AbortSignal,
   ): Promise<WriteResult<() => Promise<Result>>> {
     const { webhook, log } = drive;
-    return this.#d.sender.withHostSlot(webhook.url, async () => {
-      const claimed = await target.write(object, claim);
-      if (!claimed.ok) return claimed;
-      if (resumed) {
-        log.info(
-          { attempts: claim.attempts },
-          `Resending the webhook of ${target.describe} after an interrupted attempt`,
-        );
-      }
-      const allowPrivate = webhook.allowPrivateNetworks === true;
-      const outcome = await this.#d.sender.post({
-        url: webhook.url,
-        body: target.body,
-        headers: signatureHeaders(signer, target.webhookId, this.#d.now(), target.body),
-        timeoutMs: (webhook.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
-        dispatcher: this.#d.dispatcherFor(webhook.url, allowPrivate),
-        quoteBody: !allowPrivate,
-        blockedHint: this.#blockedHint(allowPrivate),
-      });
-      return continueWith(claimed, (written) => this.#record(target, written, claim, outcome, drive));
+    const interrupted: WriteResult<() => Promise<Result>> = { ok: true, object: async () => ({}) };
+    if (signal.aborted) return interrupted;
+    const claimed = await target.write(object, claim);
+    if (!claimed.ok) return claimed;
+    if (resumed) {
+      log.info(
+        { attempts: claim.attempts },
+        `Resending the webhook of ${target.describe} after an interrupted attempt`,
+      );
+    }
+    const allowPrivate = webhook.allowPrivateNetworks === true;
+    const outcome = await this.#d.sender.post({
+      url: webhook.url,
+      body: target.body,
+      headers: signatureHeaders(signer, target.webhookId, this.#d.now(), target.body),
+      timeoutMs: (webhook.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) * 1000,
+      dispatcher: this.#d.dispatcherFor(webhook.url, allowPrivate),
+      quoteBody: !allowPrivate,
+      blockedHint: this.#blockedHint(allowPrivate),
+      signal,
     });
+    // Only an attempt the abort cut short is left unrecorded; an answer that came in is written.
+    if (signal.aborted && outcome.kind === "retry") {
+      log.info(`Interrupted the webhook of ${target.describe}: the delivery is closing; it stays Sending`);
+      return interrupted;
+    }
+    return continueWith(claimed, (written) => this.#record(target, written, claim, outcome, drive));
   }
 
   /** Which setting refused a private address: the job's, or the operator's list it can only narrow. */

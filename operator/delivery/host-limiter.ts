@@ -1,6 +1,8 @@
-// Bounded concurrency per backend host: a burst of closed feeds (or a queue
-// drained after an outage) never opens more than `limit` POSTs at once to one
-// backend, however many feeds and CrawlJobs point at it.
+// Bounded concurrency per backend host, and the delivery dispatcher's queue
+// per host (the semaphore's waiters, first in first out): a burst of closed
+// feeds (or a queue drained after an outage) never opens more than `limit`
+// POSTs at once to one backend, however many feeds and CrawlJobs point at it,
+// and one host's queue never waits on another's.
 import { Semaphore } from "../../lib/semaphore.ts";
 
 export class HostLimiter {

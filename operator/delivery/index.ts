@@ -2,7 +2,10 @@
 // CrawlFeed (feed.closed, mode perFeed) or of a CrawlJob's completion event
 // (crawl.completed, mode onCompletion). The operator-core controller calls
 // `reconcile` from its CrawlFeed work queue (requeueing after
-// `requeueAfterMs`) and `deliverCompletion` once the runner finished.
+// `requeueAfterMs`) and `deliverCompletion` once the runner finished. Both
+// only decide: a due POST is handed to the delivery dispatcher
+// (delivery-dispatcher.ts, a queue per backend host), so no reconcile worker
+// ever waits on a backend.
 //
 // Crash safety: the claim (`Sending`, attempts+1) is persisted with a
 // resourceVersion precondition before the POST, and the result after it. A
@@ -17,16 +20,18 @@
 // networks a webhook may reach is the operator's list (dispatchers.ts).
 //
 // This file picks what to deliver (redelivery, ownership, URI, mode);
-// driver.ts drives one delivery; target.ts holds the write-or-reread loop.
+// driver.ts drives one delivery; delivery-dispatcher.ts runs the POSTs;
+// target.ts holds the write-or-reread loop.
 import { hostname } from "node:os";
-import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { SecretKeyRef } from "../../crds/schema/common.ts";
 import { type CrawlFeed, type DeliveryStatus, REDELIVER_ANNOTATION } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import type { KubeClient } from "../../kube/client.ts";
+import type { KubeAuth } from "../../kube/kubeconfig.ts";
 import type { BackoffPolicy } from "../../lib/backoff.ts";
 import { EventRecorder } from "../runtime/events.ts";
+import { DeliveryDispatcher } from "./delivery-dispatcher.ts";
 import { createDispatchers, type DispatcherFor, parsePrivateNetworks, privateNetworksFromEnv } from "./dispatchers.ts";
 import { DeliveryDriver, type DeliveryMetrics, defaultMetrics } from "./driver.ts";
 import { bucketProblem, type FeedSpecView, templateProblem } from "./feed-uri.ts";
@@ -40,7 +45,7 @@ import { CONFLICT_REQUEUE_MS, completionTarget, feedTarget, type Result } from "
 export { completionWebhookId, feedWebhookId } from "./payload.ts";
 
 interface FeedDeliveryDeps {
-  kc: KubeConfig;
+  kc: KubeAuth;
   /** The API client (default: one of its own from `kc`, closed by `close`). */
   client?: KubeClient;
   /** Where DeliveryFailed Events go (default: an EventRecorder on the client). */
@@ -69,11 +74,13 @@ interface FeedDeliveryDeps {
 }
 
 export interface FeedDeliveryReconciler {
-  /** Drives one CrawlFeed's delivery one step, or until it must wait. */
+  /** Decides on one CrawlFeed's delivery: settles it, or hands the POST to the dispatcher; says when to look again. */
   reconcile(feed: CrawlFeed, job: CrawlJob | undefined): Promise<Result>;
-  /** Drives the CrawlJob's crawl.completed delivery (mode onCompletion), kept in status.completionDelivery. */
+  /** The same for the CrawlJob's crawl.completed delivery (mode onCompletion), kept in status.completionDelivery. */
   deliverCompletion(job: CrawlJob, feeds: readonly CrawlFeed[]): Promise<Result>;
-  /** Closes the connection pools. */
+  /** Resolves once no delivery is queued or in flight. */
+  idle(): Promise<void>;
+  /** Aborts the POSTs in flight (their Sending stays), drops the queues, closes the connection pools. */
   close(): Promise<void>;
 }
 
@@ -91,10 +98,11 @@ const giveBack = (reason: "conflict" | "gone"): Result =>
 class FeedDelivery implements FeedDeliveryReconciler {
   readonly #api: DeliveryApi;
   readonly #driver: DeliveryDriver;
+  readonly #dispatcher: DeliveryDispatcher;
   readonly #logger: Logger;
   /** The dispatchers this reconciler made (none when they were injected), closed by `close`. */
   readonly #dispatchers: ReturnType<typeof createDispatchers> | undefined;
-  /** Objects this process is POSTing for right now: a `Sending` it finds for one of them is its own. */
+  /** Objects a reconcile is deciding on right now (the dispatcher knows those queued or POSTing). */
   readonly #inFlight = new Set<string>();
   readonly #feedBuckets: readonly string[] | undefined;
 
@@ -108,8 +116,13 @@ class FeedDelivery implements FeedDeliveryReconciler {
     // Parsed even when dispatchers are injected: a bad entry fails at start, not at the first POST.
     const networks = parsePrivateNetworks(privateNetworks);
     this.#dispatchers = deps.dispatcherFor ? undefined : createDispatchers(networks);
+    this.#dispatcher = new DeliveryDispatcher({
+      perHostConcurrency: deps.perHostConcurrency ?? 4,
+      logger: deps.logger,
+    });
     this.#driver = new DeliveryDriver({
-      sender: new WebhookSender({ perHostConcurrency: deps.perHostConcurrency ?? 4, now }),
+      sender: new WebhookSender({ now }),
+      dispatcher: this.#dispatcher,
       dispatcherFor: deps.dispatcherFor ?? this.#dispatchers!.dispatcherFor,
       privateNetworks,
       signers: new SigningSecrets(deps.fetchSigningSecret ?? ((namespace, ref) => api.readSecret(namespace, ref))),
@@ -129,7 +142,8 @@ class FeedDelivery implements FeedDeliveryReconciler {
 
   async reconcile(cached: CrawlFeed, job: CrawlJob | undefined): Promise<Result> {
     const { namespace, name } = cached.metadata as { namespace: string; name: string };
-    return this.#exclusive(`crawlfeed/${cached.metadata.uid ?? `${namespace}/${name}`}`, async () => {
+    const key = `crawlfeed/${cached.metadata.uid ?? `${namespace}/${name}`}`;
+    return this.#exclusive(key, async () => {
       const annotated = cached.metadata.annotations?.[REDELIVER_ANNOTATION] !== undefined;
       // The cache is enough to see that a settled feed needs nothing.
       if (settled(cached.status?.delivery) && !annotated) return {};
@@ -151,7 +165,7 @@ class FeedDelivery implements FeedDeliveryReconciler {
       if (uriProblem) return this.#rejectFeed(feed, uriProblem, log);
       // One crawl.completed event instead: nothing to do per feed.
       if (webhook.mode === "onCompletion") return {};
-      return this.#driver.drive(feedTarget(this.#api, feed, job!), feed, webhook, namespace, log);
+      return this.#driver.drive(key, feedTarget(this.#api, feed, job!), feed, webhook, namespace, log);
     });
   }
 
@@ -159,7 +173,8 @@ class FeedDelivery implements FeedDeliveryReconciler {
     const webhook = cached.spec.ingest?.webhook;
     if (!webhook) return {};
     const { namespace, name, uid } = cached.metadata as { namespace: string; name: string; uid: string };
-    return this.#exclusive(`crawljob/${uid}`, async () => {
+    const key = `crawljob/${uid}`;
+    return this.#exclusive(key, async () => {
       if (settled(cached.status?.completionDelivery)) return {};
       const job = await this.#api.getJob(namespace, name);
       if (!job || job.metadata.uid !== uid) return {};
@@ -173,18 +188,27 @@ class FeedDelivery implements FeedDeliveryReconciler {
           log.warn({ crawlfeed: feed.metadata.name, reason: problem }, "Left a CrawlFeed out of crawl.completed");
         else own.push(feed);
       }
-      return this.#driver.drive(completionTarget(this.#api, job, own), job, webhook, namespace, log);
+      return this.#driver.drive(key, completionTarget(this.#api, job, own), job, webhook, namespace, log);
     });
   }
 
+  idle(): Promise<void> {
+    return this.#dispatcher.idle();
+  }
+
   async close(): Promise<void> {
+    await this.#dispatcher.close();
     await this.#dispatchers?.close();
     await this.#api.close();
   }
 
-  /** Runs `task` unless this process is already working on `key`; then it comes back later. */
+  /**
+   * Runs `task` unless this process is already working on `key` (deciding, or
+   * its delivery queued or in flight): then it comes back later, without a read.
+   */
   async #exclusive(key: string, task: () => Promise<Result>): Promise<Result> {
     if (this.#inFlight.has(key)) return { requeueAfterMs: CONFLICT_REQUEUE_MS };
+    if (this.#dispatcher.busy(key)) return { requeueAfterMs: this.#dispatcher.recheckMs(key) };
     this.#inFlight.add(key);
     try {
       return await task();

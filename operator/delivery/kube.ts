@@ -6,12 +6,12 @@
 // with the read resourceVersion), and they touch no other status field (the
 // CrawlJob's status is shared with the runners and the CrawlJob reconcile).
 // Events go through operator/runtime/events.ts's EventRecorder.
-import type { KubeConfig } from "@kubernetes/client-node";
 import type { SecretKeyRef } from "../../crds/schema/common.ts";
 import type { CrawlFeed, DeliveryStatus } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import { KubeClient, type KubeObject } from "../../kube/client.ts";
 import { describeError, isConflict, isNotFound } from "../../kube/errors.ts";
+import type { KubeAuth } from "../../kube/kubeconfig.ts";
 import { CONFIGMAPS, CRAWLFEEDS, CRAWLJOBS, type ResourceType, SECRETS } from "../../kube/resources.ts";
 import { specConfigMapName } from "../crawljob/children.ts";
 import { SPEC_KEY } from "../crawljob/runner-pod.ts";
@@ -38,8 +38,8 @@ export class DeliveryApi {
   readonly client: KubeClient;
   readonly #owned: boolean;
 
-  /** A KubeConfig gets a client of its own (closed by `close`); a given KubeClient stays its owner's. */
-  constructor(client: KubeClient | KubeConfig) {
+  /** A kube config gets a client of its own (closed by `close`); a given KubeClient stays its owner's. */
+  constructor(client: KubeClient | KubeAuth) {
     this.#owned = !(client instanceof KubeClient);
     this.client = client instanceof KubeClient ? client : new KubeClient(client);
   }

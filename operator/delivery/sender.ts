@@ -4,7 +4,6 @@
 // bytes of an error body are kept for status.lastError.
 import { type Dispatcher, request, errors as undiciErrors } from "undici";
 import { parseRetryAfter } from "../../lib/retry-after.ts";
-import { HostLimiter } from "./host-limiter.ts";
 import type { AttemptOutcome } from "./state.ts";
 
 interface WebhookRequest {
@@ -22,11 +21,11 @@ interface WebhookRequest {
   quoteBody: boolean;
   /** Appended to an address-guard refusal: which setting refused it. */
   blockedHint?: string;
+  /** Aborts the POST (the dispatcher closing), on top of the timeout. */
+  signal?: AbortSignal;
 }
 
 interface WebhookSenderOptions {
-  /** Concurrent POSTs per backend host:port (default 4). */
-  perHostConcurrency?: number;
   userAgent?: string;
   now?: () => Date;
 }
@@ -105,32 +104,15 @@ async function discard(body: Dispatcher.ResponseData["body"]): Promise<string> {
 }
 
 export class WebhookSender {
-  readonly #limiter: HostLimiter;
   readonly #userAgent: string;
   readonly #now: () => Date;
 
   constructor(options: WebhookSenderOptions = {}) {
-    this.#limiter = new HostLimiter(options.perHostConcurrency ?? 4);
     this.#userAgent = options.userAgent ?? "feedcrawl-operator/0.1";
     this.#now = options.now ?? (() => new Date());
   }
 
-  /**
-   * Runs `task` holding one of the URL's host:port slots. The delivery claims
-   * a feed (writes Sending) inside the slot, so feeds queued behind a slow
-   * backend stay Pending instead of all showing Sending.
-   */
-  withHostSlot<T>(url: string, task: () => Promise<T>): Promise<T> {
-    let host: string;
-    try {
-      host = new URL(url).host;
-    } catch {
-      host = "<invalid URL>";
-    }
-    return this.#limiter.run(host, task);
-  }
-
-  /** POSTs once, without a host slot; never throws. */
+  /** POSTs once; never throws. The caller (the delivery dispatcher) holds the host slot. */
   async post(req: WebhookRequest): Promise<AttemptOutcome> {
     try {
       const u = new URL(req.url);
@@ -150,7 +132,9 @@ export class WebhookSender {
         headers: { "content-type": "application/json", "user-agent": this.#userAgent, ...req.headers },
         body: req.body,
         dispatcher: req.dispatcher,
-        signal: AbortSignal.timeout(req.timeoutMs),
+        signal: req.signal
+          ? AbortSignal.any([AbortSignal.timeout(req.timeoutMs), req.signal])
+          : AbortSignal.timeout(req.timeoutMs),
         headersTimeout: req.timeoutMs,
         bodyTimeout: req.timeoutMs,
       });

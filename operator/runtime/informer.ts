@@ -7,7 +7,11 @@
 // - stall detection: bookmarks are requested, so a stream silent for
 //   `stallMs` is dead → relist;
 // - periodic resync: every `resyncMs` each cached object is re-delivered to the
-//   update handlers (level-triggered controllers re-check everything).
+//   update handlers (level-triggered controllers re-check everything);
+// - a lean cache: every object loses what no controller reads
+//   (metadata.managedFields, kubectl's last-applied annotation) before it is
+//   cached, then the informer's own `transform` applies (issue 13: most of a
+//   CrawlJob's bytes were managedFields).
 import type { Logger } from "pino";
 import type { KubeClient, KubeObject } from "../../kube/client.ts";
 import { describeError, isGone } from "../../kube/errors.ts";
@@ -25,7 +29,7 @@ interface InformerOptions<T extends KubeObject> {
   /** One namespace, or every namespace when unset. */
   namespace?: string;
   labelSelector?: string;
-  /** Applied to every object before it is cached and handed to handlers (e.g. drop what is never read). */
+  /** Applied to every object (after stripUnread) before it is cached and handed to handlers. */
   transform?: (obj: T) => T;
   logger: Logger;
   resyncMs?: number;
@@ -34,6 +38,27 @@ interface InformerOptions<T extends KubeObject> {
 }
 
 const objectKey = (obj: KubeObject) => `${obj.metadata.namespace ?? ""}/${obj.metadata.name}`;
+
+/** kubectl apply's full copy of the object: as large as the spec, and never read by a controller. */
+export const LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration";
+
+/**
+ * Drops what no controller reads from a freshly received object (in place:
+ * it was just parsed and nothing else holds it): metadata.managedFields and
+ * the last-applied annotation. Writes never send a cached object's
+ * managedFields back (status writes are merge patches or PUTs of the
+ * status subresource, which ignore them).
+ */
+export function stripUnread<T extends KubeObject>(obj: T): T {
+  const metadata = obj.metadata;
+  if (metadata.managedFields !== undefined) delete metadata.managedFields;
+  const annotations = metadata.annotations;
+  if (annotations?.[LAST_APPLIED_ANNOTATION] !== undefined) {
+    delete annotations[LAST_APPLIED_ANNOTATION];
+    if (Object.keys(annotations).length === 0) delete metadata.annotations;
+  }
+  return obj;
+}
 
 export class Informer<T extends KubeObject> {
   readonly resource: ResourceType;
@@ -74,8 +99,11 @@ export class Informer<T extends KubeObject> {
   }
 
   list(filter?: (obj: T) => boolean): T[] {
-    const all = [...this.#cache.values()];
-    return filter ? all.filter(filter) : all;
+    if (!filter) return [...this.#cache.values()];
+    // No copy of the whole cache per call: a reconcile filters 10,000 CrawlFeeds for its few.
+    const out: T[] = [];
+    for (const obj of this.#cache.values()) if (filter(obj)) out.push(obj);
+    return out;
   }
 
   /** Starts the loop; resolves after the first successful list. */
@@ -205,7 +233,8 @@ export class Informer<T extends KubeObject> {
   }
 
   #transform(obj: T): T {
-    return this.#options.transform ? this.#options.transform(obj) : obj;
+    const lean = stripUnread(obj);
+    return this.#options.transform ? this.#options.transform(lean) : lean;
   }
 
   #apply(type: string, received: T) {

@@ -4,6 +4,8 @@
 // and rate-limited retries: per-key exponential backoff (5 ms · 2^n, capped at
 // 1000 s) combined with a global token bucket (10/s, burst 100) — the max of
 // both, like client-go's DefaultControllerRateLimiter.
+// Each queued key remembers why it was added first (an informer event, a
+// resync, a requeue-after, a retry): the reconcile's `reason`.
 
 import { backoffDelayMs } from "../../lib/backoff.ts";
 import { workqueueAdds, workqueueDepth, workqueueRetries } from "../metrics.ts";
@@ -16,6 +18,9 @@ interface RateLimiterOptions {
   burst?: number;
 }
 
+/** Why a key was queued: what the reconcile sees as `reason`. */
+export type EnqueueReason = "event" | "resync" | "requeue" | "retry" | "unknown";
+
 export class WorkQueue {
   readonly name: string;
   #queue: string[] = [];
@@ -23,6 +28,9 @@ export class WorkQueue {
   #processing = new Set<string>();
   #delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   #failures = new Map<string, number>();
+  /** Why each waiting (dirty) key was added; moved to #handedOut when a worker takes it. */
+  #reasons = new Map<string, EnqueueReason>();
+  #handedOut = new Map<string, EnqueueReason>();
   #waiters: ((key: string | undefined) => void)[] = [];
   #shuttingDown = false;
   #baseDelayMs: number;
@@ -57,15 +65,15 @@ export class WorkQueue {
     workqueueDepth.set({ name: this.name }, this.depth);
   }
 
-  add(key: string): void {
+  add(key: string, reason: EnqueueReason = "unknown"): void {
     if (this.#shuttingDown || this.#dirty.has(key)) return;
     workqueueAdds.inc({ name: this.name });
     this.#dirty.add(key);
+    this.#reasons.set(key, reason);
     if (this.#processing.has(key)) return; // delivered again by done()
     const waiter = this.#waiters.shift();
     if (waiter) {
-      this.#dirty.delete(key);
-      this.#processing.add(key);
+      this.#handOut(key);
       waiter(key);
     } else {
       this.#queue.push(key);
@@ -73,11 +81,23 @@ export class WorkQueue {
     this.#updateDepth();
   }
 
+  #handOut(key: string): void {
+    this.#dirty.delete(key);
+    this.#processing.add(key);
+    this.#handedOut.set(key, this.#reasons.get(key) ?? "unknown");
+    this.#reasons.delete(key);
+  }
+
+  /** Why the key a worker holds was queued (valid between get() and done()). */
+  reason(key: string): EnqueueReason {
+    return this.#handedOut.get(key) ?? "unknown";
+  }
+
   /** Adds the key after `delayMs`; an earlier pending delay for the same key wins. */
-  addAfter(key: string, delayMs: number): void {
+  addAfter(key: string, delayMs: number, reason: EnqueueReason = "requeue"): void {
     if (this.#shuttingDown) return;
     if (delayMs <= 0) {
-      this.add(key);
+      this.add(key, reason);
       return;
     }
     const at = this.#now() + delayMs;
@@ -86,7 +106,7 @@ export class WorkQueue {
     if (existing) clearTimeout(existing.timer);
     const timer = setTimeout(() => {
       this.#delayed.delete(key);
-      this.add(key);
+      this.add(key, reason);
     }, delayMs);
     timer.unref();
     this.#delayed.set(key, { at, timer });
@@ -115,7 +135,7 @@ export class WorkQueue {
 
   addRateLimited(key: string): void {
     workqueueRetries.inc({ name: this.name });
-    this.addAfter(key, this.when(key));
+    this.addAfter(key, this.when(key), "retry");
   }
 
   /** Resets the key's failure count (call after a successful reconcile). */
@@ -132,8 +152,7 @@ export class WorkQueue {
     if (this.#shuttingDown) return Promise.resolve(undefined);
     const key = this.#queue.shift();
     if (key !== undefined) {
-      this.#dirty.delete(key);
-      this.#processing.add(key);
+      this.#handOut(key);
       this.#updateDepth();
       return Promise.resolve(key);
     }
@@ -143,9 +162,11 @@ export class WorkQueue {
   /** Marks the key processed; if it was added meanwhile, it is queued again. */
   done(key: string): void {
     this.#processing.delete(key);
+    this.#handedOut.delete(key);
     if (this.#dirty.has(key)) {
+      const reason = this.#reasons.get(key);
       this.#dirty.delete(key);
-      this.add(key);
+      this.add(key, reason);
     }
   }
 
@@ -154,6 +175,7 @@ export class WorkQueue {
     for (const { timer } of this.#delayed.values()) clearTimeout(timer);
     this.#delayed.clear();
     this.#queue = [];
+    this.#reasons.clear();
     for (const waiter of this.#waiters.splice(0)) waiter(undefined);
     this.#updateDepth();
   }

@@ -10,6 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
+import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import {
   completionWebhookId,
@@ -231,6 +232,9 @@ describe("webhook delivery on the real apiserver", () => {
     const id = feedWebhookId(job.metadata.uid!, feed.spec.uri);
     receiver.respond = (r) => (r.id === id ? { status: 503, headers: { "retry-after": "3" } } : { status: 200 });
     const first = createFeedDeliveryReconciler({ kc, logger, backoff: fast, webhookPrivateNetworks: LOOPBACK });
+    // The reconcile hands the POST to the dispatcher; once it ran, the next reconcile sees the persisted retry time.
+    await first.reconcile(await getFeed(kc, namespace, feed.metadata.name!), job);
+    await first.idle();
     const r1 = await first.reconcile(await getFeed(kc, namespace, feed.metadata.name!), job);
     await first.close();
     assert.ok((r1.requeueAfterMs ?? 0) > 2_000);
@@ -333,7 +337,7 @@ describe("webhook delivery on the real apiserver", () => {
 
   it("onCompletion: one crawl.completed event with every feed, state in status.completionDelivery", async () => {
     const completion = await newJob({ url: receiver.url, mode: "onCompletion" });
-    const feeds = [];
+    const feeds: CrawlFeed[] = [];
     for (const n of [1, 2]) {
       feeds.push(await createFeedAsRunner(kc, completion, feedEvent(`s3://crawl-data/books/part-0020${n}.jsonl`)));
     }
@@ -346,11 +350,17 @@ describe("webhook delivery on the real apiserver", () => {
     const id = completionWebhookId(completion.metadata.uid!);
     receiver.respond = (r) =>
       r.id === id && ++calls === 1 ? { status: 429, headers: { "retry-after": "1" } } : { status: 200 };
-    let result = await reconciler.deliverCompletion(await getJob(kc, namespace, completion.metadata.name!), feeds);
-    assert.ok(result.requeueAfterMs !== undefined);
-    await sleep(result.requeueAfterMs);
-    result = await reconciler.deliverCompletion(await getJob(kc, namespace, completion.metadata.name!), feeds);
-    assert.deepEqual(result, {});
+    const deliver = async () => {
+      const result = await reconciler.deliverCompletion(await getJob(kc, namespace, completion.metadata.name!), feeds);
+      await reconciler.idle(); // the POST runs in the dispatcher, not in this call
+      return result;
+    };
+    assert.ok((await deliver()).requeueAfterMs !== undefined, "handed off: look again");
+    const wait = await deliver(); // the 429's Retry-After, persisted
+    assert.ok(wait.requeueAfterMs !== undefined && wait.requeueAfterMs > 0);
+    await sleep(wait.requeueAfterMs);
+    await deliver();
+    assert.deepEqual(await deliver(), {});
     const settled = await getJob(kc, namespace, completion.metadata.name!);
     assert.equal(settled.status?.completionDelivery?.state, "Delivered");
     assert.equal(settled.status?.completionDelivery?.attempts, 2);

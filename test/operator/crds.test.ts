@@ -4,7 +4,14 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { parse } from "yaml";
-import { crawlFeedCrd, crawlJobCrd, generatedFiles, staleFiles, toStructural } from "../../crds/generate.ts";
+import {
+  crawlFeedCrd,
+  crawlJobCrd,
+  crawlScheduleCrd,
+  generatedFiles,
+  staleFiles,
+  toStructural,
+} from "../../crds/generate.ts";
 
 type Node = Record<string, unknown>;
 
@@ -35,14 +42,14 @@ test("the chart's copies are identical to crds/", () => {
 });
 
 test("the YAML parses back to the generated objects", () => {
-  for (const crd of [crawlJobCrd(), crawlFeedCrd()]) {
+  for (const crd of [crawlJobCrd(), crawlFeedCrd(), crawlScheduleCrd()]) {
     const name = (crd.metadata as Node).name as string;
     const file = `crds/${name.split(".").slice(1).join(".")}_${name.split(".")[0]}.yaml`;
     assert.deepEqual(parse(readFileSync(file, "utf8")), crd);
   }
 });
 
-for (const crd of [crawlJobCrd(), crawlFeedCrd()]) {
+for (const crd of [crawlJobCrd(), crawlFeedCrd(), crawlScheduleCrd()]) {
   const kind = ((crd.spec as Node).names as Node).kind as string;
 
   test(`${kind}: structural — no JSON Schema constructs Kubernetes rejects, every node typed`, () => {

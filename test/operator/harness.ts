@@ -4,10 +4,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, mkdtempSync, openSync } from "node:fs";
 import { join } from "node:path";
-import type { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import type { KubeClient, KubeObject } from "../../kube/client.ts";
+import type { KubeAuth } from "../../kube/kubeconfig.ts";
 import { CRAWLJOBS, SECRETS } from "../../kube/resources.ts";
 import { Manager, type ManagerOptions } from "../../operator/manager.ts";
 import { getCondition } from "../../operator/runtime/conditions.ts";
@@ -17,6 +17,7 @@ import { REPO_ROOT } from "./kubelet.ts";
 export const CRD_FILES = [
   join(REPO_ROOT, "crds/feedcrawl.io_crawljobs.yaml"),
   join(REPO_ROOT, "crds/feedcrawl.io_crawlfeeds.yaml"),
+  join(REPO_ROOT, "crds/feedcrawl.io_crawlschedules.yaml"),
 ];
 
 /** Applies the generated CRDs (idempotent: server-side apply) and waits until they are served. */
@@ -41,7 +42,7 @@ export interface RunningOperator {
 
 /** The operator in this process (its logs go to a file the test can read). */
 export async function startOperator(
-  kc: KubeConfig,
+  kc: KubeAuth,
   options: Partial<ManagerOptions> & { namespaces: string[]; workDir: string },
 ): Promise<RunningOperator> {
   const logPath = join(options.workDir, `operator-${process.pid}-${Date.now()}.log`);

@@ -22,6 +22,7 @@ const spec = {
     startUrls: ["https://books.example/"],
     extract: [{ name: "product", itemSelector: "article", fields: { title: { selector: "h1", text: true } } }],
   },
+  feeds: { "s3://crawl-data/%(name)s/part-%(batch_id)05d.jsonl": { format: "jsonlines", batchItemCount: 10 } },
 };
 
 describe("leader election between two operator processes", () => {

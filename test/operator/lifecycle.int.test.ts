@@ -343,4 +343,30 @@ describe("CrawlJob lifecycle (kubelet and Job controller played by the test)", (
       30_000,
     );
   });
+
+  test("a runner Job of that name owned by someone else: one Warning Event NotOwned, not retried", async () => {
+    await client.create(JOBS, {
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name: "taken-runner", namespace: ns.name },
+      spec: {
+        suspend: true,
+        template: { spec: { restartPolicy: "Never", containers: [{ name: "c", image: "localhost/nope:1" }] } },
+      },
+    });
+    const noWebhook = spec();
+    delete noWebhook.ingest;
+    await createCrawlJob(client, ns.name, "taken", noWebhook);
+    const notOwned = async () =>
+      (await client.list(EVENTS, { namespace: ns.name, fieldSelector: "involvedObject.name=taken" })).items.filter(
+        (e) => (e as Any).reason === "NotOwned",
+      ) as Any[];
+    const event = await eventually("a NotOwned Event", async () => (await notOwned())[0], 30_000);
+    assert.match(event.message, /Job .*\/taken-runner exists and is not owned by CrawlJob taken/);
+    // Each watch event of the job reconciles it again (its add, the operator's own writes): a few. A
+    // retried error would also come back on the queue's backoff (5 ms, doubling): ~10 in 3 s.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    const count = (await notOwned()).reduce((sum, e) => sum + (e.count ?? 1), 0);
+    assert.ok(count <= 3, `${count} NotOwned events in 3 s`);
+  });
 });
