@@ -3,7 +3,7 @@
 // backend load that feed files + webhooks remove. One command runs
 // everything and writes bench/results/<date>.md (+ .svg chart, + .json data).
 //
-//   node bench/run.ts [--quick] [--only crawl,backend,scale,operator] [--runs N] [--profile] [--render]
+//   node bench/run.ts [--quick] [--only crawl,backend,scale,operator,frontier] [--sites small,realistic] [--runs N] [--profile] [--render]
 //
 // See docs/benchmarks.md.
 import { existsSync } from "node:fs";
@@ -13,7 +13,10 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { type LoadResult, loadMarkdown, runBackendLoad } from "./backend/load.ts";
+import type { SiteKind } from "./crawl/site.ts";
 import { runThroughput, type ThroughputResult, throughputMarkdown } from "./crawl/throughput.ts";
+import { type JobdirOverheadResult, jobdirOverheadMarkdown, runJobdirOverhead } from "./frontier/jobdir-overhead.ts";
+import { type RedisFrontierResult, redisFrontierMarkdown, runRedisFrontier } from "./frontier/redis.ts";
 import { renderChart } from "./lib/chart.ts";
 import { BENCH_DIR, type BenchContext, ensureDir } from "./lib/context.ts";
 import { describeMachine, type Machine, machineMarkdown } from "./lib/machine.ts";
@@ -22,7 +25,7 @@ import { fmt } from "./lib/stats.ts";
 import { type OperatorResult, operatorMarkdown, runOperatorScale } from "./operator/scale.ts";
 import { runScale, type ScaleResult, scaleMarkdown } from "./scale/exports.ts";
 
-const SECTIONS = ["crawl", "backend", "scale", "operator"] as const;
+const SECTIONS = ["crawl", "backend", "scale", "operator", "frontier"] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Results {
@@ -34,6 +37,7 @@ interface Results {
   load?: Omit<LoadResult, "markdown">;
   scale?: Omit<ScaleResult, "markdown">;
   operator?: OperatorResult;
+  frontier?: { jobdir: JobdirOverheadResult; redis: RedisFrontierResult };
   sections?: Partial<Record<Section, { startedAt: string; loadStart: number[]; loadEnd: number[] }>>;
 }
 
@@ -42,6 +46,7 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     only: { type: "string" },
     runs: { type: "string" },
+    sites: { type: "string" },
     profile: { type: "boolean", default: false },
     render: { type: "boolean", default: false },
   },
@@ -52,6 +57,8 @@ const only = (values.render ? [] : (values.only?.split(",").map((s) => s.trim())
 for (const s of only) {
   if (!SECTIONS.includes(s)) throw new Error(`--only: unknown section "${s}" (one of ${SECTIONS.join(", ")})`);
 }
+const sites = (values.sites?.split(",").map((s) => s.trim()) ?? ["small", "realistic"]) as SiteKind[];
+for (const s of sites) if (s !== "small" && s !== "realistic") throw new Error(`--sites: unknown site "${s}"`);
 const runs = values.runs ? Number(values.runs) : 3;
 if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer, got "${values.runs}"`);
 
@@ -92,15 +99,52 @@ const when = async <T>(section: Section, fn: () => Promise<T>): Promise<T> => {
   return value;
 };
 try {
-  if (only.includes("crawl")) results.throughput = strip(await when("crawl", () => runThroughput(ctx)));
+  if (only.includes("crawl")) {
+    const fresh = strip(await when("crawl", () => runThroughput(ctx, sites)));
+    // A run of some sites (--sites) keeps the other sites' results of the day.
+    const kept = (previous.throughput?.sites ?? []).filter((s) => !sites.includes(s.kind)).map((s) => s.kind);
+    const old = previous.throughput;
+    results.throughput =
+      old && kept.length
+        ? {
+            ...fresh,
+            sites: [...old.sites.filter((s) => kept.includes(s.kind)), ...fresh.sites],
+            runs: [...old.runs.filter((x) => kept.includes(x.site)), ...fresh.runs],
+            summaries: [...old.summaries.filter((x) => kept.includes(x.site)), ...fresh.summaries],
+          }
+        : fresh;
+  }
   if (only.includes("backend")) results.load = strip(await when("backend", () => runBackendLoad(ctx)));
   if (only.includes("scale")) results.scale = strip(await when("scale", () => runScale(ctx)));
   if (only.includes("operator")) results.operator = await when("operator", () => runOperatorScale(ctx));
+  if (only.includes("frontier")) {
+    results.frontier = await when("frontier", async () => ({
+      jobdir: await runJobdirOverhead({ products: quick ? 2000 : 10_000, runs }),
+      redis: await runRedisFrontier(ctx),
+    }));
+  }
 } finally {
   await rm(workDir, { recursive: true, force: true });
 }
 if (!values.render) results.loadAtEnd = os.loadavg();
 
+// Another --only run may have written the day's file meanwhile: keep the sections it wrote that this run did not.
+if (only.length < SECTIONS.length && existsSync(jsonFile)) {
+  const latest: Partial<Results> = JSON.parse(await readFile(jsonFile, "utf8"));
+  const key = {
+    crawl: "throughput",
+    backend: "load",
+    scale: "scale",
+    operator: "operator",
+    frontier: "frontier",
+  } as const;
+  for (const section of SECTIONS) {
+    if (only.includes(section) || latest[key[section]] === undefined) continue;
+    (results as unknown as Record<string, unknown>)[key[section]] = latest[key[section]];
+    const at = latest.sections?.[section];
+    if (at) results.sections = { ...results.sections, [section]: at };
+  }
+}
 await writeFile(jsonFile, `${JSON.stringify(results, null, 2)}\n`);
 const svgName = `${stem}.svg`;
 await writeFile(join(resultsDir, svgName), renderChart(chartInput(results)));
@@ -109,16 +153,19 @@ logger.info({ results: join(resultsDir, `${stem}.md`) }, "Bench results written"
 
 function chartInput(r: Results) {
   const t = r.throughput;
+  // The chart shows the realistic-weight site when it ran: the number that matters for real pages.
+  const kind = t?.summaries.some((s) => s.site === "realistic") ? "realistic" : "small";
+  const summaries = (t?.summaries ?? []).filter((s) => (s.site ?? "small") === kind);
   const rows = r.load?.rows ?? [];
   return {
-    title: `feedcrawl bench ${stem} (${r.machine.cores} cores)`,
+    title: `feedcrawl bench ${stem} (${r.machine.cores} cores; crawl: ${kind} pages)`,
     items: r.load?.items ?? 0,
-    throughput: (t?.summaries ?? []).map((s) => ({
+    throughput: summaries.map((s) => ({
       concurrency: s.concurrency,
       tool: s.tool,
       pagesPerSecond: s.pagesPerSecond,
       valid:
-        s.ok && new Set(t!.summaries.filter((x) => x.concurrency === s.concurrency).flatMap((x) => x.items)).size === 1,
+        s.ok && new Set(summaries.filter((x) => x.concurrency === s.concurrency).flatMap((x) => x.items)).size === 1,
     })),
     requests: rows.map((x) => ({
       label: x.batch === null ? "per-item POST" : `batch ${x.batch / 1000}k`,
@@ -173,6 +220,15 @@ function render(r: Results, svg: string): string {
   );
   out.push("");
   out.push(measuredAt(r, "operator") + (r.operator ? operatorMarkdown(r.operator) : "Not run."));
+  out.push("");
+  out.push("## 4. Crawl state: `--jobdir` and the Redis frontier");
+  out.push("");
+  out.push(
+    measuredAt(r, "frontier") +
+      (r.frontier
+        ? `${jobdirOverheadMarkdown(r.frontier.jobdir)}\n\n${redisFrontierMarkdown(r.frontier.redis)}`
+        : "Not run."),
+  );
   out.push("");
   return out.join("\n");
 }

@@ -5,24 +5,48 @@
 
 import type { Server } from "node:http";
 import { hostname } from "node:os";
-import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { CrawlFeed } from "../crds/schema/crawlfeed.ts";
 import { CRAWLJOB_LABEL } from "../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../crds/schema/crawljob.ts";
 import { KubeClient, type KubeObject } from "../kube/client.ts";
-import { CRAWLFEEDS, CRAWLJOBS, JOBS, PODS, type ResourceType } from "../kube/resources.ts";
+import { describeError } from "../kube/errors.ts";
+import type { KubeAuth } from "../kube/kubeconfig.ts";
+import {
+  CONFIGMAPS,
+  CRAWLFEEDS,
+  CRAWLJOBS,
+  JOBS,
+  PODS,
+  type ResourceType,
+  ROLEBINDINGS,
+  ROLES,
+  SECRETS,
+  SERVICEACCOUNTS,
+} from "../kube/resources.ts";
 import { createCrawlFeedReconciler, type FeedDeliveryReconciler } from "./crawlfeed/controller.ts";
+import {
+  type ChildCaches,
+  crawlJobsBySecretIndex,
+  feedsByJobIndex,
+  indexKey,
+  podsByOwnerIndex,
+  type SecretKeys,
+  secretKeysTransform,
+} from "./crawljob/caches.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL } from "./crawljob/children.ts";
 import { podCacheTransform, type RunnerPod } from "./crawljob/pods.ts";
 import { type CompletionDelivery, createCrawlJobReconciler } from "./crawljob/reconciler.ts";
-import type { BatchJob } from "./crawljob/status.ts";
+import { type BatchJob, jobCacheTransform } from "./crawljob/status.ts";
+import { observeCrawlJobs } from "./crawljob-metrics.ts";
+import { type CrawlSchedules, setupCrawlSchedules } from "./crawlschedule/setup.ts";
 import { createFeedDeliveryReconciler } from "./delivery/index.ts";
 import { leaderStatus } from "./metrics.ts";
 import { Controller } from "./runtime/controller.ts";
 import { EventRecorder } from "./runtime/events.ts";
 import { Informer, InformerGroup } from "./runtime/informer.ts";
 import { LeaderElector } from "./runtime/leader-election.ts";
+import { within } from "./runtime/within.ts";
 import { listen } from "./server.ts";
 
 interface DeliveryParts {
@@ -32,7 +56,7 @@ interface DeliveryParts {
 }
 
 export interface ManagerOptions {
-  kc: KubeConfig;
+  kc: KubeAuth;
   logger: Logger;
   /** Namespaces to watch; empty: all. */
   namespaces: string[];
@@ -54,9 +78,19 @@ export interface ManagerOptions {
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
+  /**
+   * On stop(), how long in-flight reconciles may run before their signals
+   * abort (default 5 s). stop() returns within this plus 5 s.
+   */
+  shutdownGraceMs?: number;
   /** Called when leadership is lost: the process must exit (its state may be stale). */
   onFatal?: (reason: string) => void;
 }
+
+const DEFAULT_SHUTDOWN_GRACE_MS = 5_000;
+/** After the grace: how long aborted reconciles get to unwind, and everything else (Lease, informers) to stop. */
+const SHUTDOWN_UNWIND_MS = 2_000;
+const SHUTDOWN_TEARDOWN_MS = 5_000;
 
 /** The webhook delivery, sharing the manager's API client (one connection pool) and Event recorder. */
 function loadDelivery(o: ManagerOptions, client: KubeClient, events: EventRecorder, logger: Logger): DeliveryParts {
@@ -83,6 +117,14 @@ export class Manager {
   #crawlFeeds: InformerGroup<CrawlFeed & KubeObject>;
   #runnerJobs: InformerGroup<BatchJob>;
   #runnerPods: InformerGroup<RunnerPod>;
+  /** The CrawlJobs' other children (label-selected) and the Secrets (key names only). */
+  #childCaches: ChildCaches & Record<keyof ChildCaches, InformerGroup<KubeObject>>;
+  #secrets: InformerGroup<SecretKeys>;
+  #feedsByJob: ReturnType<typeof feedsByJobIndex>;
+  #podsByOwner: ReturnType<typeof podsByOwnerIndex>;
+  #crawlJobsBySecret: ReturnType<typeof crawlJobsBySecretIndex>;
+  #schedules: CrawlSchedules | undefined;
+  #stopMetrics: (() => void) | undefined;
   #controllers: Controller[] = [];
   #elector: LeaderElector | undefined;
   #servers: Server[] = [];
@@ -112,12 +154,34 @@ export class Manager {
     this.#crawlJobs = new InformerGroup(options.namespaces, make<CrawlJob & KubeObject>(CRAWLJOBS));
     this.#crawlFeeds = new InformerGroup(options.namespaces, make<CrawlFeed & KubeObject>(CRAWLFEEDS));
     const managed = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
-    this.#runnerJobs = new InformerGroup(options.namespaces, make<BatchJob>(JOBS, managed));
+    this.#runnerJobs = new InformerGroup(options.namespaces, make<BatchJob>(JOBS, managed, jobCacheTransform));
     this.#runnerPods = new InformerGroup(options.namespaces, make<RunnerPod>(PODS, managed, podCacheTransform));
+    const child = (resource: ResourceType) =>
+      new InformerGroup(options.namespaces, make<KubeObject>(resource, managed));
+    this.#childCaches = {
+      configMaps: child(CONFIGMAPS),
+      serviceAccounts: child(SERVICEACCOUNTS),
+      roles: child(ROLES),
+      roleBindings: child(ROLEBINDINGS),
+    };
+    // Every Secret of the watched namespaces (a user's Secrets carry no label of ours), values dropped on arrival.
+    this.#secrets = new InformerGroup(options.namespaces, make<SecretKeys>(SECRETS, undefined, secretKeysTransform));
+    // Indexes follow their informers from the first list on.
+    this.#feedsByJob = feedsByJobIndex(this.#crawlFeeds);
+    this.#podsByOwner = podsByOwnerIndex(this.#runnerPods);
+    this.#crawlJobsBySecret = crawlJobsBySecretIndex(this.#crawlJobs);
   }
 
   #informers(): InformerGroup<KubeObject>[] {
-    return [this.#crawlJobs, this.#crawlFeeds, this.#runnerJobs, this.#runnerPods] as InformerGroup<KubeObject>[];
+    return [
+      this.#crawlJobs,
+      this.#crawlFeeds,
+      this.#runnerJobs,
+      this.#runnerPods,
+      this.#secrets,
+      ...Object.values(this.#childCaches),
+      ...(this.#schedules ? [this.#schedules.informer] : []),
+    ] as InformerGroup<KubeObject>[];
   }
 
   get isLeader(): boolean {
@@ -138,6 +202,20 @@ export class Manager {
     const delivery = o.delivery ?? loadDelivery(o, this.client, events, this.#log);
     this.#delivery = delivery;
     this.#controllers = this.#wire(events, delivery);
+    this.#schedules = setupCrawlSchedules({
+      client: this.client,
+      namespaces: o.namespaces,
+      crawlJobs: this.#crawlJobs,
+      events,
+      logger: this.#log,
+      ...(o.resyncMs !== undefined ? { resyncMs: o.resyncMs } : {}),
+    });
+    this.#controllers.push(this.#schedules.controller);
+    this.#stopMetrics = observeCrawlJobs({
+      crawlJobs: this.#crawlJobs,
+      crawlFeeds: this.#crawlFeeds,
+      active: () => this.#leading,
+    });
     await this.#serve();
 
     await Promise.all(this.#informers().map((i) => i.start()));
@@ -153,15 +231,23 @@ export class Manager {
       name: "crawljob",
       logger: this.#log,
       workers: o.workers,
+      // Not retried (e.g. a child of that name owned by someone else): said once, on the CrawlJob.
+      onTerminal: async (req, err) => {
+        const job = this.#crawlJobs.get(req.namespace, req.name);
+        if (job) await events.record(job, "Warning", err.reason, err.message);
+      },
       reconcile: createCrawlJobReconciler({
         client: this.client,
         crawlJobs: this.#crawlJobs,
         runnerJobs: this.#runnerJobs,
-        crawlFeeds: this.#crawlFeeds,
-        runnerPods: this.#runnerPods,
+        feedsByJob: this.#feedsByJob,
+        podsByOwner: this.#podsByOwner,
+        children: this.#childCaches,
+        secrets: this.#secrets,
         events,
         runnerImage: o.runnerImage,
         delivery: delivery.completion,
+        ...(o.resyncMs !== undefined ? { recheckMs: o.resyncMs } : {}),
       }),
     });
     const crawlFeedController = new Controller({
@@ -177,12 +263,23 @@ export class Manager {
 
     // Event handlers only enqueue keys; reconciles re-read the caches.
     const enqueueJob = (obj: KubeObject) => crawlJobController.enqueue(obj.metadata.namespace!, obj.metadata.name!);
-    this.#crawlJobs.on("add", enqueueJob).on("update", enqueueJob);
+    // delete too: the reconcile then forgets what it memoised about the job.
+    this.#crawlJobs.on("add", enqueueJob).on("update", enqueueJob).on("delete", enqueueJob);
     const enqueueOwner = (obj: KubeObject) => {
       const owner = ownerCrawlJob(obj);
       if (owner) crawlJobController.enqueue(obj.metadata.namespace!, owner);
     };
     this.#runnerJobs.on("add", enqueueOwner).on("update", enqueueOwner).on("delete", enqueueOwner);
+    for (const cache of Object.values(this.#childCaches)) {
+      cache.on("add", enqueueOwner).on("update", enqueueOwner).on("delete", enqueueOwner);
+    }
+    // A Secret event: exactly the CrawlJobs whose spec names it (validation reads its key names).
+    const enqueueReferrers = (secret: KubeObject) => {
+      for (const job of this.#crawlJobsBySecret.get(indexKey(secret.metadata.namespace, secret.metadata.name!))) {
+        enqueueJob(job);
+      }
+    };
+    this.#secrets.on("add", enqueueReferrers).on("update", enqueueReferrers).on("delete", enqueueReferrers);
     // A pod belongs to the Job, not the CrawlJob: the template's CrawlJob label names it (the
     // reconcile then keeps only pods owned by that CrawlJob's runner Job).
     const enqueueLabelled = (obj: KubeObject) => {
@@ -245,8 +342,12 @@ export class Manager {
       renewDeadlineMs: o.renewDeadlineMs,
       retryPeriodMs: o.retryPeriodMs,
       onStartedLeading: lead,
+      // At the renew deadline, before anyone else may take the Lease: stop
+      // taking keys and abort in-flight reconciles now; onFatal makes the
+      // process stop (stop() then closes the delivery at once) and exit.
       onStoppedLeading: () => {
         this.#leading = false;
+        for (const c of this.#controllers) c.abort("Lost the leader Lease");
         o.onFatal?.("leader election lost");
       },
     });
@@ -254,17 +355,40 @@ export class Manager {
     this.#elector.start();
   }
 
-  /** Graceful: stop taking work, let in-flight reconciles finish, release the Lease. */
+  /**
+   * Graceful and bounded: stop taking keys; in-flight reconciles get
+   * `shutdownGraceMs` (none after a lost Lease), then their signals abort;
+   * the delivery closes (aborting its POSTs) once they are done or the grace
+   * is over, with 2 s to unwind; then the Lease is released while the
+   * informers, servers and client stop. Returns within shutdownGraceMs + 5 s:
+   * work that ignores the abort is left behind (logged) and ends with the
+   * process.
+   */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#log.info("Stopping the operator");
-    await Promise.all(this.#controllers.map((c) => c.stop()));
-    await this.#elector?.stop();
-    await Promise.all(this.#informers().map((i) => i.stop()));
-    await Promise.all(this.#servers.map((s) => new Promise((resolve) => s.close(resolve))));
-    await this.#delivery?.close?.();
-    await this.client.close();
+    const graceMs = this.#leading ? (this.#o.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS) : 0;
+    const endBy = performance.now() + graceMs + SHUTDOWN_TEARDOWN_MS;
+    this.#log.info({ graceMs }, "Stopping the operator");
+    this.#stopMetrics?.();
+    const step = async (what: string, run: () => Promise<unknown> | undefined, byMs: number) => {
+      const done = Promise.resolve()
+        .then(run)
+        .catch((err) => this.#log.warn({ error: describeError(err) }, `${what} failed`));
+      if (!(await within(done, byMs - performance.now()))) this.#log.warn(`${what} did not finish in time`);
+    };
+    const drained = Promise.all(this.#controllers.map((c) => c.stop({ graceMs, unwindMs: SHUTDOWN_UNWIND_MS })));
+    await within(drained, graceMs);
+    const closing = step("Closing the webhook delivery", () => this.#delivery?.close?.(), endBy);
+    const abandoned = (await drained).flatMap((outcome) => outcome.abandoned);
+    if (abandoned.length > 0) this.#log.warn({ keys: abandoned }, "Reconciles ignored their abort; left behind");
+    await within(closing, SHUTDOWN_UNWIND_MS);
+    await Promise.all([
+      step("Releasing the Lease", () => this.#elector?.stop(), endBy),
+      step("Stopping the informers", () => Promise.all(this.#informers().map((i) => i.stop())), endBy),
+      step("Closing the servers", () => Promise.all(this.#servers.map((s) => new Promise((r) => s.close(r)))), endBy),
+    ]);
+    await step("Closing the API client", () => this.client.close(), endBy);
     this.#leading = false;
   }
 }

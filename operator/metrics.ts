@@ -9,8 +9,9 @@ collectDefaultMetrics({ register: registry, prefix: "feedcrawl_operator_" });
 
 /** What each metric counts (its HELP line). */
 const HELP: Record<string, string> = {
-  feedcrawl_reconcile_total: "Reconciles per controller and result (success, error, requeue, requeue_after).",
-  feedcrawl_reconcile_errors_total: "Reconciles that returned an error, per controller.",
+  feedcrawl_reconcile_total:
+    "Reconciles per controller and result (success, requeue_after, error, terminal: not retried, aborted: stopped by shutdown or a lost Lease).",
+  feedcrawl_reconcile_errors_total: "Reconciles that returned an error (retried or terminal), per controller.",
   feedcrawl_reconcile_time_seconds: "Time per reconcile, per controller.",
   feedcrawl_workqueue_depth: "Keys waiting in the work queue (ready or delayed), per queue.",
   feedcrawl_workqueue_adds_total: "Keys added to the work queue, per queue.",

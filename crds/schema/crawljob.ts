@@ -5,6 +5,7 @@ import Type from "typebox";
 import { API_VERSION, type CustomObject, cel, GROUP, SecretKeyRef, StringEnum, VERSION } from "./common.ts";
 import { DeliveryStatus } from "./crawlfeed.ts";
 import { Feeds, StorageSpec } from "./feeds.ts";
+import { FrontierSpec } from "./frontier.ts";
 import { awsEnvRule, RunnerSpec } from "./runner.ts";
 import { SpiderSpec } from "./spider.ts";
 
@@ -65,6 +66,19 @@ const batchedFeedRule = cel({
   fieldPath: ".feeds",
 });
 
+// `feedcrawl run` stores what it crawls only through spec.feeds and exits 2
+// without one: refused at apply time rather than failed at run time. The
+// operator checks it again for CrawlJobs stored before this rule
+// (operator/crawljob/validate.ts).
+export const FEEDS_REQUIRED_MESSAGE =
+  "at least one feed is required: the runner stores what it crawls only through spec.feeds";
+const feedsRequiredRule = {
+  rule: "has(self.feeds) && size(self.feeds) > 0",
+  message: FEEDS_REQUIRED_MESSAGE,
+  fieldPath: ".feeds",
+  reason: "FieldValueRequired" as const,
+};
+
 export const CrawlJobSpec = Type.Object(
   {
     spider: SpiderSpec,
@@ -72,6 +86,7 @@ export const CrawlJobSpec = Type.Object(
     storage: Type.Optional(StorageSpec),
     ingest: Type.Optional(IngestSpec),
     runner: Type.Optional(RunnerSpec),
+    frontier: Type.Optional(FrontierSpec),
     ttlSecondsAfterFinished: Type.Optional(
       Type.Integer({ minimum: 0, description: "Delete the CrawlJob (and what it owns) this long after it finished." }),
     ),
@@ -82,6 +97,7 @@ export const CrawlJobSpec = Type.Object(
   {
     additionalProperties: false,
     ...cel(
+      feedsRequiredRule,
       batchedFeedRule["x-kubernetes-validations"][0]!,
       {
         rule: "self.spider.startUrls.all(u, u.startsWith('http://') || u.startsWith('https://'))",

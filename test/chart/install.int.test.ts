@@ -13,7 +13,7 @@ import { perJobRunnerRules } from "./rbac-rules.ts";
 const RELEASE = "fc";
 const NS = "feedcrawl-system";
 const SA = `system:serviceaccount:${NS}:${RELEASE}-feedcrawl`;
-const CRDS = ["crawljobs.feedcrawl.io", "crawlfeeds.feedcrawl.io"];
+const CRDS = ["crawljobs.feedcrawl.io", "crawlfeeds.feedcrawl.io", "crawlschedules.feedcrawl.io"];
 
 describe("chart: helm install and uninstall on a real apiserver", () => {
   let cp: OwnControlPlane;
@@ -83,7 +83,10 @@ describe("chart: helm install and uninstall on a real apiserver", () => {
     assert.equal(await can("patch", "crawljobs.feedcrawl.io", "--subresource=status", "-n", "crawl"), "yes");
     assert.equal(await can("create", "jobs.batch", "-n", "crawl"), "yes");
     assert.equal(await can("get", "secrets", "-n", "crawl"), "yes");
-    assert.equal(await can("list", "secrets", "-n", "crawl"), "no");
+    assert.equal(await can("watch", "secrets", "-n", "crawl"), "yes");
+    for (const verb of ["create", "delete", "patch", "update"]) {
+      assert.equal(await can(verb, "secrets", "-n", "crawl"), "no", `${verb} secrets`);
+    }
     // Pods: read-only (the runner pods' problems become CrawlJob conditions); nothing that runs or reads inside one.
     assert.equal(await can("watch", "pods", "-n", "crawl"), "yes");
     assert.equal(await can("get", "pods", "-n", "crawl"), "yes");
@@ -126,7 +129,7 @@ describe("chart: helm install and uninstall on a real apiserver", () => {
     const wider = {
       ...role,
       metadata: { name: "wider", namespace: "crawl" },
-      rules: [{ apiGroups: [""], resources: ["secrets"], verbs: ["list"] }],
+      rules: [{ apiGroups: [""], resources: ["secrets"], verbs: ["create"] }],
     };
     assert.match(await kFails(["create", "--as", SA, "-f", "-"], JSON.stringify(wider)), /forbidden|escalat/i);
   });
@@ -169,7 +172,10 @@ describe("chart: helm install and uninstall on a real apiserver", () => {
       apiVersion: "feedcrawl.io/v1alpha1",
       kind: "CrawlJob",
       metadata: { name: "kept", namespace: "crawl" },
-      spec: { spider: { name: "kept", startUrls: ["https://books.example/"] } },
+      spec: {
+        spider: { name: "kept", startUrls: ["https://books.example/"] },
+        feeds: { "s3://crawl-data/kept/part-%(batch_id)05d.jsonl": { format: "jsonlines" } },
+      },
     };
     const file = join(cp.workDir, "kept.json");
     writeFileSync(file, JSON.stringify(job));

@@ -11,6 +11,10 @@ export const OPERATOR_RULES: PolicyRule[] = [
   { apiGroups: ["feedcrawl.io"], resources: ["crawljobs"], verbs: ["get", "list", "watch", "delete"] },
   { apiGroups: ["feedcrawl.io"], resources: ["crawljobs/status"], verbs: ["get", "update", "patch"] },
   { apiGroups: ["feedcrawl.io"], resources: ["crawljobs/finalizers"], verbs: ["update"] },
+  { apiGroups: ["feedcrawl.io"], resources: ["crawlschedules"], verbs: ["get", "list", "watch"] },
+  { apiGroups: ["feedcrawl.io"], resources: ["crawlschedules/status"], verbs: ["get", "update", "patch"] },
+  { apiGroups: ["feedcrawl.io"], resources: ["crawlschedules/finalizers"], verbs: ["update"] },
+  { apiGroups: ["feedcrawl.io"], resources: ["crawljobs"], verbs: ["create", "patch"] },
   { apiGroups: ["feedcrawl.io"], resources: ["crawlfeeds"], verbs: ["get", "list", "watch", "create", "patch"] },
   { apiGroups: ["feedcrawl.io"], resources: ["crawlfeeds/status"], verbs: ["get", "update", "patch"] },
   {
@@ -26,7 +30,7 @@ export const OPERATOR_RULES: PolicyRule[] = [
   },
   { apiGroups: ["batch"], resources: ["jobs"], verbs: ["create", "get", "list", "watch", "patch", "delete"] },
   { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
-  { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
+  { apiGroups: [""], resources: ["secrets"], verbs: ["get", "list", "watch"] },
   { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
   { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
 ];

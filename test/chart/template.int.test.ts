@@ -211,7 +211,7 @@ describe("chart: RBAC", () => {
     }
   });
 
-  it("has no wildcard, pods read-only (never create/delete/exec/log), no secrets list/watch, nothing cluster-scoped beyond what it reads", async () => {
+  it("has no wildcard, pods read-only (never create/delete/exec/log), secrets read-only, nothing cluster-scoped beyond what it reads", async () => {
     const role = only(await render(), "ClusterRole", "fc-feedcrawl") as unknown as { rules: PolicyRule[] };
     for (const rule of role.rules) {
       assert.ok(!rule.verbs.includes("*") && !rule.resources.includes("*") && !rule.apiGroups.includes("*"));
@@ -225,10 +225,11 @@ describe("chart: RBAC", () => {
       pods.flatMap((r) => r.verbs),
       ["get", "list", "watch"],
     );
+    // Secrets: read-only (an informer whose cache keeps key names only; the delivery reads the signing secret).
     const secrets = role.rules.filter((r) => r.resources.includes("secrets"));
     assert.deepEqual(
       secrets.flatMap((r) => r.verbs),
-      ["get"],
+      ["get", "list", "watch"],
     );
   });
 
@@ -288,7 +289,11 @@ describe("chart: CRDs", () => {
   const crdFiles = readdirSync(join(chartDir, "files", "crds")).filter((f) => f.endsWith(".yaml"));
 
   it("has the generated CRDs in files/crds (written by crds/generate.ts)", () => {
-    assert.deepEqual(crdFiles.sort(), ["feedcrawl.io_crawlfeeds.yaml", "feedcrawl.io_crawljobs.yaml"]);
+    assert.deepEqual(crdFiles.sort(), [
+      "feedcrawl.io_crawlfeeds.yaml",
+      "feedcrawl.io_crawljobs.yaml",
+      "feedcrawl.io_crawlschedules.yaml",
+    ]);
   });
 
   it("installs every CRD with its spec unchanged and keeps it on uninstall by default", async () => {

@@ -12,9 +12,10 @@
 //      rest; every CrawlFeed is delivered exactly once;
 //   3. a runner over its memory limit: OOM-killed, RunnerHealthy=False/OOMKilled,
 //      retried within backoffLimit, then Failed;
-//   4. a runner that exits 2 (a spec the operator accepts but the runner
-//      refuses: no feeds): the podFailurePolicy fails the Job at once, one pod,
-//      the CrawlJob says RunnerConfigError with the runner's message;
+//   4. a runner that exits 2 (its spec snapshot, edited by hand while the pod
+//      waited for a node, has no feeds: admission refuses such a CrawlJob, so
+//      this is the one way left): the podFailurePolicy fails the Job at once,
+//      one pod, the CrawlJob says RunnerConfigError with the runner's message;
 //   5. a runner image that does not exist: RunnerHealthy=False with the pull
 //      error and the pod's message.
 import assert from "node:assert/strict";
@@ -229,10 +230,7 @@ describe("real-pod faults: runner and operator pods deleted, OOM kill, exit 2, m
     });
 
   /** A CrawlJob over the fixture site with `batchItemCount` BATCH and the given changes. */
-  function crawlJob(
-    name: string,
-    options: { runner: Any; settings?: Any; feeds?: boolean; webhook?: boolean; image?: string },
-  ): string {
+  function crawlJob(name: string, options: { runner: Any; settings?: Any; webhook?: boolean; image?: string }): string {
     const site = sites.sites[0]!.url;
     const base = parse(
       crawlManifest({
@@ -253,7 +251,6 @@ describe("real-pod faults: runner and operator pods deleted, OOM kill, exit 2, m
         postprocessing: ["gzip"],
       },
     };
-    if (options.feeds === false) delete base.spec.feeds;
     if (options.webhook === false) delete base.spec.ingest;
     base.spec.runner = options.runner;
     return JSON.stringify(base);
@@ -570,13 +567,33 @@ describe("real-pod faults: runner and operator pods deleted, OOM kill, exit 2, m
 
   faultCase(
     "exit-2",
-    "a runner that exits 2 (a spec without feeds) fails the Job at once via podFailurePolicy: 1 pod, CrawlJob RunnerConfigError",
+    "a runner that exits 2 (a snapshot without feeds) fails the Job at once via podFailurePolicy: 1 pod, CrawlJob RunnerConfigError",
     "nofeeds",
     async ({ t, ns, recorder }) => {
-      await k(
-        ["-n", ns, "apply", "-f", "-"],
-        crawlJob("nofeeds", { feeds: false, webhook: false, runner: { parallelism: 1, backoffLimit: 3 } }),
+      // The pod waits for a node label while the snapshot loses its feeds, then runs.
+      const label = `feedcrawl.io/faults-${ns}`;
+      const runner = { parallelism: 1, backoffLimit: 3, nodeSelector: { [label]: "go" } };
+      await k(["-n", ns, "apply", "-f", "-"], crawlJob("nofeeds", { webhook: false, runner }));
+      const cm = await eventually(
+        "the spec snapshot ConfigMap",
+        () => getJson(k, ["-n", ns, "get", "configmap", "nofeeds-spec"]).catch(() => undefined),
+        60_000,
       );
+      const key = Object.keys(cm.data)[0]!;
+      const spec = JSON.parse(cm.data[key]) as Any;
+      delete spec.spec.feeds;
+      await k([
+        "-n",
+        ns,
+        "patch",
+        "configmap",
+        "nofeeds-spec",
+        "--type=merge",
+        "-p",
+        JSON.stringify({ data: { [key]: JSON.stringify(spec) } }),
+      ]);
+      await k(["label", "node", node().name, `${label}=go`]);
+      t.after(() => k(["label", "node", node().name, `${label}-`]).catch(() => undefined));
       const job = await eventually(
         "the CrawlJob to fail",
         async () => {

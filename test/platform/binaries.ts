@@ -22,6 +22,7 @@ export type BinaryName =
   | "helm"
   | "versitygw"
   | "toxiproxy-server"
+  | "promtool"
   | "containerd"
   | "ctr"
   | "containerd-shim-runc-v2"
@@ -56,6 +57,7 @@ const folderOf: Record<BinaryName, [dir: string, versionKey: string]> = {
   helm: ["helm", "HELM_VERSION"],
   versitygw: ["versitygw", "VERSITYGW_VERSION"],
   "toxiproxy-server": ["toxiproxy", "TOXIPROXY_VERSION"],
+  promtool: ["promtool", "PROMTOOL_VERSION"],
   containerd: ["containerd", "CONTAINERD_VERSION"],
   ctr: ["containerd", "CONTAINERD_VERSION"],
   "containerd-shim-runc-v2": ["containerd", "CONTAINERD_VERSION"],

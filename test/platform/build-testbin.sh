@@ -3,7 +3,7 @@
 # ~/.cache/feedcrawl/testbin/<name>-<version>/, skipping what is already there.
 # Versions are pinned in versions.env; the k8s and etcd wrapper modules (with
 # their go.sum) live in testbin/. Usage: build-testbin.sh [name…]
-#   names: etcd versitygw helm toxiproxy k8s containerd crictl cni images
+#   names: etcd versitygw helm toxiproxy promtool k8s containerd crictl cni images
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -85,6 +85,13 @@ build_toxiproxy() {
     "-X github.com/Shopify/toxiproxy/v2.Version=v$TOXIPROXY_VERSION"
 }
 
+build_promtool() {
+  local pv=github.com/prometheus/common/version
+  built promtool "$PROMTOOL_VERSION" promtool || log "building promtool (Prometheus module v$PROMTOOL_VERSION) (cold: ~3 min)"
+  go_install promtool "$PROMTOOL_VERSION" github.com/prometheus/prometheus/cmd/promtool promtool \
+    "-X $pv.Version=v$PROMTOOL_VERSION"
+}
+
 # The node's container runtime; no_btrfs etc. drop snapshotters that need cgo.
 build_containerd() {
   local m=github.com/containerd/containerd/v2
@@ -140,9 +147,9 @@ build_images() {
 
 mkdir -p "$cache"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(etcd versitygw helm toxiproxy k8s containerd crictl cni images)
+[ ${#targets[@]} -gt 0 ] || targets=(etcd versitygw helm toxiproxy promtool k8s containerd crictl cni images)
 for t in "${targets[@]}"; do
-  declare -F "build_$t" >/dev/null || { echo "build-testbin: unknown part '$t' (etcd versitygw helm toxiproxy k8s containerd crictl cni images)" >&2; exit 2; }
+  declare -F "build_$t" >/dev/null || { echo "build-testbin: unknown part '$t' (etcd versitygw helm toxiproxy promtool k8s containerd crictl cni images)" >&2; exit 2; }
   start=$SECONDS
   "build_$t"
   log "$t ready ($((SECONDS - start)) s)"

@@ -27,14 +27,15 @@ export type BuildPart =
   | "versitygw"
   | "helm"
   | "toxiproxy"
+  | "promtool"
   | "k8s"
   | "containerd"
   | "crictl"
   | "cni"
   | "images";
 
-/** What the API-only platform starts (and helm, which tests run by name). */
-export const PLATFORM_PARTS: BuildPart[] = ["etcd", "versitygw", "helm", "toxiproxy", "k8s"];
+/** What the API-only platform starts (and helm and promtool, which tests run by name). */
+export const PLATFORM_PARTS: BuildPart[] = ["etcd", "versitygw", "helm", "toxiproxy", "promtool", "k8s"];
 /** Everything: the platform and a node (its binaries, CNI plugins, the pause and podcheck images). */
 export const NODE_PARTS: BuildPart[] = [...PLATFORM_PARTS, "containerd", "crictl", "cni", "images"];
 
@@ -44,6 +45,7 @@ export const EXPECTED_SECONDS: Record<BuildPart, number> = {
   versitygw: 95,
   helm: 150,
   toxiproxy: 15,
+  promtool: 240,
   k8s: 1040,
   containerd: 200,
   crictl: 65,
@@ -66,6 +68,7 @@ const checks: Record<BuildPart, () => void> = {
   versitygw: () => binaryPath("versitygw"),
   helm: () => binaryPath("helm"),
   toxiproxy: () => binaryPath("toxiproxy-server"),
+  promtool: () => binaryPath("promtool"),
   k8s: () => {
     for (const name of K8S) binaryPath(name);
   },

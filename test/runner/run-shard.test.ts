@@ -367,6 +367,21 @@ describe("runner configuration", () => {
     assert.throws(() => loadSnapshot(bad), /spec\.feeds is empty/);
     assert.throws(() => loadSnapshot(join(dir, "missing.json")), /FEEDCRAWL_SPEC .*missing\.json/);
   });
+
+  it("a CrawlSchedule's run hands its scheduled time (feedcrawl.io/scheduled-time) to the exporter as %(time)s", async () => {
+    const seen: (Date | undefined)[] = [];
+    const capture: CreateExporter = async (o) => {
+      seen.push(o.params.time);
+      return fakeExporter()(o);
+    };
+    const scheduled = {
+      ...snapshot,
+      metadata: { ...snapshot.metadata, annotations: { "feedcrawl.io/scheduled-time": "2026-06-01T03:00:00Z" } },
+    };
+    assert.equal(await shard({ api: new FakeApi(), snapshot: scheduled, createExporter: capture }), 0);
+    assert.equal(await shard({ api: new FakeApi(), createExporter: capture }), 0);
+    assert.deepEqual(seen, [new Date("2026-06-01T03:00:00Z"), undefined]);
+  });
 });
 
 describe("runShard with the real crawl engine and feed exporter", () => {

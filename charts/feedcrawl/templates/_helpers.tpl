@@ -90,6 +90,22 @@ test/chart/template.test.ts asserts these rules exactly.
 - apiGroups: ["feedcrawl.io"]
   resources: ["crawljobs/finalizers"]
   verbs: ["update"]
+# CrawlSchedules: watch them and write their status (active runs, last schedule time).
+- apiGroups: ["feedcrawl.io"]
+  resources: ["crawlschedules"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["feedcrawl.io"]
+  resources: ["crawlschedules/status"]
+  verbs: ["get", "update", "patch"]
+# Each scheduled run's CrawlJob (created with a blockOwnerDeletion ownerReference to its
+# schedule: finalizers), suspended by concurrencyPolicy Replace (patch); pruned by the
+# history limits (delete, above).
+- apiGroups: ["feedcrawl.io"]
+  resources: ["crawlschedules/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["feedcrawl.io"]
+  resources: ["crawljobs"]
+  verbs: ["create", "patch"]
 # Watch CrawlFeeds and remove the feedcrawl.io/redeliver annotation (patch).
 # `create` is held only because the per-job Role grants it to the runner.
 - apiGroups: ["feedcrawl.io"]
@@ -122,10 +138,12 @@ test/chart/template.test.ts asserts these rules exactly.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
-# Check that referenced Secrets exist and read the webhook signing secret. No list/watch: only named Secrets.
+# Check that referenced Secrets exist and hold the keys read (an informer: a Secret created after its
+# CrawlJob starts it at once; the cache keeps key names only, never values), and read the webhook
+# signing secret by name at send time.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["get", "list", "watch"]
 # Events on CrawlJobs and CrawlFeeds (both APIs: client libraries use either).
 - apiGroups: [""]
   resources: ["events"]
