@@ -16,6 +16,7 @@ import { addressChecker, createGuardedAgent, type ResolveAll } from "../net/addr
 import { AdmissionFilter } from "./admission.ts";
 import { CookieSession } from "./cookies.ts";
 import { type CrawlSettings, resolveSettings } from "./crawl-settings.ts";
+import type { DeltaRun } from "./delta/delta-run.ts";
 import { DEFAULT_MAX_RESPONSE_BYTES, DownloadError, type FetchResult, fetchOnce } from "./downloader.ts";
 import { type CompiledSpider, compileSpider, type ExtractReport } from "./extract.ts";
 import { Frontier, type RequestQueue } from "./frontier.ts";
@@ -83,6 +84,12 @@ export interface CrawlerOptions {
    * recorded. Absent: the in-memory frontier and seen-set.
    */
   state?: { state: CrawlState; queued: number };
+  /**
+   * A delta crawl (spider.settings.delta), opened by the caller: conditional
+   * requests for detail pages, unchanged items dropped before the sink. The
+   * caller saves it (DeltaRun.finish) once it knows everything was delivered.
+   */
+  delta?: DeltaRun;
 }
 
 export interface CrawlResult {
@@ -136,7 +143,7 @@ export class Crawler {
 
   constructor(opts: CrawlerOptions) {
     this.#spec = opts.spider;
-    this.#sink = opts.sink;
+    this.#sink = opts.delta ? opts.delta.wrapSink(opts.sink) : opts.sink;
     this.#log = opts.logger.child({ spider: opts.spider.name });
     this.#shard = opts.shard ?? { index: 0, count: 1 };
     this.#signal = opts.signal;
@@ -147,11 +154,12 @@ export class Crawler {
     this.#s = resolveSettings(opts.spider);
     this.#cookies = this.#s.cookies ? new CookieSession() : undefined;
     this.#httpCache = this.#createHttpCache(opts.httpCache);
-    this.#fetch = this.#httpCache
+    const fetch = this.#httpCache
       ? this.#httpCache.wrap(fetchOnce, (err) =>
           this.#warnOnce("httpCacheWrite", { err }, `HTTP cache: could not store a response: ${err.message}`),
         )
       : fetchOnce;
+    this.#fetch = opts.delta ? opts.delta.wrapFetch(fetch) : fetch;
     const shared = opts.state?.state as Partial<SharedCrawlState> | undefined;
     this.#hostGate = shared?.shared ? shared.politeness : undefined;
     this.#durable = opts.state ? this.#durableFrontier(opts.state) : undefined;

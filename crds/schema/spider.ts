@@ -260,6 +260,27 @@ export const SpiderSettings = Type.Object(
         },
       ),
     ),
+    delta: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Optional(Type.Boolean({ default: false })),
+          key: Type.Optional(
+            Type.String({
+              minLength: 1,
+              maxLength: 63,
+              pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+              description:
+                "Names the delta state: runs with the same key share it. Default: the CrawlSchedule's name for a CrawlJob a schedule made; required in a cluster otherwise. `feedcrawl crawl` defaults it to the spider's name.",
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            "Delta crawls for recurring runs: detail pages (URLs matching an extract rule's urlPattern) are fetched with If-None-Match / If-Modified-Since from the last run and a 304 yields nothing; listing pages are fetched whole so their links are always followed. Items whose content (type and fields) an earlier run delivered are not written. The state is saved only after a run that ended `finished` with every batch stored and reported: in the feed bucket in a cluster, in --delta-dir locally.",
+        },
+      ),
+    ),
     closeSpider: Type.Optional(
       Type.Object(
         {

@@ -14,6 +14,7 @@ import { parseOrUsage } from "../../lib/cli-args.ts";
 import { proxyUrlProblem } from "../../spec/proxy-url.ts";
 import { type LoadedManifest, validateCrawlJobSpec } from "../../spec/validate.ts";
 import { Crawler, type CrawlResult } from "../crawler.ts";
+import { DeltaRun } from "../delta/delta-run.ts";
 import type { FeedExporter } from "../feeds/exporter.ts";
 import { type ProxyPlan, proxyPlanFromEnv } from "../proxy.ts";
 import { unresumableFeeds } from "../state/resumable-feeds.ts";
@@ -33,6 +34,9 @@ options:
   --jobdir DIR              keep the crawl's state in DIR (frontier, seen-set, delivered batches):
                             killed at any moment, the same command continues it, each item
                             delivered once; once finished, it says so and writes nothing
+  --delta-dir DIR           a delta crawl (spider.settings.delta; this option turns it on): the
+                            state of the last finished runs in DIR/<key>.sqlite (default dir
+                            .feedcrawl/delta); only new or changed items are written
   --frontier redis://HOST:PORT/DB
                             share the crawl's state in Redis: every process started with the
                             same manifest and URL crawls part of one crawl (per-host politeness
@@ -58,6 +62,7 @@ interface CrawlArgs {
   allowPrivateNetworks: boolean;
   out: string | undefined;
   jobdir: string | undefined;
+  deltaDir: string | undefined;
   frontier: string | undefined;
   worker: string | undefined;
   logLevel: string | undefined;
@@ -118,6 +123,7 @@ async function parseCrawlArgs(argv: string[]): Promise<CrawlArgs | number> {
     allowPrivateNetworks: values["allow-private-networks"] ?? false,
     out: values.out,
     jobdir: values.jobdir,
+    deltaDir: values["delta-dir"],
     frontier: values.frontier,
     worker: values.worker,
     logLevel: values["log-level"],
@@ -133,6 +139,7 @@ function parseOptions(argv: string[]) {
       "allow-private-networks": { type: "boolean" },
       out: { type: "string" },
       jobdir: { type: "string" },
+      "delta-dir": { type: "string" },
       frontier: { type: "string" },
       worker: { type: "string" },
       "log-level": { type: "string" },
@@ -315,6 +322,31 @@ async function openJobDir(dir: string, args: CrawlArgs, logger: Logger): Promise
   return { state, opening, resumeAfter };
 }
 
+/** spider.settings.delta (or --delta-dir): the delta state in a local directory, loaded. */
+async function openDelta(args: CrawlArgs, logger: Logger): Promise<DeltaRun | undefined> {
+  const { spider } = args.manifest.spec;
+  const setting = spider.settings?.delta;
+  if (!setting?.enabled && args.deltaDir === undefined) return undefined;
+  const { SqliteDeltaStore } = await import("../delta/sqlite.ts");
+  const store = new SqliteDeltaStore(resolve(args.deltaDir ?? ".feedcrawl/delta"), setting?.key ?? spider.name);
+  return DeltaRun.open(store, spider, logger);
+}
+
+/**
+ * Saves the delta state only when the run finished and every item is stored: a
+ * run cut short (a limit, a signal, a failed feed) comes again whole next time.
+ * A failed save is a warning: this run's items are stored, the next run repeats them.
+ */
+async function finishDelta(delta: DeltaRun, result: CrawlResult, interrupted: boolean): Promise<void> {
+  try {
+    await delta.finish(result.reason === "finished" && !result.error && !interrupted, result.reason);
+  } catch (err) {
+    process.stderr.write(`feedcrawl crawl: the delta state was not saved: ${(err as Error).message}\n`);
+  } finally {
+    await delta.close();
+  }
+}
+
 /** Whether a crawl that ended this way is over for good (a rerun writes nothing) rather than stopped midway. */
 function crawlIsOver(result: CrawlResult, interrupted: boolean): boolean {
   return !result.error && !interrupted && result.reason !== "shutdown";
@@ -415,6 +447,14 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
 
+  let delta: DeltaRun | undefined;
+  try {
+    delta = await openDelta(args, logger);
+  } catch (err) {
+    process.stderr.write(`feedcrawl crawl: the delta state: ${(err as Error).message}\n`);
+    await job?.state.close();
+    return 1;
+  }
   const stop = new AbortController();
   const crawler = new Crawler({
     spider: spec.spider,
@@ -425,6 +465,7 @@ export async function main(argv: string[]): Promise<number> {
     ...(proxyFallback ? { proxyFallback } : {}),
     httpCache: { baseDir: process.cwd() },
     ...(job ? { state: { state: job.state, queued: await job.state.queuedCount() } } : {}),
+    ...(delta ? { delta } : {}),
   });
   const signals = handleSignals(stop, terminal);
   terminal.startProgress(crawler);
@@ -437,10 +478,12 @@ export async function main(argv: string[]): Promise<number> {
     // Whatever was collected is still stored (or kept): never dropped with the error.
     await exporter.close("error").catch((e) => process.stderr.write(`feedcrawl crawl: ${(e as Error).message}\n`));
     await job?.state.close();
+    await delta?.close();
     return 1;
   } finally {
     signals.remove();
   }
+  if (delta) await finishDelta(delta, result, signals.interrupted !== undefined);
   if (job) {
     if (crawlIsOver(result, signals.interrupted !== undefined)) await job.state.markFinished(result.reason);
     await job.state.close();

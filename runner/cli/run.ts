@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { type Logger, pino } from "pino";
 import type { FeedClosed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJobSpec, CrawlStats } from "../../crds/schema/crawljob.ts";
-import { SCHEDULED_TIME_ANNOTATION } from "../../crds/schema/crawlschedule.ts";
+import { CRAWLSCHEDULE_LABEL, SCHEDULED_TIME_ANNOTATION } from "../../crds/schema/crawlschedule.ts";
 import type { Feeds, StorageSpec } from "../../crds/schema/feeds.ts";
 import {
   DEFAULT_LEASE_SECONDS,
@@ -26,6 +26,8 @@ import {
 import type { SpiderSpec } from "../../crds/schema/spider.ts";
 import { SPIDER_MODULE_MOUNT_PATH } from "../../crds/schema/spider.ts";
 import { type KubeConfig, loadKubeConfig } from "../../kube/kubeconfig.ts";
+import { DeltaRun } from "../delta/delta-run.ts";
+import type { DeltaStore } from "../delta/store.ts";
 import { createRunnerApi, type RunnerApi } from "../report/api.ts";
 import { CrawlFeedReporter, type JobIdentity, type RetryPolicy } from "../report/crawlfeeds.ts";
 import { StatsReporter } from "../report/stats-reporter.ts";
@@ -85,6 +87,8 @@ export interface SpecSnapshot {
     generation?: number;
     /** feedcrawl.io/scheduled-time, on the runs a CrawlSchedule creates. */
     annotations?: Record<string, string>;
+    /** feedcrawl.io/crawlschedule, on the runs a CrawlSchedule creates (names the delta state). */
+    labels?: Record<string, string>;
   };
   spec: CrawlJobSpec;
 }
@@ -153,6 +157,8 @@ export type CreateCrawler = (opts: {
   moduleConfigMapDir: string;
   /** The shard's crawl state (frontier, seen-set), when it has one. */
   state?: { state: CrawlState; queued: number };
+  /** spider.settings.delta: the delta run, loaded. */
+  delta?: DeltaRun;
 }) => CrawlerLike;
 
 /** What it needs of the feed exporter (runner/feeds/exporter.ts). */
@@ -195,6 +201,8 @@ export interface RunShardOptions {
   reportRetry?: RetryPolicy;
   /** The shard's crawl state, not yet opened (absent: none; a restarted shard starts from its start URLs). */
   state?: ShardState;
+  /** spider.settings.delta: the delta run, loaded; saved here after a run that delivered everything. */
+  delta?: DeltaRun;
 }
 
 /**
@@ -287,6 +295,64 @@ async function closeShardState(state: ShardState | undefined, over: boolean, rea
   }
 }
 
+/**
+ * Loads the delta state. Unreadable: a warning and a full crawl without it
+ * (every item delivered again, nothing saved), rather than no crawl at all.
+ */
+async function openDelta(store: DeltaStore | undefined, spider: SpiderSpec, logger: Logger) {
+  if (!store) return undefined;
+  try {
+    return await DeltaRun.open(store, spider, logger);
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, `Could not read the delta state ${store.where}: crawling without it`);
+    return undefined;
+  }
+}
+
+/**
+ * Saves the delta state when the shard delivered everything. A failed save is
+ * a warning, not a failed shard: its items are all delivered, and the next run
+ * only delivers them once more.
+ */
+async function finishDelta(delta: DeltaRun | undefined, delivered: boolean, reason: string, logger: Logger) {
+  if (!delta) return;
+  try {
+    await delta.finish(delivered, reason);
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, "Delta state not saved: the next run delivers this run's items again");
+  } finally {
+    await delta.close();
+  }
+}
+
+/**
+ * spider.settings.delta in a pod: one object per shard in the feed bucket,
+ * named by the CrawlSchedule (label) or settings.delta.key. None (a warning,
+ * a full crawl) without a key or without an S3 feed.
+ */
+export async function deltaStore(
+  snapshot: SpecSnapshot,
+  env: ShardEnv,
+  logger: Logger,
+): Promise<DeltaStore | undefined> {
+  const setting = snapshot.spec.spider.settings?.delta;
+  if (!setting?.enabled) return undefined;
+  const { namespace, name } = snapshot.metadata;
+  const key = snapshot.metadata.labels?.[CRAWLSCHEDULE_LABEL] ?? setting.key;
+  const { deltaUri, S3DeltaStore } = await import("../delta/s3.ts");
+  const uri =
+    key &&
+    deltaUri(Object.keys(snapshot.spec.feeds ?? {}), { namespace, key }, { index: env.shard, count: env.shardCount });
+  if (!uri) {
+    logger.warn(
+      `CrawlJob ${namespace}/${name}: spider.settings.delta needs a CrawlSchedule or settings.delta.key, and an S3 feed; crawling without it`,
+    );
+    return undefined;
+  }
+  const { createS3Client } = await import("../feeds/storages/s3.ts");
+  return new S3DeltaStore(createS3Client(snapshot.spec.storage?.s3), uri);
+}
+
 /** A scheduled run's %(time)s is its scheduled time (every shard, every restart); otherwise the shard's start. */
 function scheduledTime(snapshot: SpecSnapshot): { time?: Date } {
   const at = Date.parse(snapshot.metadata.annotations?.[SCHEDULED_TIME_ANNOTATION] ?? "");
@@ -363,6 +429,7 @@ export async function runShard(opts: RunShardOptions): Promise<number> {
     signal,
     moduleConfigMapDir: SPIDER_MODULE_MOUNT_PATH,
     ...(opts.state ? { state: { state: opts.state, queued: await opts.state.queuedCount() } } : {}),
+    ...(opts.delta ? { delta: opts.delta } : {}),
   });
   const stop = () => {
     logger.info(
@@ -409,6 +476,7 @@ export async function runShard(opts: RunShardOptions): Promise<number> {
   const over = problems.length === 0 && !(signal.aborted && reason === "shutdown");
   const stateProblem = await closeShardState(opts.state, over, reason);
   if (stateProblem) problems.push(stateProblem);
+  await finishDelta(opts.delta, over && reason === "finished", reason, logger);
   if (!statsReported) {
     logger.warn(`Could not write the final stats of CrawlJob ${job.namespace}/${job.name}; the feeds are reported`);
   }
@@ -540,8 +608,10 @@ export async function main(argv: string[]): Promise<number> {
     const { Crawler } = await import("../crawler.ts");
     const { createFeedExporter } = await import("../feeds/exporter.ts");
     let state: ShardState | undefined;
+    let delta: DeltaRun | undefined;
     try {
       state = await shardState(snapshot, env, logger);
+      delta = await openDelta(await deltaStore(snapshot, env, logger), snapshot.spec.spider, logger);
     } catch (err) {
       if (!(err instanceof RunConfigError)) throw err;
       logger.error({ err: err.message }, "Runner configuration is invalid");
@@ -556,6 +626,7 @@ export async function main(argv: string[]): Promise<number> {
       createCrawler: (opts) => new Crawler(opts),
       createExporter: (opts) => createFeedExporter(opts),
       ...(state ? { state } : {}),
+      ...(delta ? { delta } : {}),
     });
   } finally {
     process.off("SIGTERM", onSignal);
