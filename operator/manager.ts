@@ -52,7 +52,7 @@ import { listen } from "./server.ts";
 interface DeliveryParts {
   feeds: FeedDeliveryReconciler;
   completion?: CompletionDelivery;
-  close?: () => Promise<void>;
+  close?: (graceMs?: number) => Promise<void>;
 }
 
 export interface ManagerOptions {
@@ -102,7 +102,7 @@ function loadDelivery(o: ManagerOptions, client: KubeClient, events: EventRecord
     ...(o.webhookPrivateNetworks ? { webhookPrivateNetworks: o.webhookPrivateNetworks } : {}),
     ...(o.feedBuckets ? { feedBuckets: o.feedBuckets } : {}),
   });
-  return { feeds: delivery, completion: delivery, close: () => delivery.close() };
+  return { feeds: delivery, completion: delivery, close: (graceMs) => delivery.close(graceMs) };
 }
 
 const ownerCrawlJob = (obj: KubeObject) =>
@@ -262,7 +262,9 @@ export class Manager {
     });
 
     // Event handlers only enqueue keys; reconciles re-read the caches.
-    const enqueueJob = (obj: KubeObject) => crawlJobController.enqueue(obj.metadata.namespace!, obj.metadata.name!);
+    // The informer's resync re-delivers each cached object as update(obj, obj).
+    const enqueueJob = (obj: KubeObject, old?: KubeObject) =>
+      crawlJobController.enqueue(obj.metadata.namespace!, obj.metadata.name!, old === obj ? "resync" : "event");
     // delete too: the reconcile then forgets what it memoised about the job.
     this.#crawlJobs.on("add", enqueueJob).on("update", enqueueJob).on("delete", enqueueJob);
     const enqueueOwner = (obj: KubeObject) => {
@@ -358,8 +360,9 @@ export class Manager {
   /**
    * Graceful and bounded: stop taking keys; in-flight reconciles get
    * `shutdownGraceMs` (none after a lost Lease), then their signals abort;
-   * the delivery closes (aborting its POSTs) once they are done or the grace
-   * is over, with 2 s to unwind; then the Lease is released while the
+   * the delivery takes no more at once and gives its POSTs in flight the same
+   * grace to finish and record their result, then aborts them, with 2 s to
+   * unwind; then the Lease is released while the
    * informers, servers and client stop. Returns within shutdownGraceMs + 5 s:
    * work that ignores the abort is left behind (logged) and ends with the
    * process.
@@ -368,7 +371,8 @@ export class Manager {
     if (this.#stopped) return;
     this.#stopped = true;
     const graceMs = this.#leading ? (this.#o.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS) : 0;
-    const endBy = performance.now() + graceMs + SHUTDOWN_TEARDOWN_MS;
+    const graceEnd = performance.now() + graceMs;
+    const endBy = graceEnd + SHUTDOWN_TEARDOWN_MS;
     this.#log.info({ graceMs }, "Stopping the operator");
     this.#stopMetrics?.();
     const step = async (what: string, run: () => Promise<unknown> | undefined, byMs: number) => {
@@ -378,11 +382,12 @@ export class Manager {
       if (!(await within(done, byMs - performance.now()))) this.#log.warn(`${what} did not finish in time`);
     };
     const drained = Promise.all(this.#controllers.map((c) => c.stop({ graceMs, unwindMs: SHUTDOWN_UNWIND_MS })));
+    const closing = step("Closing the webhook delivery", () => this.#delivery?.close?.(graceMs), endBy);
     await within(drained, graceMs);
-    const closing = step("Closing the webhook delivery", () => this.#delivery?.close?.(), endBy);
     const abandoned = (await drained).flatMap((outcome) => outcome.abandoned);
     if (abandoned.length > 0) this.#log.warn({ keys: abandoned }, "Reconciles ignored their abort; left behind");
-    await within(closing, SHUTDOWN_UNWIND_MS);
+    // POSTs in flight may use the whole grace (they started before the stop), then 2 s to unwind.
+    await within(closing, graceEnd - performance.now() + SHUTDOWN_UNWIND_MS);
     await Promise.all([
       step("Releasing the Lease", () => this.#elector?.stop(), endBy),
       step("Stopping the informers", () => Promise.all(this.#informers().map((i) => i.stop())), endBy),

@@ -30,6 +30,36 @@ export interface JobdirOverheadResult {
   stateBytes: number;
   /** Mean µs per state step, without a crawl around it (100k pages). */
   stepMicros: { enqueue20: number; dequeue64: number; pageProcessed: number; batchCommit: number };
+  /** This process's RSS (MB) as 1M URLs are queued in the SQLite state: [queued, rssMB] every 250k. */
+  queueRss: Array<[number, number]>;
+}
+
+/** RSS while a frontier grows to `urls` queued requests in the state (nothing of it kept in JS). */
+async function measureQueueRss(urls = 1_000_000): Promise<Array<[number, number]>> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "jobdir-rss-"));
+  const state = new SqliteState({ dir, identity: "rss" });
+  await state.open();
+  const rssMB = () => Math.round(process.memoryUsage().rss / 1e6);
+  const samples: Array<[number, number]> = [[0, rssMB()]];
+  try {
+    for (let i = 0; i < urls; i += 100) {
+      await state.enqueue(
+        Array.from({ length: 100 }, (_, j) => {
+          const n = i + j;
+          const url = `https://shop.example/catalogue/category-${n % 97}/product-${n}/index.html`;
+          return {
+            key: n.toString(16).padStart(16, "0"),
+            request: { url, method: "GET", depth: 2, retries: 0, redirects: 0 },
+          };
+        }),
+      );
+      if ((i + 100) % 250_000 === 0) samples.push([i + 100, rssMB()]);
+    }
+    return samples;
+  } finally {
+    await state.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** The state's own steps, timed alone: what each page costs the event loop. */
@@ -156,8 +186,10 @@ export async function runJobdirOverhead(
   const m = median(memory);
   const j = median(jobdir);
   const stepMicros = await measureSteps();
+  const queueRss = await measureQueueRss();
   return {
     stepMicros,
+    queueRss,
     products,
     pages,
     runs,
@@ -181,6 +213,8 @@ export function jobdirOverheadMarkdown(r: JobdirOverheadResult): string {
     "",
     `State steps alone (µs each): enqueue 20 links ${r.stepMicros.enqueue20}, lease 64 pages ${r.stepMicros.dequeue64},` +
       ` page processed ${r.stepMicros.pageProcessed}, one 100-page batch begin+stored+commit ${r.stepMicros.batchCommit} (two fsyncs).`,
+    "",
+    `RSS while 1M URLs are queued in the state: ${r.queueRss.map(([n, mb]) => `${n / 1000}k → ${mb} MB`).join(", ")}.`,
     "",
   ].join("\n");
 }

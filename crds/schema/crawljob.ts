@@ -93,6 +93,15 @@ export const CrawlJobSpec = Type.Object(
     suspend: Type.Optional(
       Type.Boolean({ default: false, description: "true: start no runner, and suspend a running one." }),
     ),
+    stop: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description:
+          "true: stop the crawl for good: the runners finish their in-flight pages, store and report their open batches, and the job ends Succeeded (reason Stopped) once every stored feed is delivered. Never resumed; cannot be set back to false.",
+        // A transition rule: the default makes a removed field false, so removing it is refused too.
+        ...cel({ rule: "!oldSelf || self", message: "a stopped CrawlJob stays stopped: spec.stop cannot be unset" }),
+      }),
+    ),
   },
   {
     additionalProperties: false,

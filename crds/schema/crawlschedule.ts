@@ -12,7 +12,7 @@ export const CRAWLSCHEDULE_LABEL = "feedcrawl.io/crawlschedule";
 export const SCHEDULED_TIME_ANNOTATION = "feedcrawl.io/scheduled-time";
 /** On a CrawlSchedule: a new value (any string, e.g. a date) starts one run now. */
 export const RUN_NOW_ANNOTATION = "feedcrawl.io/run-now";
-/** On a CrawlJob that concurrencyPolicy Replace suspended: the CrawlJob that replaced it. */
+/** On a CrawlJob that concurrencyPolicy Replace stopped (spec.stop): the CrawlJob that replaced it. */
 export const REPLACED_BY_ANNOTATION = "feedcrawl.io/replaced-by";
 
 /** Scheduled runs are named <schedule>-<minutes since the epoch>, run-now ones <schedule>-now-<8 hex>: ≤ 56. */

@@ -5,7 +5,7 @@
 import { GROUP } from "../../crds/schema/common.ts";
 import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
-import { SCHEDULED_TIME_ANNOTATION } from "../../crds/schema/crawlschedule.ts";
+import { CRAWLSCHEDULE_LABEL, SCHEDULED_TIME_ANNOTATION } from "../../crds/schema/crawlschedule.ts";
 import type { KubeObject, OwnerReference } from "../../kube/client.ts";
 import { RUNNER_POD_FAILURE_POLICY, runnerPodSpec, SPEC_KEY } from "./runner-pod.ts";
 
@@ -60,6 +60,7 @@ export function specSnapshot(job: CrawlJob): string {
   const { env: _env, envFrom: _envFrom, ...runner } = job.spec.runner ?? {};
   const spec = job.spec.runner ? { ...job.spec, runner } : job.spec;
   const scheduled = job.metadata.annotations?.[SCHEDULED_TIME_ANNOTATION];
+  const schedule = job.metadata.labels?.[CRAWLSCHEDULE_LABEL];
   return `${JSON.stringify(
     {
       apiVersion: job.apiVersion,
@@ -70,6 +71,7 @@ export function specSnapshot(job: CrawlJob): string {
         uid: job.metadata.uid,
         generation: job.metadata.generation,
         ...(scheduled ? { annotations: { [SCHEDULED_TIME_ANNOTATION]: scheduled } } : {}),
+        ...(schedule ? { labels: { [CRAWLSCHEDULE_LABEL]: schedule } } : {}),
       },
       spec,
     },

@@ -36,7 +36,7 @@ import { type ChildCaches, indexKey, type SecretKeys } from "./caches.ts";
 import { runnerJob as buildRunnerJob, runnerName, SPEC_GENERATION_ANNOTATION, specConfigMapName } from "./children.ts";
 import { ensureRbac, ensureSnapshot, isOwnedBy } from "./ensure.ts";
 import type { RunnerPod } from "./pods.ts";
-import { type BatchJob, computeStatus, transitionEvents } from "./status.ts";
+import { type BatchJob, computeStatus, stopRequested, transitionEvents } from "./status.ts";
 import { secretRefsOf, type ValidationFailure, validateCrawlJob } from "./validate.ts";
 
 /** What the delivery part exposes to the CrawlJob reconcile (operator/delivery/index.ts). */
@@ -201,8 +201,15 @@ class CrawlJobReconciler {
       await ensureRbac(this.#client, children, job);
       return this.#syncSuspend(job, runner, logger);
     }
-    if (validation || job.spec.suspend === true) return undefined;
     const { namespace, name } = job.metadata as { namespace: string; name: string };
+    if (stopRequested(job)) {
+      // Stopped before its runner started: never start one. The cache may be behind a
+      // create of an earlier pass, so the API says whether there is a runner to stop.
+      const existing = await this.#client.getOrUndefined<BatchJob>(JOBS, namespace, runnerName(name));
+      if (existing && !isOwnedBy(existing, job.metadata.uid)) throw notOwned(namespace, name);
+      return existing && this.#syncSuspend(job, existing, logger);
+    }
+    if (validation || job.spec.suspend === true) return undefined;
     if (job.status?.runner?.generation === undefined) await ensureSnapshot(this.#client, children, job);
     await ensureRbac(this.#client, children, job);
     const desired = buildRunnerJob(job, { defaultImage: this.#d.runnerImage });
@@ -226,10 +233,16 @@ class CrawlJobReconciler {
     }
   }
 
-  /** spec.suspend onto the runner Job's spec.suspend, while the Job has not finished. */
+  /**
+   * spec.suspend onto the runner Job's spec.suspend, while the Job has not
+   * finished. spec.stop suspends it for good: the Job controller deletes the
+   * pods, each runner gets SIGTERM, stores and reports its open batches and
+   * exits 143, and the Job is never resumed.
+   */
   async #syncSuspend(job: Job, runner: BatchJob, logger: Logger): Promise<BatchJob> {
     const { namespace, name } = job.metadata as { namespace: string; name: string };
-    const wantSuspend = job.spec.suspend === true;
+    const stop = stopRequested(job);
+    const wantSuspend = job.spec.suspend === true || stop;
     const terminal = runner.status?.conditions?.some(
       (c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True",
     );
@@ -238,6 +251,12 @@ class CrawlJobReconciler {
       metadata: { resourceVersion: runner.metadata.resourceVersion },
       spec: { suspend: wantSuspend },
     });
+    if (stop) {
+      logger.info(`Stopping Job ${namespace}/${runnerName(name)}: spec.stop of CrawlJob ${name} is true`);
+      const why = "spec.stop is true; its runners store and report their open batches";
+      await this.#d.events.record(job, "Normal", "Stopping", `Stopping Job ${runnerName(name)}: ${why}`);
+      return patched;
+    }
     const verb = wantSuspend ? "Suspended" : "Resumed";
     logger.info(`${verb} Job ${namespace}/${runnerName(name)}`);
     await this.#d.events.record(job, "Normal", verb, `${verb} Job ${runnerName(name)}`);
@@ -306,6 +325,7 @@ class CrawlJobReconciler {
     const { job } = pass;
     if (
       job.spec.ingest?.webhook?.mode !== "onCompletion" ||
+      job.status?.runner?.jobName === undefined || // stopped before a runner started: no crawl to report
       getCondition(job.status?.conditions, "CrawlComplete")?.status !== "True" ||
       ["Delivered", "Failed"].includes(job.status?.completionDelivery?.state ?? "")
     ) {

@@ -13,10 +13,13 @@ type Verdict = { status: Condition["status"]; reason: string; message: string };
 /** Where the runner is, first match wins (RUNNER_STATES). */
 type RunnerState =
   | "Invalid"
+  | "StoppedBeforeStart"
   | "SuspendedBeforeStart"
   | "Creating"
   | "Failed"
   | "Complete"
+  | "Stopping"
+  | "Stopped"
   | "Suspended"
   | "WaitingForPods"
   | "Crawling";
@@ -26,6 +29,10 @@ export interface Facts {
   validation: ValidationFailure | undefined;
   /** spec.suspend. */
   suspended: boolean;
+  /** spec.stop (or a stop already recorded in the status: a stopped job stays stopped). */
+  stop: boolean;
+  /** The runner Job is suspended (its Suspended condition) and none of its pods is still running or terminating. */
+  runnerExited: boolean;
   /** The runner Job's name, when it exists. */
   jobName: string | undefined;
   /** The Job's Failed condition, when it failed. */
@@ -60,10 +67,13 @@ const first = <F, R extends { when: (f: F) => boolean }>(rules: readonly R[], f:
 
 const RUNNER_STATES: readonly { state: RunnerState; when: (f: Facts) => boolean }[] = [
   { state: "Invalid", when: (f) => noRunner(f) && f.validation !== undefined },
+  { state: "StoppedBeforeStart", when: (f) => noRunner(f) && f.stop },
   { state: "SuspendedBeforeStart", when: (f) => noRunner(f) && f.suspended },
   { state: "Creating", when: noRunner },
   { state: "Failed", when: (f) => f.jobFailure !== undefined },
   { state: "Complete", when: (f) => f.complete },
+  { state: "Stopped", when: (f) => f.stop && f.runnerExited },
+  { state: "Stopping", when: (f) => f.stop },
   { state: "Suspended", when: (f) => f.jobSuspended },
   { state: "WaitingForPods", when: (f) => f.noPods },
   { state: "Crawling", when: always },
@@ -107,6 +117,10 @@ const RUNNER_CONDITIONS: Record<RunnerState, (f: Facts) => { runnerReady: Verdic
     runnerReady: v("False", "InvalidSpec", "No runner is started for an invalid spec"),
     crawlComplete: NOT_STARTED,
   }),
+  StoppedBeforeStart: () => ({
+    runnerReady: v("False", "Stopped", "spec.stop is true: no runner is started"),
+    crawlComplete: v("True", "Stopped", "spec.stop is true: stopped before a runner started"),
+  }),
   SuspendedBeforeStart: () => ({
     runnerReady: v("False", "Suspended", "spec.suspend is true: no runner is started"),
     crawlComplete: NOT_STARTED,
@@ -119,6 +133,22 @@ const RUNNER_CONDITIONS: Record<RunnerState, (f: Facts) => { runnerReady: Verdic
   Complete: (f) => ({
     runnerReady: v("True", "RunnerFinished", `Job ${f.jobName} completed`),
     crawlComplete: v("True", "RunnerSucceeded", `All ${f.shards} shards finished`),
+  }),
+  Stopping: (f) => ({
+    runnerReady: v(
+      "False",
+      "Stopping",
+      `spec.stop is true: Job ${f.jobName} is suspended and its runners are stopping`,
+    ),
+    crawlComplete: v("Unknown", "Stopping", `Storing and reporting the open batches; ${f.progress}`),
+  }),
+  Stopped: (f) => ({
+    runnerReady: v("False", "Stopped", `Job ${f.jobName} stopped`),
+    crawlComplete: v(
+      "True",
+      "Stopped",
+      `Stopped by spec.stop; everything collected was stored and reported (${f.progress})`,
+    ),
   }),
   Suspended: (f) => ({
     runnerReady: v("False", "Suspended", `Job ${f.jobName} is suspended`),
@@ -138,6 +168,8 @@ type Judged = Facts & { state: RunnerState };
 
 const pending = (f: Facts) => f.summary.closed - f.summary.delivered - f.summary.failed;
 const complete = (f: Facts) => f.complete;
+/** The runners are done: the Job completed, or it was stopped and they all exited. */
+const ended = (f: Judged) => f.complete || f.state === "Stopped";
 const inState = (state: RunnerState) => (f: Judged) => f.state === state;
 const completion = (state: DeliveryStatus["state"]) => (f: Facts) =>
   f.onCompletion && f.completionDelivery?.state === state;
@@ -162,11 +194,15 @@ const runnerFailed = (f: Facts) => {
 const crawlSucceeded = (f: Facts) =>
   `The crawl finished and ${f.webhook ? `${f.summary.delivered}/${f.summary.closed} feeds were delivered` : "no webhook was configured"}`;
 
+const crawlStopped = (f: Facts) =>
+  `The crawl was stopped (spec.stop) and ${f.webhook ? `${f.summary.delivered}/${f.summary.closed} feeds were delivered` : "no webhook was configured"}`;
+
 const FEEDS_DELIVERED: readonly Rule<Judged>[] = [
+  rule(inState("StoppedBeforeStart"), () => v("True", "NoFeeds", "Stopped before a runner started: no feed files")),
   rule(noRunner, () => NOT_STARTED),
   rule(
     (f) => !f.webhook,
-    (f) => v(complete(f) ? "True" : "Unknown", "NoWebhook", "No ingest webhook is configured"),
+    (f) => v(ended(f) ? "True" : "Unknown", "NoWebhook", "No ingest webhook is configured"),
   ),
   rule(completion("Delivered"), (f) =>
     v("True", "Delivered", `The crawl.completed event with ${f.summary.closed} feeds was delivered`),
@@ -175,24 +211,24 @@ const FEEDS_DELIVERED: readonly Rule<Judged>[] = [
   rule(
     (f) => f.onCompletion,
     (f) =>
-      complete(f)
+      ended(f)
         ? v("Unknown", "Delivering", sendingCompletion(f))
         : v("Unknown", "WaitingForRunner", "The crawl.completed event is sent when the runner finishes"),
   ),
   // Failed is final: while the runner still closes feeds, a failed one is
   // reported in the message, not as a phase that would flip back to Running.
   rule(
-    (f) => f.summary.failed > 0 && ((complete(f) && pending(f) === 0) || f.jobFailure !== undefined),
+    (f) => f.summary.failed > 0 && ((ended(f) && pending(f) === 0) || f.jobFailure !== undefined),
     (f) => v("False", "DeliveryFailed", feedsFailed(f)),
   ),
   rule(
-    (f) => complete(f) && pending(f) === 0,
+    (f) => ended(f) && pending(f) === 0,
     (f) =>
       f.summary.closed === 0
         ? v("True", "NoFeeds", "The crawl closed no feed files")
         : v("True", "AllDelivered", delivered(f)),
   ),
-  rule(always, (f) => v("Unknown", "Delivering", `${delivered(f)}${complete(f) ? "" : " so far"}`)),
+  rule(always, (f) => v("Unknown", "Delivering", `${delivered(f)}${ended(f) ? "" : " so far"}`)),
 ];
 
 type Delivered = Judged & { delivered: Verdict };
@@ -206,6 +242,9 @@ const phased = (when: (f: Delivered) => boolean, phase: Phase, say: (f: Delivere
 /** Succeeded, and with it the phase. */
 const SUCCEEDED: readonly SucceededRule[] = [
   phased(inState("Invalid"), "Failed", (f) => v("False", f.validation!.reason, f.validation!.message)),
+  phased(inState("StoppedBeforeStart"), "Succeeded", () =>
+    v("True", "Stopped", "spec.stop is true: stopped before a runner started"),
+  ),
   phased(inState("SuspendedBeforeStart"), "Pending", () => v("Unknown", "Suspended", "spec.suspend is true")),
   phased(inState("Creating"), "Pending", () => v("Unknown", "Pending", "Waiting for the runner")),
   phased(inState("Failed"), "Failed", (f) => v("False", "RunnerFailed", runnerFailed(f))),
@@ -215,11 +254,20 @@ const SUCCEEDED: readonly SucceededRule[] = [
     (f) => v("True", "CrawlSucceeded", crawlSucceeded(f)),
   ),
   phased(
+    (f) => f.state === "Stopped" && f.delivered.status === "True",
+    "Succeeded",
+    (f) => v("True", "Stopped", crawlStopped(f)),
+  ),
+  phased(
     (f) => f.delivered.status === "False",
     "Failed",
     (f) => v("False", "DeliveryFailed", f.delivered.message),
   ),
   phased(complete, "Ingesting", () => v("Unknown", "Ingesting", "The runner finished; delivering feeds")),
+  phased(inState("Stopped"), "Ingesting", () => v("Unknown", "Ingesting", "The runner stopped; delivering feeds")),
+  phased(inState("Stopping"), "Running", () =>
+    v("Unknown", "Stopping", "spec.stop is true: the runners are storing and reporting their open batches"),
+  ),
   phased(inState("Suspended"), "Pending", () => v("Unknown", "Suspended", "The runner is suspended")),
   phased(inState("WaitingForPods"), "Pending", (f) =>
     v("Unknown", "Pending", `Waiting for the runner pods${problemSuffix(f)}`),

@@ -16,6 +16,8 @@ export interface BatchJob extends KubeObject {
   status?: {
     active?: number;
     ready?: number;
+    /** Pods being deleted that have not exited yet (Kubernetes 1.29+). */
+    terminating?: number;
     succeeded?: number;
     failed?: number;
     startTime?: string;
@@ -106,7 +108,8 @@ export function computeStatus(o: Observed): CrawlJobStatus {
   );
   status.phase = phase;
   const terminal = getCondition(status.conditions, "Succeeded")?.status !== "Unknown";
-  if (terminal && runnerJob) status.completionTime ??= rfc3339(now);
+  // An invalid job without a runner may still be fixed; a stopped one never runs.
+  if (terminal && (runnerJob || stopRequested(job))) status.completionTime ??= rfc3339(now);
   else if (!terminal) delete status.completionTime;
   return status;
 }
@@ -138,6 +141,31 @@ function recordRunner(status: CrawlJobStatus, { job, now, runnerJob }: Observed)
   status.startTime ??= js.startTime ?? rfc3339(now);
 }
 
+/**
+ * spec.stop, or a stop the status already recorded: a stopped job stays
+ * stopped even if an older CRD without the transition rule let spec.stop be unset.
+ */
+export function stopRequested(job: CrawlJob): boolean {
+  const succeeded = getCondition(job.status?.conditions, "Succeeded");
+  return job.spec.stop === true || (succeeded?.status === "True" && succeeded.reason === "Stopped");
+}
+
+/**
+ * The suspended runner Job has no pod left that could still store or report
+ * something: the Job controller acted on the suspension (its Suspended
+ * condition), counts none active or terminating, and every pod seen has exited.
+ */
+function runnerExited(runnerJob: BatchJob | undefined, pods: readonly RunnerPod[]): boolean {
+  const js = runnerJob?.status ?? {};
+  return (
+    runnerJob?.spec?.suspend === true &&
+    jobCondition(runnerJob, "Suspended") !== undefined &&
+    !js.active &&
+    !js.terminating &&
+    pods.every((p) => p.status?.phase === "Succeeded" || p.status?.phase === "Failed")
+  );
+}
+
 function facts({ job, validation, runnerJob, feeds, pods }: Observed, status: CrawlJobStatus): Facts {
   const js = runnerJob?.status ?? {};
   const shards = runnerJob?.spec?.completions ?? job.spec.runner?.parallelism ?? 1;
@@ -145,6 +173,8 @@ function facts({ job, validation, runnerJob, feeds, pods }: Observed, status: Cr
   return {
     validation,
     suspended: job.spec.suspend === true,
+    stop: stopRequested(job),
+    runnerExited: runnerExited(runnerJob, pods ?? []),
     jobName: runnerJob?.metadata.name,
     jobFailure: jobCondition(runnerJob, "Failed"),
     complete: jobCondition(runnerJob, "Complete") !== undefined,

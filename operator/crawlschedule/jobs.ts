@@ -57,8 +57,9 @@ export function finishedAs(job: Job): "Succeeded" | "Failed" | undefined {
   return status === "True" ? "Succeeded" : status === "False" ? "Failed" : undefined;
 }
 
-/** Replaced (suspended by concurrencyPolicy Replace) and every stored feed settled: nothing more will happen. */
+/** Replaced by a suspend (before spec.stop existed) and every stored feed settled. A stopped one ends Succeeded/Stopped by itself and is pruned as that. */
 const replacedAndSettled = (job: Job) => {
+  if (job.spec.stop === true) return false;
   const s = job.status?.feedSummary;
   return s === undefined || s.closed === s.delivered + s.failed;
 };

@@ -268,9 +268,10 @@ export class CrawlScheduleReconciler {
   }
 
   /**
-   * concurrencyPolicy Replace: suspend the active runs (their runners get SIGTERM,
-   * store and report their open batches, and every stored feed is still
-   * delivered), mark them replaced, and stop counting them as active.
+   * concurrencyPolicy Replace: stop the active runs (spec.stop: their runners
+   * get SIGTERM, store and report their open batches, every stored feed is
+   * still delivered, and each ends Succeeded/Stopped), mark them replaced, and
+   * stop counting them as active. Not pruned in this pass: they are still stopping.
    */
   async #replaceActive(pass: Pass, replacement: string): Promise<void> {
     const { schedule, children, logger } = pass;
@@ -278,16 +279,15 @@ export class CrawlScheduleReconciler {
       const { namespace, name } = job.metadata as { namespace: string; name: string };
       await this.#d.client.patch(CRAWLJOBS, namespace, name, {
         metadata: { annotations: { [REPLACED_BY_ANNOTATION]: replacement } },
-        spec: { suspend: true },
+        spec: { stop: true },
       });
-      logger.info(`Suspended CrawlJob ${namespace}/${name}: replaced by ${replacement}`);
+      logger.info(`Stopping CrawlJob ${namespace}/${name}: replaced by ${replacement}`);
       await this.#d.events.record(
         schedule,
         "Normal",
         "SuccessfulReplace",
-        `Suspended CrawlJob ${name}: replaced by ${replacement} (concurrencyPolicy Replace)`,
+        `Stopping CrawlJob ${name}: replaced by ${replacement} (concurrencyPolicy Replace)`,
       );
-      children.failed.push(job);
     }
     children.active = [];
   }

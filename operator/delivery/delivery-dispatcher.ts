@@ -7,10 +7,12 @@
 // worker waits on any of them.
 //
 // State stays in the API: a queued delivery is still Pending (unclaimed), so
-// a crash or close() loses nothing. close() drops the queues and aborts the
-// POSTs in flight; their `Sending` stays and is resent under the same
-// webhook-id by whoever delivers next, as after a crash.
+// a crash or close() loses nothing. close(graceMs) takes no more, drops the
+// queues, lets the POSTs in flight finish (and write their result) for up to
+// graceMs, then aborts the rest: their `Sending` stays and is resent under the
+// same webhook-id by whoever delivers next, as after a crash.
 import type { Logger } from "pino";
+import { within } from "../runtime/within.ts";
 import { HostLimiter } from "./host-limiter.ts";
 
 /** One delivery's claim, POST and result write; `signal` aborts the POST when the dispatcher closes. */
@@ -36,6 +38,7 @@ export class DeliveryDispatcher {
   readonly #busy = new Map<string, { rechecks: number }>();
   readonly #running = new Set<Promise<void>>();
   readonly #abort = new AbortController();
+  #closing = false;
 
   constructor(options: { perHostConcurrency: number; logger: Logger }) {
     this.#limiter = new HostLimiter(options.perHostConcurrency);
@@ -65,13 +68,13 @@ export class DeliveryDispatcher {
    * dispatcher is closed.
    */
   enqueue(key: string, url: string, task: DeliveryTask): boolean {
-    if (this.#abort.signal.aborted || this.#busy.has(key)) return false;
+    if (this.#closing || this.#busy.has(key)) return false;
     this.#busy.set(key, { rechecks: 0 });
     const signal = this.#abort.signal;
     const run = this.#limiter
       .run(hostOf(url), async () => {
         // Closed while queued: it is still Pending in the API, nothing to undo.
-        if (!signal.aborted) await task(signal);
+        if (!this.#closing) await task(signal);
       })
       .catch((err: unknown) => {
         // The state in the API decides what happens next: the next reconcile reads it again.
@@ -90,8 +93,13 @@ export class DeliveryDispatcher {
     while (this.#running.size > 0) await Promise.allSettled([...this.#running]);
   }
 
-  /** Takes no more deliveries, drops the queued ones and aborts the POSTs in flight; resolves once all have ended. */
-  async close(): Promise<void> {
+  /**
+   * Takes no more deliveries and drops the queued ones; the POSTs in flight get
+   * `graceMs` to finish, then are aborted. Resolves once all have ended.
+   */
+  async close(graceMs = 0): Promise<void> {
+    this.#closing = true;
+    if (graceMs > 0) await within(this.idle(), graceMs);
     this.#abort.abort(new Error("The delivery dispatcher is closing"));
     await this.idle();
   }

@@ -80,8 +80,8 @@ export interface FeedDeliveryReconciler {
   deliverCompletion(job: CrawlJob, feeds: readonly CrawlFeed[]): Promise<Result>;
   /** Resolves once no delivery is queued or in flight. */
   idle(): Promise<void>;
-  /** Aborts the POSTs in flight (their Sending stays), drops the queues, closes the connection pools. */
-  close(): Promise<void>;
+  /** Drops the queues, gives the POSTs in flight `graceMs` (default 0), aborts the rest (their Sending stays), closes the connection pools. */
+  close(graceMs?: number): Promise<void>;
 }
 
 export function createFeedDeliveryReconciler(deps: FeedDeliveryDeps): FeedDeliveryReconciler {
@@ -196,8 +196,8 @@ class FeedDelivery implements FeedDeliveryReconciler {
     return this.#dispatcher.idle();
   }
 
-  async close(): Promise<void> {
-    await this.#dispatcher.close();
+  async close(graceMs = 0): Promise<void> {
+    await this.#dispatcher.close(graceMs);
     await this.#dispatchers?.close();
     await this.#api.close();
   }

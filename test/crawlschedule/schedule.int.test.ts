@@ -281,7 +281,7 @@ describe("CrawlSchedule (real API server, schedule controller via setup.ts)", ()
     assert.ok((await reasons(name)).includes("TooManyMissedTimes"));
   });
 
-  test("concurrencyPolicy Replace suspends the active run, marks it replaced and starts the new one", async () => {
+  test("concurrencyPolicy Replace stops the active run, marks it replaced and starts the new one", async () => {
     const { name, created } = await create("replace", { schedule: "*/5 * * * *", concurrencyPolicy: "Replace" });
     const t1 = boundary(created, 5);
     clock.set(plus(t1, 5_000));
@@ -294,7 +294,8 @@ describe("CrawlSchedule (real API server, schedule controller via setup.ts)", ()
     });
     assert.equal(s.status!.activeCount, 1);
     const replaced = await client.get<typeof first & object>(CRAWLJOBS, ns.name, first!.metadata.name!);
-    assert.equal(replaced!.spec.suspend, true);
+    assert.equal(replaced!.spec.stop, true, "stopped for good, not suspended");
+    assert.notEqual(replaced!.spec.suspend, true);
     assert.equal(replaced!.metadata.annotations?.[REPLACED_BY_ANNOTATION], second);
     assert.ok((await reasons(name)).includes("SuccessfulReplace"));
   });

@@ -1,6 +1,7 @@
 // The delivery dispatcher with real POSTs to two receivers on 127.0.0.1: per
 // host:port at most perHostConcurrency at once, a hanging backend holds only
-// its own queue, and close() aborts the POSTs in flight and drops the queue.
+// its own queue, and close(grace) drops the queue, lets the POSTs in flight
+// finish within the grace and aborts the rest.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
@@ -99,5 +100,31 @@ describe("DeliveryDispatcher", () => {
     assert.equal(hanging.received.length - hangingBefore, 4);
     assert.equal(dispatcher.enqueue("late", healthy.url, postTask(healthy.url, "late", done)), false);
     console.log(`healthy deliveries done in ${tookMs} ms; close() in ${closeMs} ms`);
+  });
+
+  it("close(grace): a POST in flight that answers within the grace finishes; a hanging one is aborted after it", async () => {
+    const dispatcher = new DeliveryDispatcher({ perHostConcurrency: 1, logger });
+    const answered: AttemptOutcome[] = [];
+    const stuck: AttemptOutcome[] = [];
+    const queued: AttemptOutcome[] = [];
+    dispatcher.enqueue("a", healthy.url, postTask(healthy.url, "grace-a", answered)); // answers after 50 ms
+    dispatcher.enqueue("q", healthy.url, postTask(healthy.url, "grace-q", queued)); // behind it: never starts
+    dispatcher.enqueue("h", hanging.url, postTask(hanging.url, "grace-h", stuck));
+    await new Promise((r) => setTimeout(r, 10)); // both POSTs on the wire
+    const closing = Date.now();
+    await dispatcher.close(1_000);
+    const closeMs = Date.now() - closing;
+    assert.deepEqual(
+      answered.map((o) => o.kind),
+      ["delivered"],
+      "the answering POST was not cut off",
+    );
+    assert.deepEqual(
+      stuck.map((o) => o.kind),
+      ["retry"],
+      "the hanging POST was aborted",
+    );
+    assert.equal(queued.length, 0, "a delivery still queued when close began does not start");
+    assert.ok(closeMs >= 900 && closeMs < 10_000, `close(1000) took ${closeMs} ms`);
   });
 });

@@ -5,6 +5,7 @@
 // back what the runner pods did. test/e2e/real-pods.node.test.ts checks them;
 // `npm run demo -- --cluster` (examples/demo.ts) runs them for a newcomer.
 import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { S3Client } from "@aws-sdk/client-s3";
@@ -19,6 +20,16 @@ import { fillPlaceholders } from "./manifest.ts";
 
 export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const MANIFEST = join(REPO_ROOT, "examples/crawljob-e2e.yaml");
+/** Every CRD the chart installs (crds/<group>_<plural>.yaml), by name: what a test's cleanup deletes. */
+export const CRD_NAMES = readdirSync(join(REPO_ROOT, "crds"))
+  .filter(
+    (f) =>
+      f.endsWith(".yaml") && /^kind: CustomResourceDefinition$/m.test(readFileSync(join(REPO_ROOT, "crds", f), "utf8")),
+  )
+  .map((f) => {
+    const [group, plural] = f.replace(/\.yaml$/, "").split("_");
+    return `${plural}.${group}`;
+  });
 /** The CrawlJob examples/crawljob-e2e.yaml defines, and its runner Job. */
 export const JOB = "books-e2e";
 export const RUNNER_JOB = `${JOB}-runner`;

@@ -34,6 +34,7 @@ import {
 } from "../platform/fixtures.ts";
 import {
   type Any,
+  CRD_NAMES,
   crawlManifest,
   crawlSecrets,
   describePods,
@@ -148,7 +149,7 @@ describe("end to end with real pods: helm chart, operator pod, 3 runner pods, S3
       ],
       ["operator namespace", () => k(["delete", "namespace", RELEASE_NS, "--ignore-not-found", "--wait=false"])],
       // The chart keeps its CRDs on uninstall (crds.keep): remove them so the next install owns them again.
-      ["CRDs", () => k(["delete", "crd", "crawljobs.feedcrawl.io", "crawlfeeds.feedcrawl.io", "--ignore-not-found"])],
+      ["CRDs", () => k(["delete", "crd", ...CRD_NAMES, "--ignore-not-found"])],
       ["SQL client", sql ? () => sql.end() : undefined],
       ["backend", backend?.close],
       ["database", db?.cleanup],
