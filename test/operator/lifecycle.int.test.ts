@@ -228,6 +228,25 @@ describe("CrawlJob lifecycle (kubelet and Job controller played by the test)", (
     assert.match(metrics, /feedcrawl_webhook_deliveries_total\{outcome="delivered"\} [4-9]/);
     assert.match(metrics, /feedcrawl_delivery_latency_seconds_count [4-9]/);
     assert.match(metrics, /feedcrawl_leader_election_master_status\{name="feedcrawl-operator"\} 1/);
+
+    // Per-CrawlJob series: the values of the status the operator aggregated for crawl "books" (the first test's).
+    const status = (await readCrawlJob(client, ns.name, "books")).status!;
+    const series = (name: string) => {
+      const line = metrics
+        .split("\n")
+        .find(
+          (l) => l.startsWith(`${name}{`) && l.includes(`namespace="${ns.name}"`) && l.includes('crawljob="books"'),
+        );
+      assert.ok(line, `${name} for crawl books in:\n${metrics}`);
+      return Number(line.slice(line.lastIndexOf(" ") + 1));
+    };
+    assert.ok(status.stats!.items! > 0 && status.feedSummary!.delivered! > 0);
+    assert.equal(series("feedcrawl_crawljob_items_total"), status.stats!.items);
+    assert.equal(series("feedcrawl_crawljob_pages_total"), status.stats!.pages);
+    assert.equal(series("feedcrawl_crawljob_feeds_stored_total"), status.feedSummary!.closed);
+    assert.equal(series("feedcrawl_crawljob_feeds_delivered_total"), status.feedSummary!.delivered);
+    assert.equal(series("feedcrawl_crawljob_feeds_failed_total"), status.feedSummary!.failed ?? 0);
+    assert.equal(series("feedcrawl_crawljob_succeeded"), 1);
   });
 
   test("the runner's token may read its own CrawlJob and is forbidden on another one", async () => {
