@@ -31,7 +31,7 @@ export interface JobdirOverheadResult {
   /** Mean µs per state step, without a crawl around it (100k pages). */
   stepMicros: { enqueue20: number; dequeue64: number; pageProcessed: number; batchCommit: number };
   /** This process's RSS (MB) as 1M URLs are queued in the SQLite state: [queued, rssMB] every 250k. */
-  queueRss: Array<[number, number]>;
+  queueRss?: Array<[number, number]>;
 }
 
 /** RSS while a frontier grows to `urls` queued requests in the state (nothing of it kept in JS). */
@@ -214,8 +214,10 @@ export function jobdirOverheadMarkdown(r: JobdirOverheadResult): string {
     `State steps alone (µs each): enqueue 20 links ${r.stepMicros.enqueue20}, lease 64 pages ${r.stepMicros.dequeue64},` +
       ` page processed ${r.stepMicros.pageProcessed}, one 100-page batch begin+stored+commit ${r.stepMicros.batchCommit} (two fsyncs).`,
     "",
-    `RSS while 1M URLs are queued in the state: ${r.queueRss.map(([n, mb]) => `${n / 1000}k → ${mb} MB`).join(", ")}.`,
-    "",
+    // Results written before this figure existed have none.
+    r.queueRss
+      ? `RSS while 1M URLs are queued in the state: ${r.queueRss.map(([n, mb]) => `${n / 1000}k → ${mb} MB`).join(", ")}.\n`
+      : "",
   ].join("\n");
 }
 
