@@ -8,8 +8,8 @@ import { promisify } from "node:util";
 import zlib from "node:zlib";
 import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { parseS3Uri } from "../../lib/s3-uri.ts";
-import { parseFeedLocation } from "../../spec/feed-location.ts";
-import { describe, retrying } from "../feeds/storages/s3-upload.ts";
+import { describe, isNotFound, retrying } from "../feeds/storages/s3-upload.ts";
+import { stateFolder } from "../state/s3-checkpoint.ts";
 import { type DeltaSnapshot, type DeltaStore, emptySnapshot, type Validators } from "./store.ts";
 
 const gzip = promisify(zlib.gzip);
@@ -23,22 +23,16 @@ export function deltaUri(
   where: { namespace: string; key: string },
   shard: { index: number; count: number },
 ): string | undefined {
-  const template = feedTemplates.find((t) => parseFeedLocation(t).kind === "s3");
-  if (!template) return undefined;
-  const staticPart = template.split("%(")[0] as string;
-  const folder = staticPart.slice(0, staticPart.lastIndexOf("/") + 1);
-  return `${folder}.feedcrawl-delta/${where.namespace}/${where.key}/shard-${shard.index}-of-${shard.count}.json.gz`;
+  const folder = stateFolder(feedTemplates);
+  return (
+    folder && `${folder}.feedcrawl-delta/${where.namespace}/${where.key}/shard-${shard.index}-of-${shard.count}.json.gz`
+  );
 }
 
 interface Stored {
   version: 1;
   validators: Array<[string, Validators]>;
   items: string[];
-}
-
-function notFound(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e?.name === "NoSuchKey" || e?.name === "NotFound" || e?.$metadata?.httpStatusCode === 404;
 }
 
 export class S3DeltaStore implements DeltaStore {
@@ -61,7 +55,7 @@ export class S3DeltaStore implements DeltaStore {
         const res = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#key }));
         return Buffer.from(await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
       } catch (err) {
-        if (notFound(err)) return undefined;
+        if (isNotFound(err)) return undefined;
         throw err;
       }
     });

@@ -9,7 +9,7 @@ import { pipeline } from "node:stream/promises";
 import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { parseS3Uri } from "../../lib/s3-uri.ts";
 import { parseFeedLocation } from "../../spec/feed-location.ts";
-import { describe, retrying } from "../feeds/storages/s3-upload.ts";
+import { describe, isNotFound, retrying } from "../feeds/storages/s3-upload.ts";
 import type { CheckpointStore } from "./checkpoint.ts";
 
 /** How long a checkpoint read or write keeps retrying (an S3 outage of minutes loses nothing; the batch waits). */
@@ -22,16 +22,20 @@ export function checkpointUri(
   job: { name: string; uid: string },
   shard: number,
 ): string | undefined {
+  const folder = stateFolder(feedTemplates);
+  return folder && `${folder}.feedcrawl-state/${job.name}-${job.uid}/shard-${shard}.sqlite`;
+}
+
+/**
+ * Where a runner keeps its state objects in the feed bucket: the static
+ * folder of the first S3 feed template (s3://bucket/a/b/ of
+ * s3://bucket/a/b/%(time)s.jsonl); undefined without an S3 feed.
+ */
+export function stateFolder(feedTemplates: readonly string[]): string | undefined {
   const template = feedTemplates.find((t) => parseFeedLocation(t).kind === "s3");
   if (!template) return undefined;
   const staticPart = template.split("%(")[0] as string;
-  const folder = staticPart.slice(0, staticPart.lastIndexOf("/") + 1);
-  return `${folder}.feedcrawl-state/${job.name}-${job.uid}/shard-${shard}.sqlite`;
-}
-
-function notFound(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e?.name === "NoSuchKey" || e?.name === "NotFound" || e?.$metadata?.httpStatusCode === 404;
+  return staticPart.slice(0, staticPart.lastIndexOf("/") + 1);
 }
 
 export function s3CheckpointStore(client: S3Client, uri: string): CheckpointStore {
@@ -64,7 +68,7 @@ export function s3CheckpointStore(client: S3Client, uri: string): CheckpointStor
             await pipeline(res.Body as Readable, createWriteStream(file));
             return true;
           } catch (err) {
-            if (notFound(err)) return false;
+            if (isNotFound(err)) return false;
             throw err;
           }
         });

@@ -11,8 +11,11 @@ import type { KubeAuth } from "../../kube/kubeconfig.ts";
 import { CRAWLJOBS, SECRETS } from "../../kube/resources.ts";
 import { Manager, type ManagerOptions } from "../../operator/manager.ts";
 import { getCondition } from "../../operator/runtime/conditions.ts";
-import { eventually, kubectl } from "../platform/fixtures.ts";
+import { type CatalogueServer, createCatalogue } from "../fixtures/catalogue.ts";
+import { platform } from "../platform/env.ts";
+import { createBucket, createNamespace, type Disposable, eventually, kubectl } from "../platform/fixtures.ts";
 import { REPO_ROOT } from "./kubelet.ts";
+import { type Receiver, startReceiver } from "./receiver.ts";
 
 export const CRD_FILES = [
   join(REPO_ROOT, "crds/feedcrawl.io_crawljobs.yaml"),
@@ -64,6 +67,54 @@ export async function startOperator(
     async stop() {
       await manager.stop();
       await new Promise((resolve) => stream.end(resolve));
+    },
+  };
+}
+
+/** What a crawl of the fixture site through the operator needs, and its one cleanup. */
+export interface CrawlBed {
+  ns: Disposable;
+  bucket: Disposable;
+  site: CatalogueServer;
+  receiver: Receiver;
+  operator: RunningOperator;
+  close(): Promise<void>;
+}
+
+/**
+ * A namespace `prefix-…` with the Secrets `s3-creds` (the platform's S3) and
+ * `ingest-webhook` (the receiver's), a bucket, the fixture catalogue of
+ * `products`, a signature-checking receiver, and the operator watching that
+ * namespace.
+ */
+export async function startCrawlBed(
+  kc: KubeAuth,
+  client: KubeClient,
+  prefix: string,
+  products: number,
+  workDir: string,
+): Promise<CrawlBed> {
+  await installCrds();
+  const ns = await createNamespace(prefix);
+  const bucket = await createBucket(prefix);
+  const site = await createCatalogue({ products, perPage: 10 }).listen({ traps: false, altHost: null });
+  const receiver = await startReceiver();
+  const { s3 } = platform();
+  await createSecret(client, ns.name, "s3-creds", { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey });
+  await createSecret(client, ns.name, "ingest-webhook", { secret: receiver.secret });
+  const operator = await startOperator(kc, { namespaces: [ns.name], workDir });
+  return {
+    ns,
+    bucket,
+    site,
+    receiver,
+    operator,
+    async close() {
+      await operator.stop();
+      await receiver.close();
+      await site.close();
+      await bucket.cleanup();
+      await ns.cleanup();
     },
   };
 }

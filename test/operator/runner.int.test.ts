@@ -11,21 +11,12 @@ import { after, before, describe, test } from "node:test";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { KubeClient } from "../../kube/client.ts";
 import { CRAWLFEEDS, JOBS } from "../../kube/resources.ts";
-import { type CatalogueServer, createCatalogue } from "../fixtures/catalogue.ts";
+import type { CatalogueServer } from "../fixtures/catalogue.ts";
 import { adminKubeConfig, platform } from "../platform/env.ts";
-import { createBucket, createNamespace, type Disposable, eventually, s3Client } from "../platform/fixtures.ts";
-import {
-  createCrawlJob,
-  createSecret,
-  installCrds,
-  type RunningOperator,
-  readCrawlJob,
-  startOperator,
-  tempDir,
-  untilCondition,
-} from "./harness.ts";
+import { type Disposable, eventually, s3Client } from "../platform/fixtures.ts";
+import { type CrawlBed, createCrawlJob, readCrawlJob, startCrawlBed, tempDir, untilCondition } from "./harness.ts";
 import { playJob } from "./kubelet.ts";
-import { type Receiver, startReceiver } from "./receiver.ts";
+import type { Receiver } from "./receiver.ts";
 
 const PRODUCTS = 45;
 
@@ -37,29 +28,15 @@ describe("a CrawlJob against the fixture site with the real feedcrawl run (kubel
   let bucket: Disposable;
   let site: CatalogueServer;
   let receiver: Receiver;
-  let operator: RunningOperator;
 
+  let bed: CrawlBed | undefined;
   before(async () => {
-    await installCrds();
-    ns = await createNamespace("op-runner");
-    bucket = await createBucket("op-runner");
-    site = await createCatalogue({ products: PRODUCTS, perPage: 10 }).listen({ traps: false, altHost: null });
-    receiver = await startReceiver();
-    const { s3 } = platform();
-    await createSecret(client, ns.name, "s3-creds", {
-      accessKeyId: s3.accessKeyId,
-      secretAccessKey: s3.secretAccessKey,
-    });
-    await createSecret(client, ns.name, "ingest-webhook", { secret: receiver.secret });
-    operator = await startOperator(kc, { namespaces: [ns.name], workDir });
+    bed = await startCrawlBed(kc, client, "op-runner", PRODUCTS, workDir);
+    ({ ns, bucket, site, receiver } = bed);
   });
 
   after(async () => {
-    await operator?.stop();
-    await receiver?.close();
-    await site?.close();
-    await bucket?.cleanup();
-    await ns?.cleanup();
+    await bed?.close();
     await client.close();
   });
 

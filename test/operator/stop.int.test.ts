@@ -14,22 +14,20 @@ import { KubeClient, type KubeObject } from "../../kube/client.ts";
 import { KubeApiError } from "../../kube/errors.ts";
 import { CRAWLFEEDS, CRAWLJOBS, EVENTS, JOBS, PODS } from "../../kube/resources.ts";
 import { getObject, listKeys } from "../feeds/s3-helpers.ts";
-import { type CatalogueServer, createCatalogue } from "../fixtures/catalogue.ts";
+import type { CatalogueServer } from "../fixtures/catalogue.ts";
 import { adminKubeConfig, platform } from "../platform/env.ts";
-import { createBucket, createNamespace, type Disposable, eventually, s3Client } from "../platform/fixtures.ts";
+import { type Disposable, eventually, s3Client } from "../platform/fixtures.ts";
 import {
+  type CrawlBed,
   condition,
   createCrawlJob,
-  createSecret,
-  installCrds,
-  type RunningOperator,
   readCrawlJob,
-  startOperator,
+  startCrawlBed,
   tempDir,
   untilCondition,
 } from "./harness.ts";
 import { containerStatus, createJobPod, preparePod, REPO_ROOT, spawnRunner, writePodStatus } from "./kubelet.ts";
-import { type Receiver, startReceiver } from "./receiver.ts";
+import type { Receiver } from "./receiver.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests read back from the API
 type Any = Record<string, any>;
@@ -158,7 +156,6 @@ describe("spec.stop: a graceful, final stop (kubelet and Job controller played b
   let bucket: Disposable;
   let site: CatalogueServer;
   let receiver: Receiver;
-  let operator: RunningOperator;
 
   const spec = (overrides: Partial<CrawlJobSpec> = {}): CrawlJobSpec => {
     const { s3 } = platform();
@@ -205,27 +202,14 @@ describe("spec.stop: a graceful, final stop (kubelet and Job controller played b
     };
   };
 
+  let bed: CrawlBed | undefined;
   before(async () => {
-    await installCrds();
-    ns = await createNamespace("op-stop");
-    bucket = await createBucket("op-stop");
-    site = await createCatalogue({ products: PRODUCTS, perPage: 10 }).listen({ traps: false, altHost: null });
-    receiver = await startReceiver();
-    const { s3 } = platform();
-    await createSecret(client, ns.name, "s3-creds", {
-      accessKeyId: s3.accessKeyId,
-      secretAccessKey: s3.secretAccessKey,
-    });
-    await createSecret(client, ns.name, "ingest-webhook", { secret: receiver.secret });
-    operator = await startOperator(kc, { namespaces: [ns.name], workDir });
+    bed = await startCrawlBed(kc, client, "op-stop", PRODUCTS, workDir);
+    ({ ns, bucket, site, receiver } = bed);
   });
 
   after(async () => {
-    await operator?.stop();
-    await receiver?.close();
-    await site?.close();
-    await bucket?.cleanup();
-    await ns?.cleanup();
+    await bed?.close();
     await client.close();
   });
 

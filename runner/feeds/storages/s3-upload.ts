@@ -30,6 +30,12 @@ export function isPreconditionFailed(err: unknown): boolean {
   return e?.name === "PreconditionFailed" || e?.$metadata?.httpStatusCode === 412;
 }
 
+/** S3 says the object (or key) is not there. */
+export function isNotFound(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === "NoSuchKey" || e?.name === "NotFound" || e?.$metadata?.httpStatusCode === 404;
+}
+
 export function describe(err: unknown): string {
   const e = err as S3ServiceException & { code?: string };
   const status = e?.$metadata?.httpStatusCode;
