@@ -6,11 +6,12 @@
 //   node bench/run.ts [--quick] [--only crawl,backend,scale,operator,frontier] [--sites small,realistic] [--runs N] [--profile] [--render]
 //
 // See docs/benchmarks.md.
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { parseArgs, promisify } from "node:util";
 import { pino } from "pino";
 import { type LoadResult, loadMarkdown, runBackendLoad } from "./backend/load.ts";
 import type { SiteKind } from "./crawl/site.ts";
@@ -18,7 +19,7 @@ import { runThroughput, type ThroughputResult, throughputMarkdown } from "./craw
 import { type JobdirOverheadResult, jobdirOverheadMarkdown, runJobdirOverhead } from "./frontier/jobdir-overhead.ts";
 import { type RedisFrontierResult, redisFrontierMarkdown, runRedisFrontier } from "./frontier/redis.ts";
 import { renderChart } from "./lib/chart.ts";
-import { BENCH_DIR, type BenchContext, ensureDir } from "./lib/context.ts";
+import { BENCH_DIR, type BenchContext, ensureDir, NODE, REPO_ROOT } from "./lib/context.ts";
 import { describeMachine, type Machine, machineMarkdown } from "./lib/machine.ts";
 import { ensurePeers } from "./lib/setup.ts";
 import { fmt } from "./lib/stats.ts";
@@ -72,7 +73,13 @@ const rawDir = await ensureDir(
 const workDir = await mkdtemp(join(os.tmpdir(), "feedcrawl-bench-"));
 const ctx: BenchContext = { quick, runs, profile: values.profile ?? false, workDir, rawDir, logger };
 
-if (!values.render) await ensurePeers(logger);
+if (!values.render) {
+  await ensurePeers(logger);
+  // feedcrawl runs as it ships: dist/ from the sources of this checkout (~5 s).
+  await promisify(execFile)(NODE, [join(REPO_ROOT, "node_modules", ".bin", "tsc"), "-p", "tsconfig.build.json"], {
+    cwd: REPO_ROOT,
+  });
+}
 const jsonFile = join(resultsDir, `${stem}.json`);
 // A partial run (--only) replaces its sections in the day's results and keeps the others.
 const previous: Partial<Results> =
@@ -216,7 +223,7 @@ function render(r: Results, svg: string): string {
   out.push(measuredAt(r, "scale") + (r.scale ? scaleMarkdown(r.scale.rows) : "Not run."));
   out.push("");
   out.push(
-    `### Operator with ${fmt(r.operator?.jobs ?? 1000, 0)} CrawlJobs; feed close → webhook 2xx through the operator`,
+    `### Operator with ${fmt(r.operator?.jobs ?? 1000, 0)} CrawlJobs${r.operator?.crawlFeeds ? ` and ${fmt(r.operator.crawlFeeds, 0)} CrawlFeeds` : ""}; feed close → webhook 2xx through the operator`,
   );
   out.push("");
   out.push(measuredAt(r, "operator") + (r.operator ? operatorMarkdown(r.operator) : "Not run."));

@@ -7,8 +7,9 @@
 // ttlSecondsAfterFinished and the CrawlSchedule history limits bound.
 // Only the leader exports them (a standby's cache holds the same jobs).
 import { Counter, Gauge } from "prom-client";
-import { CRAWLJOB_LABEL, type CrawlFeed } from "../crds/schema/crawlfeed.ts";
+import type { CrawlFeed } from "../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../crds/schema/crawljob.ts";
+import { CRAWLJOB_LABEL } from "../crds/schema/names.ts";
 import type { KubeObject } from "../kube/client.ts";
 import { registry } from "./metrics.ts";
 import { getCondition } from "./runtime/conditions.ts";

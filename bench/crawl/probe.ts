@@ -1,7 +1,10 @@
 // One crawl of one tool on one bench site, for experiments: what a change or
 // a Node flag buys, without the whole bench. Prints the run as JSON.
 //
-//   node bench/crawl/probe.ts --site realistic --tool feedcrawl --concurrency 16 [--quick] [--runs N] [--node-arg=--max-semi-space-size=32] [--cpu-prof]
+//   node bench/crawl/probe.ts --site realistic --tool feedcrawl --concurrency 16 [--quick] [--pages N] [--runs N] [--node-arg=--max-semi-space-size=32] [--cpu-prof]
+//
+// --pages 50000: the long crawl of issue 17 ("RSS flat over a 50k-page crawl");
+// `rssQuarters` is the highest RSS of each quarter of the run (MB).
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
@@ -20,6 +23,7 @@ const { values } = parseArgs({
     concurrency: { type: "string", multiple: true },
     runs: { type: "string", default: "1" },
     quick: { type: "boolean", default: false },
+    pages: { type: "string" },
     "node-arg": { type: "string", multiple: true },
     "cpu-prof": { type: "boolean", default: false },
   },
@@ -37,7 +41,15 @@ const ctx: BenchContext = {
 };
 const site = await startBenchSite(
   ctx,
-  kind === "realistic" ? (values.quick ? 1_050 : 5_250) : values.quick ? 1_000 : 10_000,
+  values.pages
+    ? Number(values.pages)
+    : kind === "realistic"
+      ? values.quick
+        ? 1_050
+        : 5_250
+      : values.quick
+        ? 1_000
+        : 10_000,
   kind,
 );
 try {
@@ -62,6 +74,12 @@ try {
           cpuPer1k: Number(((r.cpuSeconds / Math.max(1, r.pages)) * 1000).toFixed(2)),
           peakRssMb: Math.round(r.maxRssMb),
           rss: rssLine(r.rssMb, Math.max(...r.rssMb, 1)),
+          rssQuarters: [0, 1, 2, 3].map((q) =>
+            Math.max(
+              0,
+              ...r.rssMb.slice(Math.floor((q * r.rssMb.length) / 4), Math.floor(((q + 1) * r.rssMb.length) / 4)),
+            ),
+          ),
           correct: `${r.correct}/${site.items}`,
           memory: r.memory?.atPeakRss,
           maxMb: r.memory?.maxMb,

@@ -4,6 +4,7 @@
 import { mkdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
+import { DEFAULT_RUNNER_RUNTIME_ENV } from "../../operator/crawljob/runner-pod.ts";
 import { BENCH_DIR, type BenchContext } from "../lib/context.ts";
 import { type ProfileSummary, summarizeProfileDir } from "../lib/cpuprofile.ts";
 import { RSS_SAMPLE_MS, runMeasured } from "../lib/measure.ts";
@@ -12,7 +13,7 @@ import { checkItems } from "./items.ts";
 import { type BenchSite, measureServerCeiling, type ServerCeiling, type SiteKind, startBenchSite } from "./site.ts";
 import { CRAWL_TOOLS, type CrawlTool, isFeedcrawl } from "./tools.ts";
 
-/** feedcrawl's process.memoryUsage() split (MB), from bench/crawl/memory-probe.ts. */
+/** feedcrawl's process.memoryUsage() split (MB), from bench/crawl/memory-probe.mjs. */
 export interface MemorySplit {
   atPeakRss: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number; t: number };
   maxMb: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number };
@@ -100,7 +101,7 @@ export async function crawlOnce(
   const outFile = join(scratch, "items.jsonl");
   const memoryFile = join(scratch, "memory.json");
   const startUrl = `${site.nginx.url}/`;
-  const probe = isFeedcrawl(tool.name) ? ["--import", join(BENCH_DIR, "crawl", "memory-probe.ts")] : [];
+  const probe = isFeedcrawl(tool.name) ? ["--import", join(BENCH_DIR, "crawl", "memory-probe.mjs")] : [];
   const cmd = await tool.command({ startUrl, concurrency, outFile, scratch, nodeArgs: [...probe, ...nodeArgs] });
   const before = await site.nginx.requestCount();
   const measured = await runMeasured(cmd.command, cmd.args, {
@@ -319,7 +320,12 @@ export function throughputMarkdown(r: ThroughputResult): string {
       `Pages = 200 responses in nginx's access log during the run; pages/s = pages ÷ wall time of the whole process (start-up included); ` +
       `CPU = user + system seconds of the crawler process (GNU time); peak RSS = its maximum resident set; ` +
       `RSS over time = the process tree's RSS sampled every ${RSS_SAMPLE_MS} ms (run with the median peak), one character per 1/24 of the run, scaled to the highest peak of the group. ` +
-      "feedcrawl = this checkout; feedcrawl-semi4 = the same with `--max-semi-space-size=4` (a 4 MiB young generation, as `NODE_OPTIONS` in a runner pod would set it); feedcrawl-head = git HEAD (before this checkout's changes), same run.",
+      `feedcrawl = this checkout compiled (dist/, as the image ships it) with the env the operator gives a runner pod of the default resources (\`${Object.entries(
+        DEFAULT_RUNNER_RUNTIME_ENV,
+      )
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" ")}\`): the goals apply to it; ` +
+      "feedcrawl-cli = the same CLI without that env (`feedcrawl crawl` on a laptop: Node's default heap sizing, glibc's default arenas); feedcrawl-head = git HEAD's TypeScript sources as they shipped (before this checkout's changes), same run.",
   );
   for (const site of r.sites) lines.push("", ...siteMarkdown(r, site));
   lines.push("");
@@ -393,7 +399,7 @@ function siteMarkdown(r: ThroughputResult, site: SiteInfo): string[] {
   if (split.length) {
     lines.push("");
     lines.push(
-      "feedcrawl's memory at its peak RSS (`process.memoryUsage()` every 100 ms, bench/crawl/memory-probe.ts): " +
+      "feedcrawl's memory at its peak RSS (`process.memoryUsage()` every 100 ms, bench/crawl/memory-probe.mjs): " +
         split
           .map((s) => {
             const m = s.memory!.atPeakRss;

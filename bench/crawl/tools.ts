@@ -7,7 +7,8 @@ import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { parse, stringify } from "yaml";
-import { BENCH_DIR, DEBIAN_PYTHON, NODE, REPO_ROOT } from "../lib/context.ts";
+import { DEFAULT_RUNNER_RUNTIME_ENV } from "../../operator/crawljob/runner-pod.ts";
+import { BENCH_DIR, DEBIAN_PYTHON, FEEDCRAWL_BIN, NODE, REPO_ROOT } from "../lib/context.ts";
 
 const run = promisify(execFile);
 
@@ -28,7 +29,7 @@ export interface CommandOptions {
 }
 
 export interface CrawlTool {
-  name: "feedcrawl" | "feedcrawl-semi4" | "feedcrawl-head" | "scrapy" | "crawlee";
+  name: "feedcrawl" | "feedcrawl-cli" | "feedcrawl-head" | "scrapy" | "crawlee";
   /** The command that crawls `startUrl` at `concurrency`, writing items to `outFile`. */
   command(opts: CommandOptions): Promise<CrawlCommand>;
 }
@@ -62,31 +63,39 @@ export async function feedcrawlManifest(opts: { startUrl: string; concurrency: n
   return doc;
 }
 
-export const feedcrawl: CrawlTool = {
-  name: "feedcrawl",
-  async command({ startUrl, concurrency, outFile, scratch, nodeArgs = [] }) {
-    const manifest = join(scratch, `feedcrawl-c${concurrency}.yaml`);
-    await writeFile(manifest, stringify(await feedcrawlManifest({ startUrl, concurrency, outFile })));
-    return {
-      command: NODE,
-      args: [...nodeArgs, "bin/feedcrawl.ts", "crawl", manifest],
-      cwd: REPO_ROOT,
-      env: { ...process.env, NO_COLOR: "1" },
-    };
-  },
-};
+/** `node [nodeArgs] BIN crawl MANIFEST` in `cwd` with `runtimeEnv` (no NODE_OPTIONS otherwise), the bench manifest written next to the run. */
+async function feedcrawlCommand(
+  opts: CommandOptions,
+  bin: string,
+  cwd: string,
+  runtimeEnv: Record<string, string> = {},
+): Promise<CrawlCommand> {
+  const { startUrl, concurrency, outFile, scratch, nodeArgs = [] } = opts;
+  const manifest = join(scratch, `feedcrawl-c${concurrency}.yaml`);
+  await writeFile(manifest, stringify(await feedcrawlManifest({ startUrl, concurrency, outFile })));
+  return {
+    command: NODE,
+    args: [...nodeArgs, bin, "crawl", manifest],
+    cwd,
+    env: { ...process.env, NO_COLOR: "1", NODE_OPTIONS: "", ...runtimeEnv },
+  };
+}
 
 /**
- * Node's young generation is up to 2 × 64 MiB by default (64-bit, no pointer
- * compression); every page's tree dies young, so a 4 MiB semi-space keeps
- * RSS ~150 MiB lower for little CPU (docs/runner.md "Performance"). The same
- * crawl with that flag, as a runner pod with NODE_OPTIONS set would run it.
+ * feedcrawl as a runner pod runs it: the compiled CLI (dist/, what the image
+ * runs; bench/run.ts builds it before measuring) with the env the operator
+ * gives a runner pod of the default resources: NODE_OPTIONS (a 4 MiB young
+ * generation, the old one sized from the memory limit) and MALLOC_ARENA_MAX.
  */
-export const SMALL_YOUNG_GENERATION = "--max-semi-space-size=4";
+export const feedcrawl: CrawlTool = {
+  name: "feedcrawl",
+  command: (opts) => feedcrawlCommand(opts, FEEDCRAWL_BIN, REPO_ROOT, DEFAULT_RUNNER_RUNTIME_ENV),
+};
 
-export const feedcrawlSmallYoung: CrawlTool = {
-  name: "feedcrawl-semi4",
-  command: (opts) => feedcrawl.command({ ...opts, nodeArgs: [SMALL_YOUNG_GENERATION, ...(opts.nodeArgs ?? [])] }),
+/** The same CLI as `feedcrawl crawl` runs on a laptop: no NODE_OPTIONS (Node's default heap sizing), glibc's default arenas. */
+export const feedcrawlCli: CrawlTool = {
+  name: "feedcrawl-cli",
+  command: (opts) => feedcrawlCommand(opts, FEEDCRAWL_BIN, REPO_ROOT),
 };
 
 /**
@@ -103,8 +112,8 @@ export const feedcrawlHead: CrawlTool = {
       await run("sh", ["-c", `git -C "${REPO_ROOT}" archive HEAD | tar -x -C "${dir}"`]);
       await symlink(join(REPO_ROOT, "node_modules"), join(dir, "node_modules"));
     }
-    const cmd = await feedcrawl.command(opts);
-    return { ...cmd, cwd: dir };
+    // HEAD's TypeScript sources with Node's default heap: the runner as it ran before dist/ and the pod's heap flags.
+    return feedcrawlCommand(opts, "bin/feedcrawl.ts", dir);
   },
 };
 
@@ -151,5 +160,5 @@ export const crawlee: CrawlTool = {
   },
 };
 
-export const CRAWL_TOOLS: readonly CrawlTool[] = [feedcrawl, feedcrawlSmallYoung, feedcrawlHead, scrapy, crawlee];
+export const CRAWL_TOOLS: readonly CrawlTool[] = [feedcrawl, feedcrawlCli, feedcrawlHead, scrapy, crawlee];
 export const isFeedcrawl = (name: string) => name.startsWith("feedcrawl");

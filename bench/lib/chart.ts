@@ -12,7 +12,7 @@ export interface ChartInput {
 
 const COLORS: Record<string, string> = {
   feedcrawl: "#2563eb",
-  "feedcrawl-semi4": "#60a5fa",
+  "feedcrawl-cli": "#60a5fa",
   scrapy: "#16a34a",
   crawlee: "#ea580c",
 };

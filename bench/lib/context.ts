@@ -8,6 +8,12 @@ export const REPO_ROOT = resolve(import.meta.dirname, "..", "..");
 export const BENCH_DIR = join(REPO_ROOT, "bench");
 /** Node 24 from the `node` devDependency: the system node is older. */
 export const NODE = join(REPO_ROOT, "node_modules", ".bin", "node");
+/**
+ * The CLI as it ships: the JavaScript `npm run build` writes to dist/ (what
+ * the image runs). Measuring the TypeScript sources would count Node's type
+ * stripping, ~30 MB per process that no deployment pays.
+ */
+export const FEEDCRAWL_BIN = join(REPO_ROOT, "dist", "bin", "feedcrawl.js");
 /** Debian's python3 (python3-scrapy lives there, not in a pyenv). */
 export const DEBIAN_PYTHON = "/usr/bin/python3";
 

@@ -1,7 +1,8 @@
 // The CrawlFeed: one object per closed feed file, created by the runner only
 // after the storage confirmed the object, delivered by the operator.
 import Type from "typebox";
-import { type CustomObject, cel, StringEnum } from "./common.ts";
+import { StringEnum } from "./builders.ts";
+import { type CustomObject, cel } from "./common.ts";
 
 /** Also the runner's "feed closed" event: the same fields, emitted after upload. */
 export const CrawlFeedSpec = Type.Object(
@@ -73,8 +74,4 @@ export type CrawlFeedStatus = Type.Static<typeof CrawlFeedStatus>;
 
 export type CrawlFeed = CustomObject<"CrawlFeed", CrawlFeedSpec, CrawlFeedStatus>;
 
-/** Labels every CrawlFeed carries (the runner sets them; the operator selects by them). */
-export const CRAWLJOB_LABEL = "feedcrawl.io/crawljob";
-export const SHARD_LABEL = "feedcrawl.io/shard";
-/** Annotating a CrawlFeed with this (any value) resends its webhook. */
-export const REDELIVER_ANNOTATION = "feedcrawl.io/redeliver";
+export { CRAWLJOB_LABEL, REDELIVER_ANNOTATION, SHARD_LABEL } from "./names.ts";

@@ -2,10 +2,12 @@
 // The same TypeBox schema gives the static types, the runtime validator and
 // (through crds/generate.ts) the CRD's structural OpenAPI schema + CEL rules.
 import Type from "typebox";
-import { API_VERSION, type CustomObject, cel, GROUP, SecretKeyRef, StringEnum, VERSION } from "./common.ts";
+import { SecretKeyRef, StringEnum } from "./builders.ts";
+import { API_VERSION, type CustomObject, cel, GROUP, VERSION } from "./common.ts";
 import { DeliveryStatus } from "./crawlfeed.ts";
 import { Feeds, StorageSpec } from "./feeds.ts";
 import { FrontierSpec } from "./frontier.ts";
+import { FEEDS_REQUIRED_MESSAGE } from "./names.ts";
 import { awsEnvRule, RunnerSpec } from "./runner.ts";
 import { SpiderSpec } from "./spider.ts";
 
@@ -70,8 +72,8 @@ const batchedFeedRule = cel({
 // without one: refused at apply time rather than failed at run time. The
 // operator checks it again for CrawlJobs stored before this rule
 // (operator/crawljob/validate.ts).
-export const FEEDS_REQUIRED_MESSAGE =
-  "at least one feed is required: the runner stores what it crawls only through spec.feeds";
+export { FEEDS_REQUIRED_MESSAGE };
+
 const feedsRequiredRule = {
   rule: "has(self.feeds) && size(self.feeds) > 0",
   message: FEEDS_REQUIRED_MESSAGE,

@@ -3,17 +3,16 @@
 // schema itself, so the API server validates it (CEL rules included) when the
 // schedule is applied, not only when a run is created.
 import Type from "typebox";
-import { type CustomObject, cel, StringEnum } from "./common.ts";
+import { StringEnum } from "./builders.ts";
+import { type CustomObject, cel } from "./common.ts";
 import { Condition, CrawlJobSpec } from "./crawljob.ts";
 
-/** The label every CrawlJob a schedule created carries: the schedule's name. */
-export const CRAWLSCHEDULE_LABEL = "feedcrawl.io/crawlschedule";
-/** On a created CrawlJob: the run's scheduled time (RFC 3339); the runner's %(time)s. */
-export const SCHEDULED_TIME_ANNOTATION = "feedcrawl.io/scheduled-time";
-/** On a CrawlSchedule: a new value (any string, e.g. a date) starts one run now. */
-export const RUN_NOW_ANNOTATION = "feedcrawl.io/run-now";
-/** On a CrawlJob that concurrencyPolicy Replace stopped (spec.stop): the CrawlJob that replaced it. */
-export const REPLACED_BY_ANNOTATION = "feedcrawl.io/replaced-by";
+export {
+  CRAWLSCHEDULE_LABEL,
+  REPLACED_BY_ANNOTATION,
+  RUN_NOW_ANNOTATION,
+  SCHEDULED_TIME_ANNOTATION,
+} from "./names.ts";
 
 /** Scheduled runs are named <schedule>-<minutes since the epoch>, run-now ones <schedule>-now-<8 hex>: ≤ 56. */
 export const MAX_SCHEDULE_NAME = 42;

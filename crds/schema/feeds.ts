@@ -1,12 +1,12 @@
 // spec.feeds and spec.storage: Scrapy's FEEDS (URI template -> options), batched.
 // docs/feeds.md maps every Scrapy key to the one here.
 import Type from "typebox";
-import { cel, SecretKeyRef, StringEnum } from "./common.ts";
+import { SecretKeyRef, StringEnum } from "./builders.ts";
+import { cel } from "./common.ts";
 
-export const FEED_FORMATS = ["jsonlines", "jsonl", "jl", "json", "csv", "xml"] as const;
-export type FeedFormat = (typeof FEED_FORMATS)[number];
-export const POSTPROCESSORS = ["gzip", "brotli", "zstd"] as const;
-export type Postprocessor = (typeof POSTPROCESSORS)[number];
+import { FEED_FORMATS, POSTPROCESSORS } from "./names.ts";
+
+export { FEED_FORMATS, type FeedFormat, POSTPROCESSORS, type Postprocessor } from "./names.ts";
 /**
  * Output encodings (Python codec names where they differ only in spelling): JSON and XML
  * escape what the encoding cannot hold; CSV drops such items. Beyond utf-8, latin1 and

@@ -4,14 +4,17 @@
 // The Redis URL comes from a Secret the kubelet reads into the runner's env:
 // it never passes through the operator, the CrawlJob or a log.
 import Type from "typebox";
-import { Name } from "./common.ts";
+import { Name } from "./builders.ts";
 
-export const DEFAULT_REDIS_URL_KEY = "url";
-export const DEFAULT_LEASE_SECONDS = 60;
-/** The runner's env (operator/crawljob/runner-pod.ts sets it): the URL from the Secret, the job's key, the lease. */
-export const FRONTIER_REDIS_URL_ENV = "FEEDCRAWL_FRONTIER_REDIS_URL";
-export const FRONTIER_JOB_ENV = "FEEDCRAWL_FRONTIER_JOB";
-export const FRONTIER_LEASE_ENV = "FEEDCRAWL_FRONTIER_LEASE_SECONDS";
+import { DEFAULT_LEASE_SECONDS, DEFAULT_REDIS_URL_KEY } from "./names.ts";
+
+export {
+  DEFAULT_LEASE_SECONDS,
+  DEFAULT_REDIS_URL_KEY,
+  FRONTIER_JOB_ENV,
+  FRONTIER_LEASE_ENV,
+  FRONTIER_REDIS_URL_ENV,
+} from "./names.ts";
 
 export const RedisFrontierSpec = Type.Object(
   {

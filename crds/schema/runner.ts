@@ -4,15 +4,22 @@
 // (affinity's terms, resources) keep unknown fields and are checked by the API
 // server when the operator creates the Job.
 import Type from "typebox";
-import { cel, Name, StringEnum } from "./common.ts";
+import { Name, StringEnum } from "./builders.ts";
+import { cel } from "./common.ts";
 
-/** The pod's termination grace period when spec.runner sets none (docs/deploy.md: sizing it). */
-export const DEFAULT_TERMINATION_GRACE_SECONDS = 120;
-/** The /tmp emptyDir's sizeLimit when spec.runner sets none; half of it is the feed spool's budget. */
-export const DEFAULT_TMP_SIZE_LIMIT = "2Gi";
-/** Env names the operator sets itself: a user's env must not shadow them. */
-export const RESERVED_ENV_PREFIX = "FEEDCRAWL_";
-export const RESERVED_ENV_NAMES = ["JOB_COMPLETION_INDEX"] as const;
+import {
+  DEFAULT_TERMINATION_GRACE_SECONDS,
+  DEFAULT_TMP_SIZE_LIMIT,
+  RESERVED_ENV_NAMES,
+  RESERVED_ENV_PREFIX,
+} from "./names.ts";
+
+export {
+  DEFAULT_TERMINATION_GRACE_SECONDS,
+  DEFAULT_TMP_SIZE_LIMIT,
+  RESERVED_ENV_NAMES,
+  RESERVED_ENV_PREFIX,
+} from "./names.ts";
 
 /** A resource.Quantity as a plain number of bytes with an optional suffix: 512Mi, 2Gi, 1500M. */
 const QUANTITY_PATTERN = "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$";
@@ -118,7 +125,7 @@ export const RunnerSpec = Type.Object(
     resources: Type.Optional(
       unknownFields(
         "The runner container's resources (requests/limits), as in a Pod. Replaces the defaults as a whole " +
-          "(requests cpu 250m, memory 512Mi; limits memory 1Gi); {} sets none.",
+          "(requests cpu 250m, memory 256Mi; limits memory 512Mi; NODE_OPTIONS' V8 heap sized from the limit); {} sets none.",
       ),
     ),
     backoffLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, default: 3 })),

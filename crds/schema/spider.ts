@@ -1,7 +1,8 @@
 // spec.spider: what to crawl and what to extract. Setting names follow Scrapy's
 // (CONCURRENT_REQUESTS -> concurrentRequests, …), with Scrapy's defaults.
 import Type from "typebox";
-import { cel, StringEnum } from "./common.ts";
+import { StringEnum } from "./builders.ts";
+import { cel } from "./common.ts";
 
 const Url = Type.String({ minLength: 1, maxLength: 2048 });
 const Pattern = Type.String({ minLength: 1, maxLength: 1024, description: "A JavaScript regular expression." });
@@ -97,7 +98,7 @@ const SecretKey = (description: string) =>
  * (usernameKey, passwordKey; default `username` and `password`, a
  * kubernetes.io/basic-auth Secret's) or one key holding `user:password`. The
  * operator passes them to the runner pod as env from the Secret
- * (PROXY_*_ENV below); they are sent to every proxy as Proxy-Authorization.
+ * (PROXY_*_ENV, names.ts); they are sent to every proxy as Proxy-Authorization.
  */
 export const ProxyCredentialsSecretRef = Type.Object(
   {
@@ -119,11 +120,7 @@ export const ProxyCredentialsSecretRef = Type.Object(
 );
 export type ProxyCredentialsSecretRef = Type.Static<typeof ProxyCredentialsSecretRef>;
 
-/** The runner pod's env variables the operator fills from settings.proxy.credentialsSecretRef's Secret. */
-export const PROXY_USERNAME_ENV = "FEEDCRAWL_PROXY_USERNAME";
-export const PROXY_PASSWORD_ENV = "FEEDCRAWL_PROXY_PASSWORD";
-/** …or, for a `key` holding `user:password`, this one. */
-export const PROXY_CREDENTIALS_ENV = "FEEDCRAWL_PROXY_CREDENTIALS";
+export { PROXY_CREDENTIALS_ENV, PROXY_PASSWORD_ENV, PROXY_USERNAME_ENV, SPIDER_MODULE_MOUNT_PATH } from "./names.ts";
 
 export const ProxySettings = Type.Object(
   {
@@ -388,6 +385,3 @@ export const SpiderSpec = Type.Object(
   },
 );
 export type SpiderSpec = Type.Static<typeof SpiderSpec>;
-
-/** Where the runner pod mounts spider.moduleConfigMapRef's key (read-only): `${dir}/${key}`. */
-export const SPIDER_MODULE_MOUNT_PATH = "/etc/feedcrawl-module";

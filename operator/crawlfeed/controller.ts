@@ -3,8 +3,8 @@
 // hands a due POST to its dispatcher (never POSTing in this worker), and is
 // requeued after the delay it asks for.
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
-import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
+import { CRAWLJOB_LABEL } from "../../crds/schema/names.ts";
 import type { KubeObject } from "../../kube/client.ts";
 import type { ReconcileRequest, ReconcileResult } from "../runtime/controller.ts";
 import type { InformerGroup } from "../runtime/informer.ts";

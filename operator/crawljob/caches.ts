@@ -3,8 +3,8 @@
 // in the watched namespaces (names of keys only), and the indexes that find
 // a CrawlJob's feeds, its runner's pods and the CrawlJobs naming a Secret.
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
-import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
+import { CRAWLJOB_LABEL } from "../../crds/schema/names.ts";
 import type { KubeObject } from "../../kube/client.ts";
 import { controllerUid, type EventSource, Index } from "../runtime/index.ts";
 import type { InformerGroup } from "../runtime/informer.ts";

@@ -3,9 +3,8 @@
 // ServiceAccount/Role/RoleBinding, and the Indexed runner Job.
 
 import { GROUP } from "../../crds/schema/common.ts";
-import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
-import { CRAWLSCHEDULE_LABEL, SCHEDULED_TIME_ANNOTATION } from "../../crds/schema/crawlschedule.ts";
+import { CRAWLJOB_LABEL, CRAWLSCHEDULE_LABEL, SCHEDULED_TIME_ANNOTATION } from "../../crds/schema/names.ts";
 import type { KubeObject, OwnerReference } from "../../kube/client.ts";
 import { RUNNER_POD_FAILURE_POLICY, runnerPodSpec, SPEC_KEY } from "./runner-pod.ts";
 

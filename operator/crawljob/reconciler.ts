@@ -21,8 +21,8 @@
 import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
-import { CRAWLJOB_LABEL } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob, CrawlJobStatus } from "../../crds/schema/crawljob.ts";
+import { CRAWLJOB_LABEL } from "../../crds/schema/names.ts";
 import type { KubeClient, KubeObject } from "../../kube/client.ts";
 import { isAlreadyExists, isConflict, isNotFound } from "../../kube/errors.ts";
 import { CONFIGMAPS, CRAWLFEEDS, CRAWLJOBS, JOBS } from "../../kube/resources.ts";

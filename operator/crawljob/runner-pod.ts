@@ -1,19 +1,19 @@
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
+// names.ts and semantics.ts, not frontier.ts/runner.ts/spider.ts/validate.ts: those load TypeBox (~15 MB RSS in the operator).
 import {
   DEFAULT_LEASE_SECONDS,
   DEFAULT_REDIS_URL_KEY,
+  DEFAULT_TERMINATION_GRACE_SECONDS,
+  DEFAULT_TMP_SIZE_LIMIT,
   FRONTIER_JOB_ENV,
   FRONTIER_LEASE_ENV,
   FRONTIER_REDIS_URL_ENV,
-} from "../../crds/schema/frontier.ts";
-import { DEFAULT_TERMINATION_GRACE_SECONDS, DEFAULT_TMP_SIZE_LIMIT } from "../../crds/schema/runner.ts";
-import {
   PROXY_CREDENTIALS_ENV,
   PROXY_PASSWORD_ENV,
   PROXY_USERNAME_ENV,
   SPIDER_MODULE_MOUNT_PATH,
-} from "../../crds/schema/spider.ts";
-import { parseByteQuantity } from "../../spec/validate.ts";
+} from "../../crds/schema/names.ts";
+import { parseByteQuantity } from "../../spec/semantics.ts";
 
 /** The keys of spec.storage.s3.credentialsSecretRef's Secret, injected as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. */
 export const S3_ACCESS_KEY_ID = "accessKeyId";
@@ -34,18 +34,19 @@ export const EXIT_CONFIG = 2;
 export const EXIT_STOPPED = 143;
 
 /**
- * Measured (docs/deploy.md, docs/runner.md "Performance"): on real-weight
- * pages (40–56 KB) a crawl at concurrency 16 or 64 takes 1.5–2 CPU seconds
- * per 1,000 pages on at most one core and peaks at 330–350 MiB RSS (about the
- * same at both concurrencies: one page is parsed at a time). The memory
- * request is that peak with ~45 % headroom; the limit keeps room for pages up
- * to maxResponseBytes and the 128 MiB in-flight budget. 250m is ~150 real
- * pages/s, more than a polite crawl fetches. No CPU limit: throttling slows
- * GC bursts for nothing.
+ * Measured (docs/deploy.md "Runner pods", docs/runner.md "Performance"): on
+ * real-weight pages (37–56 KB) a crawl at concurrency 16 or 64 takes ~1.5–2
+ * CPU seconds per 1,000 pages on at most one core and, with the heap flags
+ * below (runnerNodeOptions), peaks at ~150–190 MiB RSS (~30 MiB more with S3
+ * feeds: the AWS SDK). The request is that peak with headroom; the limit
+ * (and the 384 MiB old generation derived from it) leaves room for one page
+ * of maxResponseBytes' 32 MiB default (~340 MiB RSS) beside the 128 MiB
+ * in-flight budget. 250m is ~150 real pages/s, more than a polite crawl
+ * fetches. No CPU limit: throttling slows GC bursts for nothing.
  */
 export const DEFAULT_RUNNER_RESOURCES = {
-  requests: { cpu: "250m", memory: "512Mi" },
-  limits: { memory: "1Gi" },
+  requests: { cpu: "250m", memory: "256Mi" },
+  limits: { memory: "512Mi" },
 };
 
 /**
@@ -75,6 +76,71 @@ export function tmpSizing(job: CrawlJob): { sizeLimit: string; spoolMaxBytes: nu
   return { sizeLimit, spoolMaxBytes: Math.floor(bytes / 2) };
 }
 
+/**
+ * V8's young generation for runner processes: Node's default lets each
+ * semi-space grow to 64 MiB (x3 with the copy reserve), yet every page's tree
+ * dies young, so a small one costs few extra scavenges and ~100 MiB less RSS
+ * (docs/runner.md "Performance"). Smaller than 4 MiB promotes trees still in
+ * use and grows the old generation instead.
+ */
+export const RUNNER_SEMI_SPACE_MIB = 4;
+/** The old generation's share of the container's memory limit; the rest is code, Buffers, sockets (as the chart's). */
+const OLD_SPACE_SHARE = 0.75;
+
+/**
+ * The runner's V8 flags: the young generation above and, when the container
+ * has a memory limit, an old generation of 75 % of it, so that V8 collects
+ * hard before the kernel kills the pod.
+ */
+export function runnerNodeOptions(memoryLimit?: string | number): string {
+  const flags = [`--max-semi-space-size=${RUNNER_SEMI_SPACE_MIB}`];
+  const bytes = memoryLimit === undefined ? undefined : parseByteQuantity(String(memoryLimit));
+  if (bytes) flags.push(`--max-old-space-size=${Math.floor((bytes * OLD_SPACE_SHARE) / 1048576)}`);
+  return flags.join(" ");
+}
+
+/**
+ * glibc's malloc arenas: by default up to 8 per core, one per thread that
+ * allocates (V8's GC and compiler threads); two kept ~8 MiB of RSS less at
+ * the same CPU (docs/runner.md "Performance"). A spec.runner.env value wins.
+ */
+export const RUNNER_MALLOC_ARENA_MAX = "2";
+
+/**
+ * The runtime env: NODE_OPTIONS (ours, then a spec.runner.env NODE_OPTIONS
+ * value after them: V8 keeps the last of a repeated flag, so the user's win
+ * and ours fill in the rest; one from valueFrom replaces ours, as its value
+ * is not known here) and MALLOC_ARENA_MAX unless spec.runner.env sets it.
+ */
+function withRuntimeEnv(job: CrawlJob, operatorEnv: Record<string, unknown>[]): Record<string, unknown>[] {
+  const resources = (job.spec.runner?.resources ?? DEFAULT_RUNNER_RESOURCES) as {
+    limits?: { memory?: string | number };
+  };
+  const ours = runnerNodeOptions(resources.limits?.memory);
+  const userEnv = job.spec.runner?.env ?? [];
+  const runtime: Record<string, unknown>[] = [];
+  if (!userEnv.some((e) => e.name === MALLOC_ARENA_MAX))
+    runtime.push({ name: MALLOC_ARENA_MAX, value: RUNNER_MALLOC_ARENA_MAX });
+  const theirs = userEnv.find((e) => e.name === NODE_OPTIONS);
+  if (!theirs) return [...operatorEnv, ...runtime, { name: NODE_OPTIONS, value: ours }, ...userEnv];
+  if (theirs.valueFrom !== undefined) return [...operatorEnv, ...runtime, ...userEnv];
+  return [
+    ...operatorEnv,
+    ...runtime,
+    ...userEnv.map((e) => (e === theirs ? { name: NODE_OPTIONS, value: `${ours} ${theirs.value ?? ""}`.trim() } : e)),
+  ];
+}
+const MALLOC_ARENA_MAX = "MALLOC_ARENA_MAX";
+const NODE_OPTIONS = "NODE_OPTIONS";
+
+/** What a runner pod with the default resources gets (the bench runs feedcrawl with it). */
+export const DEFAULT_RUNNER_NODE_OPTIONS = runnerNodeOptions(DEFAULT_RUNNER_RESOURCES.limits.memory);
+/** The runtime env of a runner pod with the default resources and no spec.runner.env (for the bench). */
+export const DEFAULT_RUNNER_RUNTIME_ENV = {
+  [MALLOC_ARENA_MAX]: RUNNER_MALLOC_ARENA_MAX,
+  [NODE_OPTIONS]: DEFAULT_RUNNER_NODE_OPTIONS,
+};
+
 /** The operator's env first (a user's env may refer to it with $(NAME)), then spec.runner.env. */
 function runnerEnv(job: CrawlJob): Record<string, unknown>[] {
   const parallelism = job.spec.runner?.parallelism ?? 1;
@@ -92,7 +158,7 @@ function runnerEnv(job: CrawlJob): Record<string, unknown>[] {
     );
   }
   env.push(...proxyCredentialsEnv(job), ...frontierEnv(job));
-  return [...env, ...(job.spec.runner?.env ?? [])];
+  return withRuntimeEnv(job, env);
 }
 
 /**

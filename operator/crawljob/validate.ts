@@ -1,9 +1,11 @@
 // What the operator checks before it starts a runner, beyond what the CRD
 // schema and its CEL rules already enforced at admission:
-// - the spec's semantics: spec/validate.ts `validateCrawlJobSpec` (selectors
-//   parse, regexes compile, feeds are consistent, …), the same check
-//   `feedcrawl validate` runs, and spec.runner's CEL rules once more
-//   (reserved env names, tmpSizeLimit's bounds);
+// - the spec's semantics: spec/semantics.ts `semanticErrors` (selectors
+//   parse, regexes compile, feeds are consistent, …), the checks
+//   `feedcrawl validate` runs beyond the schema, and spec.runner's CEL rules
+//   once more (reserved env names, tmpSizeLimit's bounds). Not the TypeBox
+//   schema itself: the API server enforced it with the CRD generated from it,
+//   and loading TypeBox would cost the operator ~15 MB RSS;
 // - referenced Secrets exist and hold the keys the runner/delivery read
 //   (never their values: only key names are looked at);
 // - the webhook URL is http(s) and, unless ingest.webhook.allowPrivateNetworks,
@@ -11,9 +13,10 @@
 //   resolved addresses again at send time).
 import net from "node:net";
 import type { FieldError } from "../../crds/schema/common.ts";
-import { type CrawlJobSpec, FEEDS_REQUIRED_MESSAGE } from "../../crds/schema/crawljob.ts";
+import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
+import { FEEDS_REQUIRED_MESSAGE } from "../../crds/schema/names.ts";
 import { isAddressAllowed } from "../../net/address-guard.ts";
-import { validateCrawlJobSpec } from "../../spec/validate.ts";
+import { semanticErrors } from "../../spec/semantics.ts";
 import { DEFAULT_SECRET_KEY } from "../delivery/kube.ts";
 import { proxyCredentialKeys, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY } from "./runner-pod.ts";
 
@@ -85,7 +88,8 @@ export async function validateCrawlJob(
   lookupConfigMap?: ConfigMapLookup,
 ): Promise<ValidationFailure | undefined> {
   const found: { reason: ValidationReason; error: FieldError }[] = [];
-  for (const error of validateCrawlJobSpec(spec)) found.push({ reason: "InvalidSpec", error });
+  for (const error of semanticErrors(spec as unknown as Record<string, unknown>))
+    found.push({ reason: "InvalidSpec", error });
   // The CRD's CEL rule refuses it at admission; this catches objects stored before that rule.
   if (!spec.feeds || Object.keys(spec.feeds).length === 0) found.push({ reason: "InvalidSpec", error: NO_FEEDS });
 

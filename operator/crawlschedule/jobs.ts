@@ -3,13 +3,8 @@
 // failed, and which finished ones the history limits prune.
 import { createHash } from "node:crypto";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
-import {
-  CRAWLSCHEDULE_LABEL,
-  type CrawlSchedule,
-  type JobReference,
-  REPLACED_BY_ANNOTATION,
-  SCHEDULED_TIME_ANNOTATION,
-} from "../../crds/schema/crawlschedule.ts";
+import type { CrawlSchedule, JobReference } from "../../crds/schema/crawlschedule.ts";
+import { CRAWLSCHEDULE_LABEL, REPLACED_BY_ANNOTATION, SCHEDULED_TIME_ANNOTATION } from "../../crds/schema/names.ts";
 import type { KubeObject } from "../../kube/client.ts";
 import { controllerReference } from "../crawljob/children.ts";
 import { getCondition } from "../runtime/conditions.ts";

@@ -6,11 +6,8 @@
 // themselves are jobs.ts's.
 import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "pino";
-import {
-  type CrawlScheduleStatus,
-  REPLACED_BY_ANNOTATION,
-  RUN_NOW_ANNOTATION,
-} from "../../crds/schema/crawlschedule.ts";
+import type { CrawlScheduleStatus } from "../../crds/schema/crawlschedule.ts";
+import { REPLACED_BY_ANNOTATION, RUN_NOW_ANNOTATION } from "../../crds/schema/names.ts";
 import type { KubeClient } from "../../kube/client.ts";
 import { isAlreadyExists, isConflict, isNotFound } from "../../kube/errors.ts";
 import { CRAWLJOBS, CRAWLSCHEDULES } from "../../kube/resources.ts";

@@ -25,8 +25,9 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { SecretKeyRef } from "../../crds/schema/common.ts";
-import { type CrawlFeed, type DeliveryStatus, REDELIVER_ANNOTATION } from "../../crds/schema/crawlfeed.ts";
+import type { CrawlFeed, DeliveryStatus } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
+import { REDELIVER_ANNOTATION } from "../../crds/schema/names.ts";
 import type { KubeClient } from "../../kube/client.ts";
 import type { KubeAuth } from "../../kube/kubeconfig.ts";
 import type { BackoffPolicy } from "../../lib/backoff.ts";

@@ -2,8 +2,9 @@
 // runner's token may create any CrawlFeed in its namespace, so the labels
 // and the controller ownerReference are checked against the CrawlJob itself
 // (uid included: a recreated job with the same name is another job).
-import { CRAWLJOB_LABEL, type CrawlFeed, SHARD_LABEL } from "../../crds/schema/crawlfeed.ts";
+import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
+import { CRAWLJOB_LABEL, SHARD_LABEL } from "../../crds/schema/names.ts";
 
 /** Why `feed` cannot be delivered for `job` (the CrawlJob its label names), or undefined when it belongs to it. */
 export function ownershipProblem(feed: CrawlFeed, job: CrawlJob | undefined): string | undefined {

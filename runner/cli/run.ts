@@ -26,6 +26,7 @@ import {
 import type { SpiderSpec } from "../../crds/schema/spider.ts";
 import { SPIDER_MODULE_MOUNT_PATH } from "../../crds/schema/spider.ts";
 import { type KubeConfig, loadKubeConfig } from "../../kube/kubeconfig.ts";
+import { cgroupMemoryPeakBytes } from "../../lib/cgroup-memory.ts";
 import { DeltaRun } from "../delta/delta-run.ts";
 import type { DeltaStore } from "../delta/store.ts";
 import { createRunnerApi, type RunnerApi } from "../report/api.ts";
@@ -477,35 +478,27 @@ export async function runShard(opts: RunShardOptions): Promise<number> {
   const stateProblem = await closeShardState(opts.state, over, reason);
   if (stateProblem) problems.push(stateProblem);
   await finishDelta(opts.delta, over && reason === "finished", reason, logger);
-  if (!statsReported) {
+  if (!statsReported)
     logger.warn(`Could not write the final stats of CrawlJob ${job.namespace}/${job.name}; the feeds are reported`);
-  }
   const summary = {
     reason,
     feeds: exporter.closedFeeds.length,
     reported: feeds.reported.size,
     stats: crawler.stats.toStatus(),
+    cgroupMemoryPeakBytes: await cgroupMemoryPeakBytes(), // what the pod's memory limit is compared with
   };
+  const runner = `Runner of CrawlJob ${job.namespace}/${job.name} shard ${env.shard}`;
   if (problems.length > 0) {
-    logger.warn(
-      { ...summary, problems },
-      `Runner of CrawlJob ${job.namespace}/${job.name} shard ${env.shard}: what failed`,
-    );
+    logger.warn({ ...summary, problems }, `${runner}: what failed`);
     // Last and short: the pod's termination message is the log's last 2048 bytes, and the CrawlJob's condition its gist.
-    logger.error(
-      { err: problems[0], problems: problems.length },
-      `Runner of CrawlJob ${job.namespace}/${job.name} shard ${env.shard} failed`,
-    );
+    logger.error({ err: problems[0], problems: problems.length }, `${runner} failed`);
     return frontierLost(runError) ? EXIT_CONFIG : EXIT_FAILED;
   }
   if (signal.aborted && reason === "shutdown") {
-    logger.info(
-      summary,
-      `Runner of CrawlJob ${job.namespace}/${job.name} shard ${env.shard} stopped: all it collected is stored and reported`,
-    );
+    logger.info(summary, `${runner} stopped: all it collected is stored and reported`);
     return EXIT_STOPPED;
   }
-  logger.info(summary, `Runner of CrawlJob ${job.namespace}/${job.name} shard ${env.shard} finished`);
+  logger.info(summary, `${runner} finished`);
   return EXIT_OK;
 }
 

@@ -20,7 +20,6 @@ import { type FeedFailed, type Manifest, storeManifest } from "./manifest.ts";
 import { FeedSlot } from "./slot.ts";
 import { Spool } from "./spool.ts";
 import { createFileStorage } from "./storages/file.ts";
-import { createS3Storage } from "./storages/s3.ts";
 import { createStdoutStorage } from "./storages/stdout.ts";
 import type { FeedStorage } from "./storages/types.ts";
 
@@ -88,6 +87,9 @@ export interface FeedExporter extends PageAwareSink {
 
 const DEFAULT_SPOOL_BYTES = 1024 * 1024 * 1024;
 
+/** runner/feeds/storages/s3.ts, once a feed needs it. */
+let s3Storages: typeof import("./storages/s3.ts") | undefined;
+
 type UriParams = { name: string; job: string; shard: number; worker?: string; time: string };
 
 export async function createFeedExporter(opts: FeedExporterOptions): Promise<FeedExporter> {
@@ -97,9 +99,17 @@ export async function createFeedExporter(opts: FeedExporterOptions): Promise<Fee
   if (errors.length > 0) {
     throw new Error(`Invalid feeds: ${errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`);
   }
+  // The AWS SDK costs ~30 MB RSS per process: loaded only when a feed goes to S3.
+  if (Object.keys(opts.feeds).some((uri) => parseFeedLocation(uri).kind === "s3"))
+    s3Storages = await import("./storages/s3.ts");
   const exporter = new Exporter(opts);
   await exporter.checkTargets();
   return exporter;
+}
+
+function s3Module(): typeof import("./storages/s3.ts") {
+  if (!s3Storages) throw new Error("S3 feed storage used without an s3:// feed");
+  return s3Storages;
 }
 
 /** Feeds that would mix workers' files in a shared crawl: each worker numbers its own batches. */
@@ -231,7 +241,7 @@ class Exporter implements FeedExporter {
       const { s3 } = this.#opts;
       storage =
         kind === "s3"
-          ? createS3Storage({
+          ? s3Module().createS3Storage({
               spec: this.#opts.storage?.s3,
               client: s3?.client,
               credentials: s3?.credentials,

@@ -24,24 +24,16 @@ import { createHash } from "node:crypto";
 import { rmSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { after, before, describe, it, type TestContext } from "node:test";
-import pg from "pg";
+import type pg from "pg";
 import { parse } from "yaml";
 import type { IngestBackend } from "../../examples/ingest-backend/server.ts";
-import { helm } from "../chart/helm.ts";
-import { type Sites, serveSites } from "../fixtures/sites.ts";
+import type { Sites } from "../fixtures/sites.ts";
 import { tempDir } from "../operator/harness.ts";
 import { node, platform } from "../platform/env.ts";
-import {
-  createBucket,
-  type Disposable,
-  eventually,
-  pgDatabase,
-  s3Client,
-  type TestDatabase,
-} from "../platform/fixtures.ts";
+import { type Disposable, eventually } from "../platform/fixtures.ts";
+import { bedCleanup, type E2eBed, releaseCleanup, startBed } from "./bed.ts";
 import {
   type Any,
-  CRD_NAMES,
   conditionOf,
   crawlManifest,
   crawlSecrets,
@@ -58,7 +50,6 @@ import {
   restrictedNamespace,
   runCleanup,
   runnerPods,
-  startNodeBackend,
   terminated,
   waitSucceeded,
 } from "./cluster.ts";
@@ -75,14 +66,13 @@ const CASES = 5;
 
 describe("real-pod faults: runner and operator pods deleted, OOM kill, exit 2, missing image", () => {
   const workDir = tempDir("faults");
-  const s3Api = s3Client();
   const timings: [string, number][] = [];
   const namespaces: string[] = [];
   let kubeconfig: string;
   let k: ReturnType<typeof kubectlFor>;
+  let bed: E2eBed | undefined;
   let sites: Sites;
   let bucket: Disposable;
-  let db: TestDatabase;
   let backend: IngestBackend;
   let sql: pg.Client;
   let operator: InstalledOperator | undefined;
@@ -94,43 +84,26 @@ describe("real-pod faults: runner and operator pods deleted, OOM kill, exit 2, m
     const started = Date.now();
     kubeconfig = platform().kubeconfig;
     k = kubectlFor(kubeconfig);
-    const results = await Promise.allSettled([
-      serveSites({ hosts: [node().siteHosts[0]!], products: PRODUCTS }).then((s) => {
-        sites = s;
-      }),
-      createBucket("faults").then((b) => {
-        bucket = b;
-      }),
-      (async () => {
-        db = await pgDatabase("faults");
-        backend = await startNodeBackend({
-          secret: WEBHOOK_SECRET,
-          databaseUrl: db.connectionString,
-          host: node().host,
-          s3Endpoint: platform().s3.endpoint,
-          s3: s3Api,
-          workDir,
-        });
-        // A backend that takes its time: the next `hold.count` POSTs wait HOLD_MS before it reads them.
-        const [handler] = backend.server.listeners("request") as ((
-          req: IncomingMessage,
-          res: ServerResponse,
-        ) => void)[];
-        backend.server.removeAllListeners("request");
-        backend.server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-          if (req.method === "POST" && hold.count > 0) {
-            hold.count -= 1;
-            hold.held += 1;
-            setTimeout(() => handler!.call(backend.server, req, res), HOLD_MS);
-          } else {
-            handler!.call(backend.server, req, res);
-          }
-        });
-        sql = new pg.Client({ connectionString: db.connectionString });
-        await sql.connect();
-      })(),
-    ]);
-    for (const result of results) if (result.status === "rejected") throw result.reason;
+    bed = await startBed({
+      name: "faults",
+      hosts: [node().siteHosts[0]!],
+      products: PRODUCTS,
+      webhookSecret: WEBHOOK_SECRET,
+      workDir,
+    });
+    ({ sites, bucket, backend, sql } = bed);
+    // A backend that takes its time: the next `hold.count` POSTs wait HOLD_MS before it reads them.
+    const [handler] = backend.server.listeners("request") as ((req: IncomingMessage, res: ServerResponse) => void)[];
+    backend.server.removeAllListeners("request");
+    backend.server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+      if (req.method === "POST" && hold.count > 0) {
+        hold.count -= 1;
+        hold.held += 1;
+        setTimeout(() => handler!.call(backend.server, req, res), HOLD_MS);
+      } else {
+        handler!.call(backend.server, req, res);
+      }
+    });
     operator = await installOperator({
       kubeconfig,
       release: RELEASE,
@@ -151,26 +124,8 @@ describe("real-pod faults: runner and operator pods deleted, OOM kill, exit 2, m
           }
         },
       ],
-      [
-        "helm release",
-        // Always: an install whose wait timed out left a release (and cluster-scoped RBAC) behind.
-        kubeconfig
-          ? () =>
-              helm(["uninstall", RELEASE, "-n", RELEASE_NS, "--kubeconfig", kubeconfig, "--wait", "--ignore-not-found"])
-          : undefined,
-      ],
-      [
-        "operator namespace",
-        () => k(["delete", "namespace", RELEASE_NS, "--ignore-not-found", "--wait=true", "--timeout=60s"]),
-      ],
-      // The chart keeps its CRDs on uninstall: remove them so the next install owns them again.
-      ["CRDs", () => k(["delete", "crd", ...CRD_NAMES, "--ignore-not-found"])],
-      ["SQL client", sql ? () => sql.end() : undefined],
-      ["backend", backend?.close],
-      ["database", db?.cleanup],
-      ["bucket", bucket?.cleanup],
-      ["S3 client", async () => s3Api.destroy()],
-      ["sites", sites?.close],
+      ...releaseCleanup(k, kubeconfig, RELEASE, RELEASE_NS),
+      ...bedCleanup(bed),
     ];
     const errors = await runCleanup(cleanup);
     console.log(`# timings: ${timings.map(([what, s]) => `${what} ${s.toFixed(1)} s`).join("; ")}`);

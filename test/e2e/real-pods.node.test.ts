@@ -17,24 +17,16 @@ import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
-import pg from "pg";
+import type pg from "pg";
 import type { IngestBackend } from "../../examples/ingest-backend/server.ts";
 import { shardForHost } from "../../runner/shard.ts";
-import { helm } from "../chart/helm.ts";
-import { hostsCoveringShards, type Sites, serveSites } from "../fixtures/sites.ts";
+import { hostsCoveringShards, type Sites } from "../fixtures/sites.ts";
 import { tempDir } from "../operator/harness.ts";
 import { node, platform } from "../platform/env.ts";
-import {
-  createBucket,
-  type Disposable,
-  eventually,
-  pgDatabase,
-  s3Client,
-  type TestDatabase,
-} from "../platform/fixtures.ts";
+import { type Disposable, eventually } from "../platform/fixtures.ts";
+import { bedCleanup, type E2eBed, releaseCleanup, startBed } from "./bed.ts";
 import {
   type Any,
-  CRD_NAMES,
   crawlManifest,
   crawlSecrets,
   describePods,
@@ -49,7 +41,6 @@ import {
   RUNNER_JOB,
   restrictedNamespace,
   runCleanup,
-  startNodeBackend,
   terminated,
   waitRunnerPods,
   waitSucceeded,
@@ -70,13 +61,13 @@ const STEPS = 8;
 
 describe("end to end with real pods: helm chart, operator pod, 3 runner pods, S3, webhook, PostgreSQL", () => {
   const workDir = tempDir("real-pods");
-  const s3Api = s3Client();
   const timings: [string, number][] = [];
   let kubeconfig: string;
   let k: ReturnType<typeof kubectlFor>;
+  let bed: E2eBed | undefined;
+  let s3Api: E2eBed["s3"];
   let sites: Sites;
   let bucket: Disposable;
-  let db: TestDatabase;
   let backend: IngestBackend;
   let sql: pg.Client;
   let operator: InstalledOperator | undefined;
@@ -104,28 +95,8 @@ describe("end to end with real pods: helm chart, operator pod, 3 runner pods, S3
     k = kubectlFor(kubeconfig);
     // The site addresses first; the node host too when they leave a shard without a host.
     const hosts = hostsCoveringShards([...node().siteHosts, node().host], SHARDS);
-    const results = await Promise.allSettled([
-      serveSites({ hosts, products: PRODUCTS_PER_SITE }).then((s) => {
-        sites = s;
-      }),
-      createBucket("e2e-feeds").then((b) => {
-        bucket = b;
-      }),
-      (async () => {
-        db = await pgDatabase("e2e");
-        backend = await startNodeBackend({
-          secret: WEBHOOK_SECRET,
-          databaseUrl: db.connectionString,
-          host: node().host,
-          s3Endpoint: platform().s3.endpoint,
-          s3: s3Api,
-          workDir,
-        });
-        sql = new pg.Client({ connectionString: db.connectionString });
-        await sql.connect();
-      })(),
-    ]);
-    for (const result of results) if (result.status === "rejected") throw result.reason;
+    bed = await startBed({ name: "e2e", hosts, products: PRODUCTS_PER_SITE, webhookSecret: WEBHOOK_SECRET, workDir });
+    ({ s3: s3Api, sites, bucket, backend, sql } = bed);
     timings.push(["sites, bucket, backend", (Date.now() - started) / 1000]);
   });
 
@@ -139,23 +110,8 @@ describe("end to end with real pods: helm chart, operator pod, 3 runner pods, S3
         "admission policy",
         () => k(["delete", "validatingadmissionpolicy,validatingadmissionpolicybinding", POLICY, "--ignore-not-found"]),
       ],
-      [
-        "helm release",
-        // Always: an install whose wait timed out left a release (and cluster-scoped RBAC) behind.
-        kubeconfig
-          ? () =>
-              helm(["uninstall", RELEASE, "-n", RELEASE_NS, "--kubeconfig", kubeconfig, "--wait", "--ignore-not-found"])
-          : undefined,
-      ],
-      ["operator namespace", () => k(["delete", "namespace", RELEASE_NS, "--ignore-not-found", "--wait=false"])],
-      // The chart keeps its CRDs on uninstall (crds.keep): remove them so the next install owns them again.
-      ["CRDs", () => k(["delete", "crd", ...CRD_NAMES, "--ignore-not-found"])],
-      ["SQL client", sql ? () => sql.end() : undefined],
-      ["backend", backend?.close],
-      ["database", db?.cleanup],
-      ["bucket", bucket?.cleanup],
-      ["S3 client", async () => s3Api.destroy()],
-      ["sites", sites?.close],
+      ...releaseCleanup(k, kubeconfig, RELEASE, RELEASE_NS),
+      ...bedCleanup(bed),
     ];
     const errors = await runCleanup(cleanup);
     console.log(`# timings: ${timings.map(([what, s]) => `${what} ${s.toFixed(1)} s`).join("; ")}`);
@@ -338,21 +294,34 @@ describe("end to end with real pods: helm chart, operator pod, 3 runner pods, S3
     },
   );
 
-  step("kubectl logs", "kubectl logs of each runner pod ends with its stats line", async (t) => {
-    for (const pod of pods) {
-      const index = Number(pod.metadata.annotations["batch.kubernetes.io/job-completion-index"]);
-      const log = await k(["-n", NS, "logs", pod.metadata.name]);
-      const line = log
-        .split("\n")
-        .filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l) as Any)
-        .find((l) => l.msg === `Runner of CrawlJob ${NS}/${JOB} shard ${index} finished`);
-      assert.ok(line, `${pod.metadata.name}: no stats line in\n${log.slice(-2000)}`);
-      assert.equal(line.stats.items, PRODUCTS_PER_SITE);
-      assert.equal(line.reported, line.feeds);
-      if (index === 0) t.diagnostic(`kubectl logs ${pod.metadata.name}: ${JSON.stringify(line)}`);
-    }
-  });
+  step(
+    "kubectl logs",
+    "kubectl logs of each runner pod ends with its stats line and its cgroup memory peak",
+    async (t) => {
+      for (const pod of pods) {
+        const index = Number(pod.metadata.annotations["batch.kubernetes.io/job-completion-index"]);
+        const log = await k(["-n", NS, "logs", pod.metadata.name]);
+        const line = log
+          .split("\n")
+          .filter((l) => l.startsWith("{"))
+          .map((l) => JSON.parse(l) as Any)
+          .find((l) => l.msg === `Runner of CrawlJob ${NS}/${JOB} shard ${index} finished`);
+        assert.ok(line, `${pod.metadata.name}: no stats line in\n${log.slice(-2000)}`);
+        assert.equal(line.stats.items, PRODUCTS_PER_SITE);
+        assert.equal(line.reported, line.feeds);
+        // The container's own cgroup peak (issue 17: size runners by it), below the pod's limit.
+        const limit = String(pod.spec.containers[0].resources.limits.memory);
+        const unit = { Mi: 2 ** 20, Gi: 2 ** 30 }[limit.slice(-2)];
+        assert.ok(unit, `memory limit ${limit}`);
+        assert.ok(line.cgroupMemoryPeakBytes > 0, `cgroupMemoryPeakBytes ${line.cgroupMemoryPeakBytes}`);
+        assert.ok(line.cgroupMemoryPeakBytes < Number.parseInt(limit, 10) * unit, `peak over the ${limit} limit`);
+        t.diagnostic(
+          `${pod.metadata.name}: cgroup memory peak ${(line.cgroupMemoryPeakBytes / 2 ** 20).toFixed(0)} MiB of ${limit}`,
+        );
+        if (index === 0) t.diagnostic(`kubectl logs ${pod.metadata.name}: ${JSON.stringify(line)}`);
+      }
+    },
+  );
 
   step(
     "RBAC, events",

@@ -1,5 +1,5 @@
 // The image, built here from the project's Dockerfile (npm run image's steps,
-// warm in seconds, ~2 min cold), runs as the runner and operator pods run it:
+// warm in seconds, ~4 min cold), runs as the runner and operator pods run it:
 // uid 65532, read-only root filesystem, /tmp the only writable place. No
 // cluster: runc starts it directly.
 // feedcrawl-test-needs: image
@@ -45,6 +45,16 @@ test("feedcrawl run and feedcrawl operator load under a read-only root as uid 65
   const r = run(["feedcrawl", "run"]);
   assert.equal(r.code, 2, r.output);
   assert.match(r.output, /Runner configuration is invalid/);
+});
+
+test("the image runs the compiled JavaScript: feedcrawl is dist's bin, no TypeScript source ships", () => {
+  const r = run([
+    "sh",
+    "-c",
+    "readlink /usr/local/bin/feedcrawl; find /app -name '*.ts' -not -path '*/node_modules/*'",
+  ]);
+  assert.equal(r.code, 0, r.output);
+  assert.equal(r.output, "/app/bin/feedcrawl.js\n");
 });
 
 test("the container runs as 65532 with /tmp writable and the root filesystem read-only", () => {

@@ -8,6 +8,7 @@ import {
   runnerServiceAccount,
   specConfigMap,
 } from "../../operator/crawljob/children.ts";
+import { runnerNodeOptions } from "../../operator/crawljob/runner-pod.ts";
 import { parseByteQuantity, validateCrawlJobSpec } from "../../spec/validate.ts";
 import { crawlJob, crawlJobSpec } from "./fixtures.ts";
 
@@ -70,6 +71,9 @@ test("the runner Job: Indexed, shards, image, command, env, mounts, restricted s
     { name: "FEEDCRAWL_SPOOL_MAX_BYTES", value: String(2 ** 30) },
     { name: "AWS_ACCESS_KEY_ID", valueFrom: { secretKeyRef: { name: "s3-creds", key: "accessKeyId" } } },
     { name: "AWS_SECRET_ACCESS_KEY", valueFrom: { secretKeyRef: { name: "s3-creds", key: "secretAccessKey" } } },
+    // Two malloc arenas; a 4 MiB young generation, the old one 75 % of the 512Mi limit (docs/runner.md "Performance").
+    { name: "MALLOC_ARENA_MAX", value: "2" },
+    { name: "NODE_OPTIONS", value: "--max-semi-space-size=4 --max-old-space-size=384" },
   ]);
   assert.deepEqual(c.securityContext, {
     allowPrivilegeEscalation: false,
@@ -91,7 +95,7 @@ test("the runner Job: Indexed, shards, image, command, env, mounts, restricted s
   // What real pods need: time to store open batches, measured resources, fail fast on bad configuration.
   assert.equal(pod.terminationGracePeriodSeconds, 120);
   assert.equal(c.terminationMessagePolicy, "FallbackToLogsOnError");
-  assert.deepEqual(c.resources, { requests: { cpu: "250m", memory: "512Mi" }, limits: { memory: "1Gi" } });
+  assert.deepEqual(c.resources, { requests: { cpu: "250m", memory: "256Mi" }, limits: { memory: "512Mi" } });
   assert.deepEqual(j.spec.podFailurePolicy.rules, [
     { action: "FailJob", onExitCodes: { containerName: "runner", operator: "In", values: [2] } },
     { action: "Ignore", onExitCodes: { containerName: "runner", operator: "In", values: [143] } },
@@ -126,7 +130,16 @@ test("spec.runner's pod settings reach the template; the security context and vo
     { name: "FEEDCRAWL_SPOOL_DIR", value: "/tmp/feedcrawl-spool" },
     { name: "FEEDCRAWL_SPOOL_MAX_BYTES", value: String(5 * 2 ** 30) },
   ]);
-  assert.deepEqual(c.env.slice(-2), runner.env, "the user's env after the operator's");
+  assert.deepEqual(
+    c.env.slice(-2),
+    [
+      runner.env[0],
+      // Ours first, the user's after them: V8 keeps the last of a repeated flag; the old space from the 4Gi limit.
+      { name: "NODE_OPTIONS", value: "--max-semi-space-size=4 --max-old-space-size=3072 --max-old-space-size=2048" },
+    ],
+    "the user's env after the operator's, their NODE_OPTIONS after ours",
+  );
+  assert.equal(c.env.filter((e: { name: string }) => e.name === "NODE_OPTIONS").length, 1);
   assert.deepEqual(c.envFrom, runner.envFrom);
   assert.deepEqual(c.resources, { limits: { memory: "4Gi" } }, "spec.runner.resources replaces the defaults");
   assert.deepEqual(pod.nodeSelector, runner.nodeSelector);
@@ -150,6 +163,28 @@ test("spec.runner's pod settings reach the template; the security context and vo
       .containers[0].resources,
     {},
   );
+});
+
+test("NODE_OPTIONS: the old space follows the memory limit; a user's value from a Secret or ConfigMap, or their MALLOC_ARENA_MAX, replaces ours", () => {
+  const nodeOptions = (runner: Record<string, unknown>) =>
+    (
+      runnerJob(crawlJob(crawlJobSpec({ runner })), { defaultImage: "x" }) as Any
+    ).spec.template.spec.containers[0].env.filter((e: { name: string }) => e.name === "NODE_OPTIONS");
+  assert.deepEqual(nodeOptions({ resources: {} }), [{ name: "NODE_OPTIONS", value: "--max-semi-space-size=4" }]);
+  assert.deepEqual(nodeOptions({ resources: { limits: { memory: "2Gi" } } }), [
+    { name: "NODE_OPTIONS", value: "--max-semi-space-size=4 --max-old-space-size=1536" },
+  ]);
+  const fromConfigMap = { name: "NODE_OPTIONS", valueFrom: { configMapKeyRef: { name: "node", key: "options" } } };
+  assert.deepEqual(nodeOptions({ env: [fromConfigMap] }), [fromConfigMap]);
+  const arenas = { name: "MALLOC_ARENA_MAX", value: "4" };
+  const env = (runnerJob(crawlJob(crawlJobSpec({ runner: { env: [arenas] } })), { defaultImage: "x" }) as Any).spec
+    .template.spec.containers[0].env;
+  assert.deepEqual(
+    env.filter((e: { name: string }) => e.name === "MALLOC_ARENA_MAX"),
+    [arenas],
+    "a user's MALLOC_ARENA_MAX replaces ours",
+  );
+  assert.equal(runnerNodeOptions("512Mi"), "--max-semi-space-size=4 --max-old-space-size=384");
 });
 
 test("byte quantities, and the runner fields CEL checks at admission checked again (one message per rule)", () => {

@@ -104,7 +104,9 @@ describe("runner pods: the Job's template, and pod problems as CrawlJob conditio
     const env = Object.fromEntries(c.env.map((e: Any) => [e.name, e.value]));
     assert.equal(env.FEEDCRAWL_SPOOL_DIR, "/tmp/feedcrawl-spool");
     assert.equal(env.FEEDCRAWL_SPOOL_MAX_BYTES, String(2 ** 30), "half the sizeLimit: the runner's 1 GiB default");
-    assert.deepEqual(c.resources, { requests: { cpu: "250m", memory: "512Mi" }, limits: { memory: "1Gi" } });
+    assert.deepEqual(c.resources, { requests: { cpu: "250m", memory: "256Mi" }, limits: { memory: "512Mi" } });
+    assert.equal(env.NODE_OPTIONS, "--max-semi-space-size=4 --max-old-space-size=384", "V8 heap sized from the limit");
+    assert.equal(env.MALLOC_ARENA_MAX, "2");
     assert.equal(c.terminationMessagePolicy, "FallbackToLogsOnError");
     assert.deepEqual(job.spec.podFailurePolicy.rules, [
       { action: "FailJob", onExitCodes: { containerName: "runner", operator: "In", values: [2] } },

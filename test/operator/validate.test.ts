@@ -53,3 +53,26 @@ test("the spec validator's errors come first and carry field paths", async () =>
   assert.equal(failure?.reason, "InvalidSpec");
   assert.match(failure!.message, /spec\.spider\.startUrls/);
 });
+
+test("the fields the CRD leaves untyped are checked: the operator does not run the TypeBox schema", async () => {
+  // A union of types is x-kubernetes-preserve-unknown-fields in the CRD: the API server lets anything through.
+  const badDefault = crawlJobSpec();
+  const field = Object.values(badDefault.spider.extract![0]!.fields)[0] as Record<string, unknown>;
+  field.default = { not: "a scalar" };
+  const failure = await validateCrawlJob("crawl", badDefault, lookup);
+  assert.equal(failure?.reason, "InvalidSpec");
+  assert.match(failure!.message, /spec\.spider\.extract\[0\]\.fields\.\w+\.default: must be a string/);
+
+  for (const allow of ["yes", 1, [""]]) {
+    const spec = crawlJobSpec();
+    (spec.spider as Record<string, unknown>).settings = { allowPrivateNetworks: allow };
+    const problem = await validateCrawlJob("crawl", spec, lookup);
+    assert.equal(problem?.reason, "InvalidSpec", JSON.stringify(allow));
+    assert.match(problem!.message, /spec\.spider\.settings\.allowPrivateNetworks/);
+  }
+  for (const allow of [true, false, ["10.0.0.0/8"]]) {
+    const spec = crawlJobSpec();
+    (spec.spider as Record<string, unknown>).settings = { allowPrivateNetworks: allow };
+    assert.equal(await validateCrawlJob("crawl", spec, lookup), undefined, JSON.stringify(allow));
+  }
+});

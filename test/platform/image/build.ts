@@ -22,6 +22,7 @@ import { buildah, imageExists, imagesDir, run } from "./tools.ts";
 
 export const IMAGE = "localhost/feedcrawl:dev";
 const DEPS_IMAGE = "localhost/feedcrawl-deps:dev";
+const TOOLS_IMAGE = "localhost/feedcrawl-tools:dev";
 const root = resolve(import.meta.dirname, "..", "..", "..");
 
 /** Where `npm run image` leaves the archive: a stable path for ctr, tests and users. */
@@ -42,8 +43,9 @@ const lockHash = () =>
     .digest("hex");
 
 /**
- * Makes sure the host's npm cache holds everything the Dockerfile's `npm ci
- * --omit=dev` reads, by running that same command on the host in a scratch
+ * Makes sure the host's npm cache holds everything the Dockerfile's `npm ci`
+ * steps read (the tools stage installs every dependency, the deps stage the
+ * production ones), by running `npm ci` on the host in a scratch
  * folder (the registry is asked only for what is missing). Needed because
  * the lockfile has no `resolved` URLs (this machine's npm sets
  * omit-lockfile-registry-resolved), so npm ci reads each package's
@@ -59,7 +61,7 @@ export async function primeNpmCache(options: { force?: boolean; verbose?: boolea
   const dir = mkdtempSync(join(imagesDir(), "npm-prime-"));
   try {
     for (const f of ["package.json", "package-lock.json"]) copyFileSync(join(root, f), join(dir, f));
-    await run("npm", ["ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"], {
+    await run("npm", ["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline"], {
       cwd: dir,
       verbose: options.verbose,
     });
@@ -98,9 +100,13 @@ export async function buildImage(options: { verbose?: boolean } = {}): Promise<n
     join(root, "Dockerfile"),
     root,
   ];
-  // The deps stage first, tagged, so that pruning untagged images below keeps
-  // its layer cache (npm ci, ~30 s) while dropping earlier builds' layers.
-  const steps = [bud(["--target", "deps", "--tag", DEPS_IMAGE]), bud(["--tag", IMAGE])];
+  // The two npm ci stages first, tagged, so that pruning untagged images below
+  // keeps their layer caches (~30 s each) while dropping earlier builds' layers.
+  const steps = [
+    bud(["--target", "deps", "--tag", DEPS_IMAGE]),
+    bud(["--target", "tools", "--tag", TOOLS_IMAGE]),
+    bud(["--tag", IMAGE]),
+  ];
   for (const args of steps) {
     try {
       await buildah(args, { verbose: options.verbose });

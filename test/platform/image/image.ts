@@ -91,7 +91,7 @@ export async function ensureImage(options: EnsureOptions = {}): Promise<ImageRep
       log(`  made in ${s(report.baseSeconds)}`);
     }
 
-    step("npm cache: holds every production dependency of the lockfile? (~10 s after a lockfile change, else 0 s)");
+    step("npm cache: holds every dependency of the lockfile? (~10 s after a lockfile change, else 0 s)");
     report.primeSeconds = await primeNpmCache({ verbose });
     log(
       report.primeSeconds === undefined
@@ -99,7 +99,7 @@ export async function ensureImage(options: EnsureOptions = {}): Promise<ImageRep
         : `  checked in ${s(report.primeSeconds)}`,
     );
 
-    step(`${IMAGE}: buildah bud of the Dockerfile, offline (~45 s cold, ~8 s warm)`);
+    step(`${IMAGE}: buildah bud of the Dockerfile, offline (~4 min cold, ~15 s warm)`);
     report.buildSeconds = await buildImage({ verbose });
     log(`  built in ${s(report.buildSeconds)}`);
 

@@ -147,6 +147,12 @@ export const SMOKE_COMMANDS: { argv: string[]; code: number; output: RegExp }[] 
   { argv: ["feedcrawl", "operator", "--help"], code: 0, output: /feedcrawl operator/ },
   // No spec mounted, no pod env: a configuration error (exit 2) after loading the runner's modules.
   { argv: ["feedcrawl", "run"], code: 2, output: /Runner configuration is invalid/ },
+  // The image runs the compiled JavaScript: no TypeScript source outside node_modules.
+  {
+    argv: ["sh", "-c", "readlink /usr/local/bin/feedcrawl; find /app -name '*.ts' -not -path '*/node_modules/*'"],
+    code: 0,
+    output: /^\/app\/bin\/feedcrawl\.js\n$/,
+  },
 ];
 
 /** The pod's constraints themselves: uid, /tmp writable, the root filesystem not. */
