@@ -105,6 +105,8 @@ export function runnerNodeOptions(memoryLimit?: string | number): string {
  * the same CPU (docs/runner.md "Performance"). A spec.runner.env value wins.
  */
 export const RUNNER_MALLOC_ARENA_MAX = "2";
+const MALLOC_ARENA_MAX = "MALLOC_ARENA_MAX";
+const NODE_OPTIONS = "NODE_OPTIONS";
 
 /**
  * The runtime env: NODE_OPTIONS (ours, then a spec.runner.env NODE_OPTIONS
@@ -130,8 +132,6 @@ function withRuntimeEnv(job: CrawlJob, operatorEnv: Record<string, unknown>[]): 
     ...userEnv.map((e) => (e === theirs ? { name: NODE_OPTIONS, value: `${ours} ${theirs.value ?? ""}`.trim() } : e)),
   ];
 }
-const MALLOC_ARENA_MAX = "MALLOC_ARENA_MAX";
-const NODE_OPTIONS = "NODE_OPTIONS";
 
 /** What a runner pod with the default resources gets (the bench runs feedcrawl with it). */
 export const DEFAULT_RUNNER_NODE_OPTIONS = runnerNodeOptions(DEFAULT_RUNNER_RESOURCES.limits.memory);
