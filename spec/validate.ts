@@ -14,8 +14,6 @@ import { FEED_SCHEMA_CHECKS } from "./feeds.ts";
 import { normalizeScrapyFeedKeys } from "./scrapy-keys.ts";
 import { semanticErrors } from "./semantics.ts";
 
-export { parseByteQuantity, selectorError } from "./semantics.ts";
-
 const checkSpec = Compile(CrawlJobSpec);
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);

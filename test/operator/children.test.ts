@@ -9,7 +9,8 @@ import {
   specConfigMap,
 } from "../../operator/crawljob/children.ts";
 import { runnerNodeOptions } from "../../operator/crawljob/runner-pod.ts";
-import { parseByteQuantity, validateCrawlJobSpec } from "../../spec/validate.ts";
+import { parseByteQuantity } from "../../spec/semantics.ts";
+import { validateCrawlJobSpec } from "../../spec/validate.ts";
 import { crawlJob, crawlJobSpec } from "./fixtures.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests read back from the API are untyped JSON

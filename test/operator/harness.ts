@@ -5,7 +5,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, mkdtempSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { pino } from "pino";
-import type { CrawlJob } from "../../crds/schema/crawljob.ts";
+import type { CrawlJob, CrawlJobSpec } from "../../crds/schema/crawljob.ts";
 import type { KubeClient, KubeObject } from "../../kube/client.ts";
 import type { KubeAuth } from "../../kube/kubeconfig.ts";
 import { CRAWLJOBS, SECRETS } from "../../kube/resources.ts";
@@ -117,6 +117,52 @@ export async function startCrawlBed(
       await ns.cleanup();
     },
   };
+}
+
+/** The books spider for the fixture catalogue: listing pages followed, one `product` item per detail page. */
+export function catalogueSpider(siteUrl: string, settings: Record<string, unknown> = {}): CrawlJobSpec["spider"] {
+  return {
+    name: "books",
+    startUrls: [`${siteUrl}/`],
+    follow: [{ selector: "ul.pager li.next a" }, { selector: "article.product_pod h3 a", allow: ["/catalogue/"] }],
+    extract: [
+      {
+        name: "product",
+        itemSelector: "article.product_page",
+        urlPattern: "/catalogue/[^/]+_[0-9]+/index\\.html$",
+        fields: { title: { selector: "h1", text: true, required: true } },
+      },
+    ],
+    settings: { robotsTxtObey: false, allowPrivateNetworks: ["127.0.0.0/8"], ...settings },
+  } as CrawlJobSpec["spider"];
+}
+
+/** A CrawlJob spec for a bed: its catalogue crawled into its bucket in batches of 10, its receiver webhooked. */
+export function crawlBedSpec(
+  bed: Pick<CrawlBed, "bucket" | "site" | "receiver">,
+  settings: Record<string, unknown> = {},
+): CrawlJobSpec {
+  const { s3 } = platform();
+  return {
+    spider: catalogueSpider(bed.site.url, settings),
+    feeds: {
+      [`s3://${bed.bucket.name}/%(job)s/%(shard)d/part-%(batch_id)05d.jsonl`]: {
+        format: "jsonlines",
+        batchItemCount: 10,
+      },
+    },
+    storage: {
+      s3: {
+        endpoint: s3.endpoint,
+        region: s3.region,
+        forcePathStyle: true,
+        credentialsSecretRef: { name: "s3-creds" },
+      },
+    },
+    ingest: {
+      webhook: { url: bed.receiver.url, signingSecretRef: { name: "ingest-webhook" }, allowPrivateNetworks: true },
+    },
+  } as CrawlJobSpec;
 }
 
 /** `feedcrawl operator …` as a child process, logs to a file. */

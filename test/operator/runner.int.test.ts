@@ -11,10 +11,17 @@ import { after, before, describe, test } from "node:test";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { KubeClient } from "../../kube/client.ts";
 import { CRAWLFEEDS, JOBS } from "../../kube/resources.ts";
-import type { CatalogueServer } from "../fixtures/catalogue.ts";
-import { adminKubeConfig, platform } from "../platform/env.ts";
+import { adminKubeConfig } from "../platform/env.ts";
 import { type Disposable, eventually, s3Client } from "../platform/fixtures.ts";
-import { type CrawlBed, createCrawlJob, readCrawlJob, startCrawlBed, tempDir, untilCondition } from "./harness.ts";
+import {
+  type CrawlBed,
+  crawlBedSpec,
+  createCrawlJob,
+  readCrawlJob,
+  startCrawlBed,
+  tempDir,
+  untilCondition,
+} from "./harness.ts";
 import { playJob } from "./kubelet.ts";
 import type { Receiver } from "./receiver.ts";
 
@@ -26,13 +33,12 @@ describe("a CrawlJob against the fixture site with the real feedcrawl run (kubel
   const workDir = tempDir("op-runner");
   let ns: Disposable;
   let bucket: Disposable;
-  let site: CatalogueServer;
   let receiver: Receiver;
 
   let bed: CrawlBed | undefined;
   before(async () => {
     bed = await startCrawlBed(kc, client, "op-runner", PRODUCTS, workDir);
-    ({ ns, bucket, site, receiver } = bed);
+    ({ ns, bucket, receiver } = bed);
   });
 
   after(async () => {
@@ -41,40 +47,7 @@ describe("a CrawlJob against the fixture site with the real feedcrawl run (kubel
   });
 
   test("Pending → Running → Succeeded; one signed webhook per CrawlFeed; every item stored", async () => {
-    const { s3 } = platform();
-    await createCrawlJob(client, ns.name, "books", {
-      spider: {
-        name: "books",
-        startUrls: [`${site.url}/`],
-        follow: [{ selector: "ul.pager li.next a" }, { selector: "article.product_pod h3 a", allow: ["/catalogue/"] }],
-        extract: [
-          {
-            name: "product",
-            itemSelector: "article.product_page",
-            urlPattern: "/catalogue/[^/]+_[0-9]+/index\\.html$",
-            fields: { title: { selector: "h1", text: true, required: true } },
-          },
-        ],
-        settings: { robotsTxtObey: false, allowPrivateNetworks: ["127.0.0.0/8"] },
-      },
-      feeds: {
-        [`s3://${bucket.name}/%(job)s/%(shard)d/part-%(batch_id)05d.jsonl`]: {
-          format: "jsonlines",
-          batchItemCount: 10,
-        },
-      },
-      storage: {
-        s3: {
-          endpoint: s3.endpoint,
-          region: s3.region,
-          forcePathStyle: true,
-          credentialsSecretRef: { name: "s3-creds" },
-        },
-      },
-      ingest: {
-        webhook: { url: receiver.url, signingSecretRef: { name: "ingest-webhook" }, allowPrivateNetworks: true },
-      },
-    });
+    await createCrawlJob(client, ns.name, "books", crawlBedSpec(bed!));
     await eventually("the runner Job", () => client.getOrUndefined(JOBS, ns.name, "books-runner"));
     await eventually(
       "phase Pending",

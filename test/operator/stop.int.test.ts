@@ -14,12 +14,12 @@ import { KubeClient, type KubeObject } from "../../kube/client.ts";
 import { KubeApiError } from "../../kube/errors.ts";
 import { CRAWLFEEDS, CRAWLJOBS, EVENTS, JOBS, PODS } from "../../kube/resources.ts";
 import { getObject, listKeys } from "../feeds/s3-helpers.ts";
-import type { CatalogueServer } from "../fixtures/catalogue.ts";
-import { adminKubeConfig, platform } from "../platform/env.ts";
+import { adminKubeConfig } from "../platform/env.ts";
 import { type Disposable, eventually, s3Client } from "../platform/fixtures.ts";
 import {
   type CrawlBed,
   condition,
+  crawlBedSpec,
   createCrawlJob,
   readCrawlJob,
   startCrawlBed,
@@ -154,58 +154,22 @@ describe("spec.stop: a graceful, final stop (kubelet and Job controller played b
   const workDir = tempDir("op-stop");
   let ns: Disposable;
   let bucket: Disposable;
-  let site: CatalogueServer;
   let receiver: Receiver;
 
-  const spec = (overrides: Partial<CrawlJobSpec> = {}): CrawlJobSpec => {
-    const { s3 } = platform();
-    return {
-      spider: {
-        name: "books",
-        startUrls: [`${site.url}/`],
-        follow: [{ selector: "ul.pager li.next a" }, { selector: "article.product_pod h3 a", allow: ["/catalogue/"] }],
-        extract: [
-          {
-            name: "product",
-            itemSelector: "article.product_page",
-            urlPattern: "/catalogue/[^/]+_[0-9]+/index\\.html$",
-            fields: { title: { selector: "h1", text: true, required: true } },
-          },
-        ],
-        // Slow enough to be stopped mid-way on any machine.
-        settings: {
-          robotsTxtObey: false,
-          allowPrivateNetworks: ["127.0.0.0/8"],
-          concurrentRequests: 2,
-          concurrentRequestsPerDomain: 2,
-          downloadDelayMs: 100,
-        },
-      },
-      feeds: {
-        [`s3://${bucket.name}/%(job)s/%(shard)d/part-%(batch_id)05d.jsonl`]: {
-          format: "jsonlines",
-          batchItemCount: 10,
-        },
-      },
-      storage: {
-        s3: {
-          endpoint: s3.endpoint,
-          region: s3.region,
-          forcePathStyle: true,
-          credentialsSecretRef: { name: "s3-creds" },
-        },
-      },
-      ingest: {
-        webhook: { url: receiver.url, signingSecretRef: { name: "ingest-webhook" }, allowPrivateNetworks: true },
-      },
-      ...overrides,
-    };
-  };
+  // Slow enough to be stopped mid-way on any machine.
+  const spec = (overrides: Partial<CrawlJobSpec> = {}): CrawlJobSpec => ({
+    ...crawlBedSpec(bed!, {
+      concurrentRequests: 2,
+      concurrentRequestsPerDomain: 2,
+      downloadDelayMs: 100,
+    }),
+    ...overrides,
+  });
 
   let bed: CrawlBed | undefined;
   before(async () => {
     bed = await startCrawlBed(kc, client, "op-stop", PRODUCTS, workDir);
-    ({ ns, bucket, site, receiver } = bed);
+    ({ ns, bucket, receiver } = bed);
   });
 
   after(async () => {

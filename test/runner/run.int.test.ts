@@ -20,29 +20,13 @@ import { createRunnerApi } from "../../runner/report/api.ts";
 import { crawlFeedObject } from "../../runner/report/crawlfeeds.ts";
 import { feedEvent, getJob, installCrds } from "../delivery/kube-helpers.ts";
 import { type CatalogueServer, createCatalogue } from "../fixtures/catalogue.ts";
+import { catalogueSpider } from "../operator/harness.ts";
 import { writeKubeconfig } from "../platform/apiserver.ts";
 import { adminKubeConfig, platform } from "../platform/env.ts";
 import { createBucket, createNamespace, type Disposable, eventually, kubectl, s3Client } from "../platform/fixtures.ts";
 
 const root = resolve(import.meta.dirname, "..", "..");
 const G = { group: "feedcrawl.io", version: "v1alpha1" };
-
-function spiderFor(site: CatalogueServer, settings: Record<string, unknown> = {}): CrawlJobSpec["spider"] {
-  return {
-    name: "books",
-    startUrls: [`${site.url}/`],
-    follow: [{ selector: "ul.pager li.next a" }, { selector: "article.product_pod h3 a", allow: ["/catalogue/"] }],
-    extract: [
-      {
-        name: "product",
-        itemSelector: "article.product_page",
-        urlPattern: "/catalogue/[^/]+_[0-9]+/index\\.html$",
-        fields: { title: { selector: "h1", text: true, required: true } },
-      },
-    ],
-    settings: { robotsTxtObey: false, allowPrivateNetworks: ["127.0.0.0/8"], ...settings },
-  } as CrawlJobSpec["spider"];
-}
 
 describe("feedcrawl run with the per-job ServiceAccount's token", () => {
   let admin: KubeConfig;
@@ -179,8 +163,8 @@ describe("feedcrawl run with the per-job ServiceAccount's token", () => {
   }
 
   it("the runner's token may create CrawlFeeds, read and patch its own CrawlJob; no CrawlFeed get or list, nothing on another CrawlJob", async () => {
-    const job = await createJob("rbac", spiderFor(site));
-    const other = await createJob("rbac-other", spiderFor(site));
+    const job = await createJob("rbac", catalogueSpider(site.url));
+    const other = await createJob("rbac-other", catalogueSpider(site.url));
     const kc = new KubeConfig();
     kc.loadFromFile(await runnerKubeconfig(job));
     const api = createRunnerApi(kc);
@@ -243,7 +227,7 @@ describe("feedcrawl run with the per-job ServiceAccount's token", () => {
   });
 
   it("crawls, stores every batch, reports one CrawlFeed each and the stats, exits 0; a rerun resumes the numbering", async () => {
-    const job = await createJob("crawl", spiderFor(site));
+    const job = await createJob("crawl", catalogueSpider(site.url));
     const kubeconfig = await runnerKubeconfig(job);
     const run = startRunner(job, kubeconfig, "crawl-1");
     assert.equal(await run.exited, 0, `feedcrawl run failed; see ${run.log}`);
@@ -294,7 +278,7 @@ describe("feedcrawl run with the per-job ServiceAccount's token", () => {
     try {
       const job = await createJob(
         "sigterm",
-        spiderFor(slowSite, { concurrentRequests: 1, downloadDelayMs: 20, randomizeDownloadDelay: false }),
+        catalogueSpider(slowSite.url, { concurrentRequests: 1, downloadDelayMs: 20, randomizeDownloadDelay: false }),
       );
       const run = startRunner(job, await runnerKubeconfig(job), "sigterm");
       await eventually("the first CrawlFeed of the slow crawl", async () => (await feedsOf(job)).length > 0, 150_000);
