@@ -37,8 +37,17 @@ export function createRunnerApi(kc: KubeAuth | KubeClient): RunnerApi {
   };
 }
 
-/** Worth retrying: network errors and timeouts (anything but an API answer), throttling, server errors. */
+/**
+ * The ValidatingAdmissionPolicy plugin denies while it cannot set a policy up
+ * yet: its informers are not synced (a fresh apiserver), or its RESTMapper
+ * has not seen the paramKind's CRD (CRDs installed seconds ago); the
+ * apiserver retries on its own and the same request then passes.
+ */
+const POLICY_NOT_READY = /failed to configure policy|not yet synced to use for admission/;
+
+/** Worth retrying: network errors and timeouts (anything but an API answer), throttling, server errors, an admission policy not set up yet. */
 export function isTransient(err: unknown): boolean {
   if (!(err instanceof KubeApiError)) return true;
-  return err.code === 0 || err.code === 408 || err.code === 429 || err.code >= 500;
+  if (err.code === 0 || err.code === 408 || err.code === 429 || err.code >= 500) return true;
+  return (err.code === 403 || err.code === 422) && POLICY_NOT_READY.test(err.message);
 }

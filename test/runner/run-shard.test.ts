@@ -307,6 +307,33 @@ describe("runShard", () => {
     assert.equal(api.createCalls, 1, "a 403 is not retried");
   });
 
+  it("retries while the admission policy is not set up yet (its paramKind CRD just installed), not when it denies", async () => {
+    const denied = (why: string) =>
+      new KubeApiError(
+        422,
+        "Invalid",
+        `crawlfeeds.feedcrawl.io "books-x" is forbidden: ValidatingAdmissionPolicy 'feedcrawl-crawlfeeds' with binding 'feedcrawl-crawlfeeds' denied request: ${why}`,
+      );
+    const api = new FakeApi();
+    api.failCreates = [
+      denied(
+        "failed to configure policy: failed to find resource referenced by paramKind: 'feedcrawl.io/v1alpha1, Kind=CrawlJob'",
+      ),
+      new KubeApiError(
+        403,
+        "Forbidden",
+        "ValidatingAdmissionPolicy 'feedcrawl-crawlfeeds' not yet synced to use for admission",
+      ),
+    ];
+    assert.equal(await shard({ api }), 0);
+    assert.equal(api.createCalls, 3);
+
+    const refused = new FakeApi();
+    refused.failCreates = [denied("a runner may only create CrawlFeeds of its own CrawlJob")];
+    assert.equal(await shard({ api: refused }), 1);
+    assert.equal(refused.createCalls, 1, "a policy's denial is not retried");
+  });
+
   it("exits non-zero when the exporter cannot store a batch", async () => {
     const code = await shard({
       api: new FakeApi(),
