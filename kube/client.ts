@@ -11,10 +11,12 @@
 // connection pool per request. Plain JSON keeps objects exactly as the API
 // server sends them, with resourceVersion preconditions and content types
 // under our control.
+
+import { STATUS_CODES } from "node:http";
 import type { RequestOptions } from "node:https";
 import { createInterface } from "node:readline";
-import { Readable } from "node:stream";
-import { Agent, type Dispatcher, fetch, ProxyAgent } from "undici";
+import type { Dispatcher } from "undici";
+import { Agent, ProxyAgent, request } from "../lib/undici.ts";
 import { isNotFound, KubeApiError } from "./errors.ts";
 import type { KubeAuth } from "./kubeconfig.ts";
 import type { ResourceType } from "./resources.ts";
@@ -64,6 +66,7 @@ interface ListOptions {
   limit?: number;
   continue?: string;
   resourceVersion?: string;
+  signal?: AbortSignal;
 }
 
 interface WatchOptions {
@@ -88,6 +91,7 @@ interface RequestInit {
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
   contentType?: string;
+  /** Ends the request early; the 30 s request timeout applies either way. */
   signal?: AbortSignal;
 }
 
@@ -147,7 +151,7 @@ export class KubeClient {
     return `${base}${ns}/${rt.plural}${obj}${sub}`;
   }
 
-  async #prepare(): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
+  async #prepare(): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher }> {
     const opts: RequestOptions = {};
     await this.kc.applyToHTTPSOptions(opts);
     const headers: Record<string, string> = {};
@@ -157,12 +161,12 @@ export class KubeClient {
     for (const key of TLS_KEYS) if (opts[key] !== undefined) (tls as Record<string, unknown>)[key] = opts[key];
     // The kube config re-reads cert files and re-runs an exec plugin whose credential expired, so a
     // rotated client certificate shows up here: connect with it from now on.
-    if (!this.#tls || !sameTls(this.#tls, tls)) this.#replaceDispatcher(tls);
-    return { headers, dispatcher: this.#dispatcher };
+    const dispatcher = this.#tls && sameTls(this.#tls, tls) ? this.#dispatcher : undefined;
+    return { headers, dispatcher: dispatcher ?? this.#replaceDispatcher(tls) };
   }
 
   /** A dispatcher for `tls`; the one it replaces closes once its requests (watches included) have ended. */
-  #replaceDispatcher(tls: TlsOptions): void {
+  #replaceDispatcher(tls: TlsOptions): Dispatcher {
     const cluster = this.kc.getCurrentCluster();
     const connect = { ...tls, keepAlive: true };
     const next = cluster?.proxyUrl
@@ -171,13 +175,15 @@ export class KubeClient {
     const old = this.#dispatcher;
     this.#dispatcher = next;
     this.#tls = tls;
-    if (!old) return;
-    this.#retired.add(old);
-    // close() lets in-flight requests finish; it never fails the caller.
-    old.close().then(
-      () => this.#retired.delete(old),
-      () => this.#retired.delete(old),
-    );
+    if (old) {
+      this.#retired.add(old);
+      // close() lets in-flight requests finish; it never fails the caller.
+      old.close().then(
+        () => this.#retired.delete(old),
+        () => this.#retired.delete(old),
+      );
+    }
+    return next;
   }
 
   #url(path: string, query?: RequestInit["query"]): URL {
@@ -194,26 +200,28 @@ export class KubeClient {
       headers["Content-Type"] = init.contentType ?? "application/json";
       body = JSON.stringify(init.body);
     }
-    const response = await fetch(this.#url(path, init.query), {
-      method,
+    // A caller's signal (a reconcile's) adds to the timeout: a hung apiserver still fails the request.
+    const timeout = AbortSignal.timeout(30_000);
+    const response = await request(this.#url(path, init.query), {
+      method: method as Dispatcher.HttpMethod,
       headers,
       body,
       dispatcher,
-      signal: init.signal ?? AbortSignal.timeout(30_000),
+      signal: init.signal ? AbortSignal.any([init.signal, timeout]) : timeout,
     });
-    const text = await response.text();
+    const text = await response.body.text();
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {
       parsed = undefined;
     }
-    if (!response.ok) {
+    if (response.statusCode >= 300) {
       const status = (parsed ?? {}) as { reason?: string; message?: string; details?: unknown };
       throw new KubeApiError(
-        response.status,
-        status.reason ?? response.statusText,
-        `${method} ${path}: ${response.status} ${status.message ?? text.slice(0, 500)}`,
+        response.statusCode,
+        status.reason ?? STATUS_CODES[response.statusCode] ?? "",
+        `${method} ${path}: ${response.statusCode} ${status.message ?? text.slice(0, 500)}`,
         status.details,
       );
     }
@@ -244,21 +252,28 @@ export class KubeClient {
   }
 
   list<T extends KubeObject>(rt: ResourceType, options: ListOptions = {}): Promise<ObjectList<T>> {
-    const { namespace, ...query } = options;
-    return this.request<ObjectList<T>>("GET", this.path(rt, namespace), { query: { ...query } });
+    const { namespace, signal, ...query } = options;
+    return this.request<ObjectList<T>>("GET", this.path(rt, namespace), { query: { ...query }, signal });
+  }
+
+  /** Every page (limit/continue) in turn: a caller that handles each page holds one page at a time. */
+  async *listPages<T extends KubeObject>(rt: ResourceType, options: ListOptions = {}): AsyncGenerator<ObjectList<T>> {
+    let cont: string | undefined;
+    do {
+      const page = await this.list<T>(rt, { ...options, limit: options.limit ?? 500, continue: cont });
+      yield page;
+      cont = page.metadata.continue || undefined;
+    } while (cont);
   }
 
   /** Lists every page (limit/continue) into one array. */
   async listAll<T extends KubeObject>(rt: ResourceType, options: ListOptions = {}): Promise<ObjectList<T>> {
     const items: T[] = [];
-    let cont: string | undefined;
     let resourceVersion: string | undefined;
-    do {
-      const page = await this.list<T>(rt, { ...options, limit: options.limit ?? 500, continue: cont });
+    for await (const page of this.listPages<T>(rt, options)) {
       items.push(...page.items);
-      cont = page.metadata.continue || undefined;
       resourceVersion = page.metadata.resourceVersion;
-    } while (cont);
+    }
     return { items, metadata: { resourceVersion } };
   }
 
@@ -288,8 +303,8 @@ export class KubeClient {
     });
   }
 
-  updateStatus<T extends KubeObject>(rt: ResourceType, obj: T): Promise<T> {
-    return this.update(rt, obj, "status");
+  updateStatus<T extends KubeObject>(rt: ResourceType, obj: T, options: { signal?: AbortSignal } = {}): Promise<T> {
+    return this.update(rt, obj, "status", options);
   }
 
   patch<T extends KubeObject>(
@@ -297,10 +312,11 @@ export class KubeClient {
     namespace: string | undefined,
     name: string,
     patch: unknown,
-    options: { type?: PatchType; subresource?: string; force?: boolean } = {},
+    options: { type?: PatchType; subresource?: string; force?: boolean; signal?: AbortSignal } = {},
   ): Promise<T> {
     const type = options.type ?? "merge";
     return this.request<T>("PATCH", this.path(rt, namespace, name, options.subresource), {
+      signal: options.signal,
       body: patch,
       contentType: PATCH_CONTENT_TYPE[type],
       query: { fieldManager: this.fieldManager, force: type === "apply" ? (options.force ?? true) : undefined },
@@ -315,6 +331,7 @@ export class KubeClient {
       uid?: string;
       resourceVersion?: string;
       propagationPolicy?: "Foreground" | "Background" | "Orphan";
+      signal?: AbortSignal;
     } = {},
   ): Promise<void> {
     const preconditions =
@@ -322,6 +339,7 @@ export class KubeClient {
         ? { uid: options.uid, resourceVersion: options.resourceVersion }
         : undefined;
     await this.request("DELETE", this.path(rt, namespace, name), {
+      signal: options.signal,
       body: { apiVersion: "v1", kind: "DeleteOptions", preconditions, propagationPolicy: options.propagationPolicy },
     });
   }
@@ -353,16 +371,20 @@ export class KubeClient {
     };
     kick();
     try {
-      const response = await fetch(url, { headers, dispatcher, signal: AbortSignal.any(signals) });
-      if (!response.ok || !response.body) {
-        const text = await response.text();
+      const response = await request(url, { headers, dispatcher, signal: AbortSignal.any(signals) });
+      if (response.statusCode >= 300) {
+        const text = await response.body.text();
         let status: { reason?: string; message?: string } = {};
         try {
           status = JSON.parse(text);
         } catch {}
-        throw new KubeApiError(response.status, status.reason ?? response.statusText, status.message ?? text);
+        throw new KubeApiError(
+          response.statusCode,
+          status.reason ?? STATUS_CODES[response.statusCode] ?? "",
+          status.message ?? text,
+        );
       }
-      const lines = createInterface({ input: Readable.fromWeb(response.body as never), crlfDelay: Infinity });
+      const lines = createInterface({ input: response.body, crlfDelay: Infinity });
       for await (const line of lines) {
         kick();
         if (!line.trim()) continue;

@@ -6,7 +6,7 @@
 import dns from "node:dns";
 import net from "node:net";
 import ipaddr from "ipaddr.js";
-import { Agent, buildConnector } from "undici";
+import { Agent, buildConnector } from "../lib/undici.ts";
 
 /** `true`: every address; `false`/absent: public only; a list: public plus these CIDRs. */
 export type PrivateNetworkSetting = boolean | readonly string[] | undefined;

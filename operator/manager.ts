@@ -27,6 +27,9 @@ import {
 import { createCrawlFeedReconciler, type FeedDeliveryReconciler } from "./crawlfeed/controller.ts";
 import {
   type ChildCaches,
+  type ConfigMapDigest,
+  configMapDigestTransform,
+  crawlFeedCacheTransform,
   crawlJobsBySecretIndex,
   feedsByJobIndex,
   indexKey,
@@ -118,7 +121,7 @@ export class Manager {
   #runnerJobs: InformerGroup<BatchJob>;
   #runnerPods: InformerGroup<RunnerPod>;
   /** The CrawlJobs' other children (label-selected) and the Secrets (key names only). */
-  #childCaches: ChildCaches & Record<keyof ChildCaches, InformerGroup<KubeObject>>;
+  #childCaches: { [K in keyof ChildCaches]: InformerGroup<ReturnType<ChildCaches[K]["get"]> & KubeObject> };
   #secrets: InformerGroup<SecretKeys>;
   #feedsByJob: ReturnType<typeof feedsByJobIndex>;
   #podsByOwner: ReturnType<typeof podsByOwnerIndex>;
@@ -152,14 +155,20 @@ export class Manager {
           resyncMs: options.resyncMs,
         });
     this.#crawlJobs = new InformerGroup(options.namespaces, make<CrawlJob & KubeObject>(CRAWLJOBS));
-    this.#crawlFeeds = new InformerGroup(options.namespaces, make<CrawlFeed & KubeObject>(CRAWLFEEDS));
+    this.#crawlFeeds = new InformerGroup(
+      options.namespaces,
+      make<CrawlFeed & KubeObject>(CRAWLFEEDS, undefined, crawlFeedCacheTransform),
+    );
     const managed = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
     this.#runnerJobs = new InformerGroup(options.namespaces, make<BatchJob>(JOBS, managed, jobCacheTransform));
     this.#runnerPods = new InformerGroup(options.namespaces, make<RunnerPod>(PODS, managed, podCacheTransform));
     const child = (resource: ResourceType) =>
       new InformerGroup(options.namespaces, make<KubeObject>(resource, managed));
     this.#childCaches = {
-      configMaps: child(CONFIGMAPS),
+      configMaps: new InformerGroup(
+        options.namespaces,
+        make<ConfigMapDigest>(CONFIGMAPS, managed, configMapDigestTransform),
+      ),
       serviceAccounts: child(SERVICEACCOUNTS),
       roles: child(ROLES),
       roleBindings: child(ROLEBINDINGS),
@@ -234,7 +243,7 @@ export class Manager {
       // Not retried (e.g. a child of that name owned by someone else): said once, on the CrawlJob.
       onTerminal: async (req, err) => {
         const job = this.#crawlJobs.get(req.namespace, req.name);
-        if (job) await events.record(job, "Warning", err.reason, err.message);
+        if (job) await events.record(job, "Warning", err.reason, err.message, req.signal);
       },
       reconcile: createCrawlJobReconciler({
         client: this.client,
@@ -272,7 +281,7 @@ export class Manager {
       if (owner) crawlJobController.enqueue(obj.metadata.namespace!, owner);
     };
     this.#runnerJobs.on("add", enqueueOwner).on("update", enqueueOwner).on("delete", enqueueOwner);
-    for (const cache of Object.values(this.#childCaches)) {
+    for (const cache of Object.values(this.#childCaches) as InformerGroup<KubeObject>[]) {
       cache.on("add", enqueueOwner).on("update", enqueueOwner).on("delete", enqueueOwner);
     }
     // A Secret event: exactly the CrawlJobs whose spec names it (validation reads its key names).

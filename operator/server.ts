@@ -1,7 +1,9 @@
 // The probe and metrics HTTP endpoints: /healthz (the process is alive),
-// /readyz (caches synced), /metrics (Prometheus text format).
+// /readyz (caches synced), /metrics (Prometheus text format: the registry's
+// metrics, then the per-CrawlJob series).
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { writeCrawlJobMetrics } from "./crawljob-metrics.ts";
 import { registry } from "./metrics.ts";
 
 /** ":8080" → all interfaces, "127.0.0.1:0" → loopback, any free port. */
@@ -31,7 +33,15 @@ export async function listen(addr: string, endpoints: Endpoints): Promise<{ serv
     }
     if (path === "/metrics" && endpoints.metrics) {
       registry.metrics().then(
-        (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
+        (text) => {
+          res.writeHead(200, { "content-type": registry.contentType }).write(text);
+          try {
+            writeCrawlJobMetrics((chunk) => res.write(chunk));
+            res.end();
+          } catch {
+            res.destroy(); // a cut-off scrape fails in Prometheus rather than passing for a whole one
+          }
+        },
         (err: Error) => res.writeHead(500).end(err.message),
       );
       return;

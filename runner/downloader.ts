@@ -7,7 +7,8 @@
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
-import { type Dispatcher, request } from "undici";
+import type { Dispatcher } from "undici";
+import { request } from "../lib/undici.ts";
 import { AddressBlockedError } from "../net/address-guard.ts";
 
 export type DownloadErrorKind =

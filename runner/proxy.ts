@@ -11,13 +11,13 @@
 // Proxy-Authorization to every proxy; they are never logged.
 import net from "node:net";
 import ipaddr from "ipaddr.js";
-import { Dispatcher, ProxyAgent } from "undici";
 import {
   PROXY_CREDENTIALS_ENV,
   PROXY_PASSWORD_ENV,
   PROXY_USERNAME_ENV,
   type ProxySettings,
 } from "../crds/schema/spider.ts";
+import { Dispatcher, ProxyAgent } from "../lib/undici.ts";
 import {
   AddressBlockedError,
   addressChecker,

@@ -6,7 +6,10 @@
 // A folder may import itself and the folders listed for it; test/, bench/,
 // examples/ and tools/ sit outside the product and may import any floor.
 // Packages can be banned per floor too (the operator must not load a DOM
-// parser). Exits 1 listing every crossing, with file and line.
+// parser). undici is loaded only through lib/undici.ts (its index also loads
+// fetch, WebSocket and the cache and mock layers): elsewhere "undici" may be
+// imported for types only, and its files by lib/undici.ts alone. Exits 1
+// listing every crossing, with file and line.
 import { globSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 
@@ -27,7 +30,7 @@ export const FLOORS: Record<string, readonly string[]> = {
 /** Packages a floor must not import (heavy, or meant for another floor). */
 export const BANNED_PACKAGES: Record<string, readonly string[]> = {
   crds: ["cheerio", "undici", "@aws-sdk/client-s3"],
-  lib: ["cheerio", "undici", "@aws-sdk/client-s3", "@kubernetes/client-node"],
+  lib: ["cheerio", "@aws-sdk/client-s3", "@kubernetes/client-node"],
   net: ["cheerio", "@aws-sdk/client-s3", "@kubernetes/client-node"],
   kube: ["cheerio", "@aws-sdk/client-s3", "@kubernetes/client-node"],
   spec: ["cheerio", "undici", "@aws-sdk/client-s3", "@kubernetes/client-node"],
@@ -35,6 +38,18 @@ export const BANNED_PACKAGES: Record<string, readonly string[]> = {
   operator: ["cheerio", "@kubernetes/client-node"],
   runner: ["@kubernetes/client-node"],
 };
+
+/** The one product file that loads undici's files (its .d.ts types them). */
+const UNDICI_ENTRY = /^lib\/undici(-files\.d)?\.ts$/;
+
+/** Why an import of undici is not allowed here, or undefined. */
+function undiciCrossing(file: string, specifier: string, statement: string): string | undefined {
+  if (UNDICI_ENTRY.test(file)) return undefined;
+  if (specifier.startsWith("undici/")) return "only lib/undici.ts loads undici's files";
+  if (specifier === "undici" && !/^\s*(?:import|export)\s+type\s/.test(statement))
+    return "load undici through lib/undici.ts (its index also loads fetch, WebSocket and the cache and mock layers); import types only";
+  return undefined;
+}
 
 const IMPORT = /(?:^|\n)\s*(?:import|export)\s[^;]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g;
 
@@ -72,6 +87,10 @@ export function crossings(files: readonly string[], root: string = ROOT): Crossi
       } else {
         const pkg = specifier.startsWith("@") ? specifier.split("/").slice(0, 2).join("/") : specifier.split("/")[0];
         if (pkg && BANNED_PACKAGES[floor]?.includes(pkg)) found.push({ ...at, why: `${floor}/ may not import ${pkg}` });
+        else if (pkg === "undici") {
+          const why = undiciCrossing(at.file, specifier, m[0].trim());
+          if (why) found.push({ ...at, why });
+        }
       }
     }
   }

@@ -22,8 +22,8 @@
 // backend, which loads the file.
 //
 // What runs: this build as it ships, dist/bin/feedcrawl.js (FEEDCRAWL_BIN;
-// bench/run.ts compiles it first), with the NODE_OPTIONS its Helm chart sets
-// for the chart's default memory limit (helm template). Memory: besides RSS
+// bench/run.ts compiles it first), with the NODE_OPTIONS and MALLOC_ARENA_MAX
+// its Helm chart sets for the chart's default memory limit (helm template). Memory: besides RSS
 // from /proc, the operator's own /metrics (prom-client's default metrics)
 // splits it into V8 heap used / heap total / external.
 // FEEDCRAWL_BENCH_OPERATOR_BASELINE=<git ref> first measures that commit's
@@ -82,6 +82,8 @@ export interface OperatorMeasure {
   /** The operator's NODE_OPTIONS ("" = none, V8's defaults), and where they came from. Absent in older results. */
   nodeOptions?: string;
   nodeOptionsFrom?: string;
+  /** MALLOC_ARENA_MAX when its chart sets it (glibc's default otherwise). */
+  mallocArenaMax?: string;
   jobs: number;
   /** CrawlFeeds in the namespace (Delivered) when the operator starts; absent in older results (none). */
   crawlFeeds?: number;
@@ -251,8 +253,8 @@ async function shippedEntry(root: string): Promise<string> {
   return join(root, "dist", "bin", "feedcrawl.js");
 }
 
-/** The NODE_OPTIONS the tree's own Helm chart gives the operator with its default values ("" when it sets none). */
-async function chartNodeOptions(root: string): Promise<string> {
+/** The NODE_OPTIONS ("" when it sets none) and MALLOC_ARENA_MAX the tree's own Helm chart gives the operator with its default values. */
+async function chartEnv(root: string): Promise<{ nodeOptions: string; mallocArenaMax?: string }> {
   const { stdout } = await run(
     binaryPath("helm"),
     ["template", "feedcrawl", join(root, "charts", "feedcrawl"), "--show-only", "templates/deployment.yaml"],
@@ -262,19 +264,23 @@ async function chartNodeOptions(root: string): Promise<string> {
     spec: { template: { spec: { containers: { env?: { name: string; value?: string }[] }[] } } };
   };
   const env = deployment.spec.template.spec.containers.flatMap((c) => c.env ?? []);
-  return env.find((e) => e.name === "NODE_OPTIONS")?.value ?? "";
+  const value = (name: string) => env.find((e) => e.name === name)?.value;
+  const arenas = value("MALLOC_ARENA_MAX");
+  return { nodeOptions: value("NODE_OPTIONS") ?? "", ...(arenas ? { mallocArenaMax: arenas } : {}) };
 }
 
-/** How one build runs: its shipped CLI and NODE_OPTIONS (FEEDCRAWL_BENCH_OPERATOR_NODE_OPTIONS, else its chart's). */
+/** How one build runs: its shipped CLI, NODE_OPTIONS (FEEDCRAWL_BENCH_OPERATOR_NODE_OPTIONS, else its chart's) and its chart's MALLOC_ARENA_MAX. */
 async function howToRun(
   root: string,
   entry: string,
-): Promise<Pick<MeasureOptions, "entry" | "nodeOptions" | "nodeOptionsFrom">> {
+): Promise<Pick<MeasureOptions, "entry" | "nodeOptions" | "nodeOptionsFrom" | "mallocArenaMax">> {
+  const { nodeOptions, mallocArenaMax } = await chartEnv(root);
+  const arenas = mallocArenaMax ? { mallocArenaMax } : {};
   const override = process.env.FEEDCRAWL_BENCH_OPERATOR_NODE_OPTIONS;
   if (override !== undefined) {
-    return { entry, nodeOptions: override, nodeOptionsFrom: "FEEDCRAWL_BENCH_OPERATOR_NODE_OPTIONS" };
+    return { entry, nodeOptions: override, nodeOptionsFrom: "FEEDCRAWL_BENCH_OPERATOR_NODE_OPTIONS", ...arenas };
   }
-  return { entry, nodeOptions: await chartNodeOptions(root), nodeOptionsFrom: "its chart, default 512Mi limit" };
+  return { entry, nodeOptions, nodeOptionsFrom: "its chart, default 512Mi limit", ...arenas };
 }
 
 /** Heap used / total and external memory from the operator's own /metrics (prom-client default metrics). */
@@ -334,6 +340,7 @@ interface MeasureOptions {
   entry: string;
   nodeOptions: string;
   nodeOptionsFrom: string;
+  mallocArenaMax?: string;
   build: string;
   namespace: string;
   kubeconfig: string;
@@ -377,6 +384,7 @@ async function startOperator(
         // The reference backend listens on loopback: the operator's webhook private networks must allow it.
         [PRIVATE_NETWORKS_ENV]: "127.0.0.0/8",
         NODE_OPTIONS: o.nodeOptions,
+        ...(o.mallocArenaMax ? { MALLOC_ARENA_MAX: o.mallocArenaMax } : {}),
       },
       stdio: ["ignore", "pipe", "pipe"],
     },
@@ -491,6 +499,7 @@ async function measureOperator(
     entry: relative(o.root, o.entry),
     nodeOptions: o.nodeOptions,
     nodeOptionsFrom: o.nodeOptionsFrom,
+    ...(o.mallocArenaMax ? { mallocArenaMax: o.mallocArenaMax } : {}),
   };
   const exitedAtStart = (operator: ChildProcess, log: string) =>
     new Error(`the operator (${o.build}) exited at start (code ${operator.exitCode}); see operator-${log}.log`);
@@ -746,7 +755,8 @@ export function operatorMarkdown(r: OperatorResult): string {
   const runsAs = (m: OperatorMeasure) =>
     m.entry === undefined
       ? "—"
-      : `\`${m.entry}\`, NODE_OPTIONS ${m.nodeOptions ? `\`${m.nodeOptions}\`` : "none"} (${m.nodeOptionsFrom})`;
+      : `\`${m.entry}\`, NODE_OPTIONS ${m.nodeOptions ? `\`${m.nodeOptions}\`` : "none"}` +
+        `${m.mallocArenaMax ? `, MALLOC_ARENA_MAX=${m.mallocArenaMax}` : ""} (${m.nodeOptionsFrom})`;
   const feeds = (m: OperatorMeasure) =>
     m.crawlFeeds === undefined ? "0" : `${fmt(m.crawlFeeds, 0)} (${fmt(m.crawlFeedsUntouched ?? Number.NaN, 0)})`;
   const row = (m: OperatorMeasure) =>

@@ -10,7 +10,7 @@ import type { KubeClient, KubeObject } from "../../kube/client.ts";
 import { isAlreadyExists } from "../../kube/errors.ts";
 import { CONFIGMAPS, type ResourceType, ROLEBINDINGS, ROLES, SERVICEACCOUNTS } from "../../kube/resources.ts";
 import { TerminalError } from "../runtime/errors.ts";
-import type { ChildCaches } from "./caches.ts";
+import { type ChildCaches, dataDigest } from "./caches.ts";
 import { runnerRole, runnerRoleBinding, runnerServiceAccount, specConfigMap, specConfigMapName } from "./children.ts";
 
 type Cache = ChildCaches[keyof ChildCaches];
@@ -25,17 +25,18 @@ async function ensure(
   cache: Cache,
   desired: KubeObject,
   fields: string[],
+  signal: AbortSignal,
 ): Promise<KubeObject> {
   const { namespace, name } = desired.metadata;
   let current = cache.get(namespace!, name!);
   if (!current) {
     try {
-      return await client.create(rt, desired);
+      return await client.create(rt, desired, { signal });
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
     }
     // The cache is behind, or the object lacks the operator's labels (not its own): read it once.
-    current = await client.get<KubeObject>(rt, namespace, name!);
+    current = await client.get<KubeObject>(rt, namespace, name!, { signal });
   }
   const drift: Record<string, unknown> = {};
   for (const field of fields) if (!isDeepStrictEqual(current[field], desired[field])) drift[field] = desired[field];
@@ -45,25 +46,38 @@ async function ensure(
     });
   }
   if (Object.keys(drift).length === 0) return current;
-  return client.patch(rt, namespace, name!, {
-    ...drift,
-    metadata: { resourceVersion: current.metadata.resourceVersion },
-  });
+  return client.patch(
+    rt,
+    namespace,
+    name!,
+    { ...drift, metadata: { resourceVersion: current.metadata.resourceVersion } },
+    { signal },
+  );
 }
 
 /** The runner's ServiceAccount, Role and RoleBinding, with rules and subjects patched back when they drifted. */
-export async function ensureRbac(client: KubeClient, caches: ChildCaches, job: CrawlJob): Promise<void> {
-  await ensure(client, SERVICEACCOUNTS, caches.serviceAccounts, runnerServiceAccount(job), []);
-  await ensure(client, ROLES, caches.roles, runnerRole(job), ["rules"]);
-  await ensure(client, ROLEBINDINGS, caches.roleBindings, runnerRoleBinding(job), ["subjects"]);
+export async function ensureRbac(
+  client: KubeClient,
+  caches: ChildCaches,
+  job: CrawlJob,
+  signal: AbortSignal,
+): Promise<void> {
+  await ensure(client, SERVICEACCOUNTS, caches.serviceAccounts, runnerServiceAccount(job), [], signal);
+  await ensure(client, ROLES, caches.roles, runnerRole(job), ["rules"], signal);
+  await ensure(client, ROLEBINDINGS, caches.roleBindings, runnerRoleBinding(job), ["subjects"], signal);
 }
 
 /** The snapshot of the generation about to start; refreshed only while no runner exists. */
-export async function ensureSnapshot(client: KubeClient, caches: ChildCaches, job: CrawlJob): Promise<void> {
+export async function ensureSnapshot(
+  client: KubeClient,
+  caches: ChildCaches,
+  job: CrawlJob,
+  signal: AbortSignal,
+): Promise<void> {
   const desired = specConfigMap(job);
   const current = caches.configMaps.get(job.metadata.namespace!, specConfigMapName(job.metadata.name!));
   if (!current) {
-    await ensure(client, CONFIGMAPS, caches.configMaps, desired, ["data"]);
+    await ensure(client, CONFIGMAPS, caches.configMaps, desired, ["data"], signal);
     return;
   }
   if (!isOwnedBy(current, job.metadata.uid)) {
@@ -72,10 +86,12 @@ export async function ensureSnapshot(client: KubeClient, caches: ChildCaches, jo
       { reason: "NotOwned" },
     );
   }
-  if (!isDeepStrictEqual(current.data, desired.data)) {
-    await client.update(CONFIGMAPS, {
-      ...desired,
-      metadata: { ...desired.metadata, resourceVersion: current.metadata.resourceVersion },
-    });
+  if (current.dataDigest !== dataDigest(desired.data as Record<string, string>)) {
+    await client.update(
+      CONFIGMAPS,
+      { ...desired, metadata: { ...desired.metadata, resourceVersion: current.metadata.resourceVersion } },
+      undefined,
+      { signal },
+    );
   }
 }

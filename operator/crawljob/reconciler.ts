@@ -79,6 +79,8 @@ interface Pass {
   job: Job;
   at: Date;
   logger: Logger;
+  /** The reconcile's signal: every API call of the pass gets it. */
+  signal: AbortSignal;
   validation: ValidationFailure | undefined;
   runner: BatchJob | undefined;
   /** The job's CrawlFeeds from the API server, read at most once per reconcile. */
@@ -109,7 +111,7 @@ class CrawlJobReconciler {
   }
 
   async reconcile(req: ReconcileRequest): Promise<ReconcileResult | undefined> {
-    const { namespace, name, logger } = req;
+    const { namespace, name, logger, signal } = req;
     const key = indexKey(namespace, name);
     const cached = this.#d.crawlJobs.get(namespace, name);
     if (!cached || cached.metadata.deletionTimestamp) {
@@ -125,9 +127,9 @@ class CrawlJobReconciler {
     if (runner && !isOwnedBy(runner, uid)) {
       throw notOwned(namespace, name);
     }
-    const checked = await this.#check(job, runner, at, logger);
+    const checked = await this.#check(job, runner, at, logger, signal);
     runner = checked.runner;
-    const pass: Pass = { job, at, logger, validation: checked.validation, runner };
+    const pass: Pass = { job, at, logger, signal, validation: checked.validation, runner };
     if (!(isFinished(job) && !runner)) await this.#writeStatus(pass, feeds);
     const result = await this.#deliverCompletion(pass);
     return this.#expire(pass, result);
@@ -139,6 +141,7 @@ class CrawlJobReconciler {
     cachedRunner: BatchJob | undefined,
     at: Date,
     logger: Logger,
+    signal: AbortSignal,
   ): Promise<{ validation: ValidationFailure | undefined; runner: BatchJob | undefined }> {
     const { namespace, name } = job.metadata as { namespace: string; name: string };
     const key = indexKey(namespace, name);
@@ -151,9 +154,11 @@ class CrawlJobReconciler {
       namespace,
       job.spec,
       (ns, secret) => this.#d.secrets.get(ns, secret)?.keys,
-      (ns, configMap) => this.#configMapKeys(ns, configMap),
+      (ns, configMap) => this.#configMapKeys(ns, configMap, signal),
     );
-    const runner = isFinished(job) ? cachedRunner : await this.#syncRunner(job, cachedRunner, validation, logger);
+    const runner = isFinished(job)
+      ? cachedRunner
+      : await this.#syncRunner(job, cachedRunner, validation, logger, signal);
     this.#checked.set(key, { inputs, validation, at: at.getTime() });
     return { validation, runner };
   }
@@ -182,10 +187,10 @@ class CrawlJobReconciler {
     ]);
   }
 
-  async #configMapKeys(namespace: string, name: string): Promise<string[] | undefined> {
+  async #configMapKeys(namespace: string, name: string, signal: AbortSignal): Promise<string[] | undefined> {
     const cm = await this.#client.getOrUndefined<
       KubeObject & { data?: Record<string, string>; binaryData?: Record<string, string> }
-    >(CONFIGMAPS, namespace, name);
+    >(CONFIGMAPS, namespace, name, { signal });
     return cm ? Object.keys({ ...cm.data, ...cm.binaryData }) : undefined;
   }
 
@@ -195,26 +200,27 @@ class CrawlJobReconciler {
     runner: BatchJob | undefined,
     validation: ValidationFailure | undefined,
     logger: Logger,
+    signal: AbortSignal,
   ): Promise<BatchJob | undefined> {
     const { children } = this.#d;
     if (runner) {
-      await ensureRbac(this.#client, children, job);
-      return this.#syncSuspend(job, runner, logger);
+      await ensureRbac(this.#client, children, job, signal);
+      return this.#syncSuspend(job, runner, logger, signal);
     }
     const { namespace, name } = job.metadata as { namespace: string; name: string };
     if (stopRequested(job)) {
       // Stopped before its runner started: never start one. The cache may be behind a
       // create of an earlier pass, so the API says whether there is a runner to stop.
-      const existing = await this.#client.getOrUndefined<BatchJob>(JOBS, namespace, runnerName(name));
+      const existing = await this.#client.getOrUndefined<BatchJob>(JOBS, namespace, runnerName(name), { signal });
       if (existing && !isOwnedBy(existing, job.metadata.uid)) throw notOwned(namespace, name);
-      return existing && this.#syncSuspend(job, existing, logger);
+      return existing && this.#syncSuspend(job, existing, logger, signal);
     }
     if (validation || job.spec.suspend === true) return undefined;
-    if (job.status?.runner?.generation === undefined) await ensureSnapshot(this.#client, children, job);
-    await ensureRbac(this.#client, children, job);
+    if (job.status?.runner?.generation === undefined) await ensureSnapshot(this.#client, children, job, signal);
+    await ensureRbac(this.#client, children, job, signal);
     const desired = buildRunnerJob(job, { defaultImage: this.#d.runnerImage });
     try {
-      const created = (await this.#client.create(JOBS, desired)) as BatchJob;
+      const created = (await this.#client.create(JOBS, desired, { signal })) as BatchJob;
       const shards = job.spec.runner?.parallelism ?? 1;
       logger.info({ shards }, `Created Job ${namespace}/${runnerName(name)} for CrawlJob ${name}`);
       await this.#d.events.record(
@@ -222,12 +228,13 @@ class CrawlJobReconciler {
         "Normal",
         "RunnerCreated",
         `Created Job ${runnerName(name)} with ${shards} shard(s)`,
+        signal,
       );
       return created;
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
       // Not in the cache: not ours yet (the cache is behind) or someone else's (no managed-by label).
-      const existing = await this.#client.get<BatchJob>(JOBS, namespace, runnerName(name));
+      const existing = await this.#client.get<BatchJob>(JOBS, namespace, runnerName(name), { signal });
       if (!isOwnedBy(existing, job.metadata.uid)) throw notOwned(namespace, name);
       return existing;
     }
@@ -239,7 +246,7 @@ class CrawlJobReconciler {
    * pods, each runner gets SIGTERM, stores and reports its open batches and
    * exits 143, and the Job is never resumed.
    */
-  async #syncSuspend(job: Job, runner: BatchJob, logger: Logger): Promise<BatchJob> {
+  async #syncSuspend(job: Job, runner: BatchJob, logger: Logger, signal: AbortSignal): Promise<BatchJob> {
     const { namespace, name } = job.metadata as { namespace: string; name: string };
     const stop = stopRequested(job);
     const wantSuspend = job.spec.suspend === true || stop;
@@ -247,19 +254,22 @@ class CrawlJobReconciler {
       (c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True",
     );
     if (terminal || (runner.spec?.suspend === true) === wantSuspend) return runner;
-    const patched = await this.#client.patch<BatchJob>(JOBS, namespace, runnerName(name), {
-      metadata: { resourceVersion: runner.metadata.resourceVersion },
-      spec: { suspend: wantSuspend },
-    });
+    const patched = await this.#client.patch<BatchJob>(
+      JOBS,
+      namespace,
+      runnerName(name),
+      { metadata: { resourceVersion: runner.metadata.resourceVersion }, spec: { suspend: wantSuspend } },
+      { signal },
+    );
     if (stop) {
       logger.info(`Stopping Job ${namespace}/${runnerName(name)}: spec.stop of CrawlJob ${name} is true`);
       const why = "spec.stop is true; its runners store and report their open batches";
-      await this.#d.events.record(job, "Normal", "Stopping", `Stopping Job ${runnerName(name)}: ${why}`);
+      await this.#d.events.record(job, "Normal", "Stopping", `Stopping Job ${runnerName(name)}: ${why}`, signal);
       return patched;
     }
     const verb = wantSuspend ? "Suspended" : "Resumed";
     logger.info(`${verb} Job ${namespace}/${runnerName(name)}`);
-    await this.#d.events.record(job, "Normal", verb, `${verb} Job ${runnerName(name)}`);
+    await this.#d.events.record(job, "Normal", verb, `${verb} Job ${runnerName(name)}`, signal);
     return patched;
   }
 
@@ -275,6 +285,7 @@ class CrawlJobReconciler {
       .list<CrawlFeed & KubeObject>(CRAWLFEEDS, {
         namespace: job.metadata.namespace,
         labelSelector: `${CRAWLJOB_LABEL}=${job.metadata.name}`,
+        signal: pass.signal,
       })
       .then((list) => list.items.filter((f) => isOwnedBy(f, job.metadata.uid)));
     return pass.freshFeeds;
@@ -282,7 +293,7 @@ class CrawlJobReconciler {
 
   /** Computes the status and writes it when it changed, with the Events its transitions deserve. */
   async #writeStatus(pass: Pass, cachedFeeds: CrawlFeed[]): Promise<void> {
-    const { job, at, validation, runner, logger } = pass;
+    const { job, at, validation, runner, logger, signal } = pass;
     const pods = runner ? this.#podsOf(runner) : [];
     const compute = (feeds: CrawlFeed[]) => computeStatus({ job, now: at, validation, runnerJob: runner, feeds, pods });
     // CrawlFeeds are never deleted while their CrawlJob lives: fewer in the
@@ -311,10 +322,12 @@ class CrawlJobReconciler {
     const before = job.status;
     // An update carrying the resourceVersion read: 409 when a runner, the
     // delivery or another (deposed) operator wrote in between; retried.
-    const updated = await this.#client.updateStatus<Job>(CRAWLJOBS, { ...job, status });
+    const updated = await this.#client.updateStatus<Job>(CRAWLJOBS, { ...job, status }, { signal });
     job.metadata = updated.metadata;
     job.status = updated.status;
-    for (const e of transitionEvents(before, status)) await this.#d.events.record(job, e.type, e.reason, e.message);
+    for (const e of transitionEvents(before, status)) {
+      await this.#d.events.record(job, e.type, e.reason, e.message, signal);
+    }
     if (before?.phase !== status.phase) {
       logger.info({ phase: status.phase }, `CrawlJob ${job.metadata.name} is ${status.phase}`);
     }
@@ -338,7 +351,10 @@ class CrawlJobReconciler {
   }
 
   /** ttlSecondsAfterFinished: delete the CrawlJob (and, by ownership, everything it made), or come back then. */
-  async #expire({ job, at, logger }: Pass, result: ReconcileResult | undefined): Promise<ReconcileResult | undefined> {
+  async #expire(
+    { job, at, logger, signal }: Pass,
+    result: ReconcileResult | undefined,
+  ): Promise<ReconcileResult | undefined> {
     const ttl = job.spec.ttlSecondsAfterFinished;
     const completed = job.status?.completionTime;
     if (ttl === undefined || !completed) return result;
@@ -346,7 +362,7 @@ class CrawlJobReconciler {
     if (wait > 0) return { requeueAfterMs: Math.min(result?.requeueAfterMs ?? Number.POSITIVE_INFINITY, wait + 50) };
     const { namespace, name, uid } = job.metadata as { namespace: string; name: string; uid?: string };
     try {
-      await this.#client.delete(CRAWLJOBS, namespace, name, { uid, propagationPolicy: "Background" });
+      await this.#client.delete(CRAWLJOBS, namespace, name, { uid, propagationPolicy: "Background", signal });
       logger.info({ ttlSeconds: ttl }, `Deleted CrawlJob ${namespace}/${name}: ttlSecondsAfterFinished elapsed`);
     } catch (err) {
       if (!isNotFound(err) && !isConflict(err)) throw err;

@@ -48,6 +48,8 @@ interface Pass {
   children: Children;
   now: Date;
   logger: Logger;
+  /** The reconcile's signal: every API call of the pass gets it. */
+  signal: AbortSignal;
 }
 
 /** Slack after a scheduled time before looking again (CronJob adds 100 ms too). */
@@ -74,13 +76,14 @@ export class CrawlScheduleReconciler {
     if (!cached || cached.metadata.deletionTimestamp) return undefined; // its CrawlJobs go with it (ownerReferences)
     const schedule = structuredClone(cached);
     const now = this.#now();
-    const jobs = await this.#children(schedule);
+    const jobs = await this.#children(schedule, req.signal);
     const pass: Pass = {
       schedule,
       status: structuredClone(schedule.status ?? {}),
       children: classify(jobs),
       now,
       logger: req.logger,
+      signal: req.signal,
     };
     await this.#noteCompleted(pass);
     await this.#prune(pass);
@@ -103,7 +106,7 @@ export class CrawlScheduleReconciler {
   }
 
   /** The schedule's CrawlJobs: the cache, plus any still listed as active that the cache has not seen yet. */
-  async #children(schedule: Schedule): Promise<Job[]> {
+  async #children(schedule: Schedule, signal: AbortSignal): Promise<Job[]> {
     const { namespace, uid } = schedule.metadata;
     const owned = (j: Job) =>
       j.metadata.namespace === namespace &&
@@ -113,25 +116,25 @@ export class CrawlScheduleReconciler {
     for (const ref of schedule.status?.active ?? []) {
       if (known.has(ref.name)) continue;
       // Just created (the cache lags behind) or deleted: ask the API server.
-      const job = await this.#d.client.getOrUndefined<Job>(CRAWLJOBS, namespace, ref.name);
+      const job = await this.#d.client.getOrUndefined<Job>(CRAWLJOBS, namespace, ref.name, { signal });
       if (job && owned(job)) jobs.push(job);
     }
     return jobs;
   }
 
   /** An Event for each run that was active at the last write and has finished since. */
-  async #noteCompleted({ schedule, children }: Pass): Promise<void> {
+  async #noteCompleted({ schedule, children, signal }: Pass): Promise<void> {
     const wasActive = new Set((schedule.status?.active ?? []).map((r) => r.uid));
     for (const job of [...children.succeeded, ...children.failed]) {
       if (!wasActive.has(job.metadata.uid) || job.metadata.annotations?.[REPLACED_BY_ANNOTATION]) continue;
       const type = finishedAs(job) === "Succeeded" ? "Normal" : "Warning";
-      await this.#d.events.record(schedule, type, "SawCompletedJob", completionMessage(job));
+      await this.#d.events.record(schedule, type, "SawCompletedJob", completionMessage(job), signal);
     }
   }
 
   /** successfulJobsHistoryLimit / failedJobsHistoryLimit: delete the oldest finished runs. */
   async #prune(pass: Pass): Promise<void> {
-    const { schedule, children, logger } = pass;
+    const { schedule, children, logger, signal } = pass;
     const pruned = toPrune(children, {
       succeeded: schedule.spec.successfulJobsHistoryLimit ?? 3,
       failed: schedule.spec.failedJobsHistoryLimit ?? 1,
@@ -139,13 +142,14 @@ export class CrawlScheduleReconciler {
     for (const job of pruned) {
       const { namespace, name, uid } = job.metadata as { namespace: string; name: string; uid: string };
       try {
-        await this.#d.client.delete(CRAWLJOBS, namespace, name, { uid, propagationPolicy: "Background" });
+        await this.#d.client.delete(CRAWLJOBS, namespace, name, { uid, propagationPolicy: "Background", signal });
       } catch (err) {
         if (!isNotFound(err) && !isConflict(err)) throw err;
         continue;
       }
       logger.info(`Deleted CrawlJob ${namespace}/${name}: history limit of CrawlSchedule ${schedule.metadata.name}`);
-      await this.#d.events.record(schedule, "Normal", "SuccessfulDelete", `Deleted CrawlJob ${name} (history limit)`);
+      const message = `Deleted CrawlJob ${name} (history limit)`;
+      await this.#d.events.record(schedule, "Normal", "SuccessfulDelete", message, signal);
     }
     const gone = new Set(pruned.map((j) => j.metadata.uid));
     children.succeeded = children.succeeded.filter((j) => !gone.has(j.metadata.uid));
@@ -161,7 +165,7 @@ export class CrawlScheduleReconciler {
 
   /** The ScheduleValid condition, with a Warning Event when the schedule turns invalid. */
   async #setValid(pass: Pass, problem: string | undefined): Promise<void> {
-    const { schedule, status, now } = pass;
+    const { schedule, status, now, signal } = pass;
     const before = getCondition(status.conditions, "ScheduleValid");
     status.conditions = setCondition(
       status.conditions,
@@ -171,7 +175,7 @@ export class CrawlScheduleReconciler {
       now,
     );
     if (problem && (before?.status !== "False" || before.message !== problem)) {
-      await this.#d.events.record(schedule, "Warning", "InvalidSchedule", problem);
+      await this.#d.events.record(schedule, "Warning", "InvalidSchedule", problem, signal);
     }
   }
 
@@ -185,7 +189,7 @@ export class CrawlScheduleReconciler {
 
   /** The scheduled run that is due, if any; the result says when to look again. */
   async #runDue(pass: Pass, cron: Cron): Promise<ReconcileResult | undefined> {
-    const { schedule, status, now, logger } = pass;
+    const { schedule, status, now, logger, signal } = pass;
     const last = status.lastScheduleTime ? new Date(status.lastScheduleTime) : undefined;
     const due = dueRun(cron, {
       ...(last ? { lastScheduleTime: last } : {}),
@@ -206,6 +210,7 @@ export class CrawlScheduleReconciler {
         "Warning",
         "TooManyMissedTimes",
         "More than 100 missed start times: set or decrease spec.startingDeadlineSeconds, or check clock skew",
+        signal,
       );
     }
     if (due.tooLate) {
@@ -214,6 +219,7 @@ export class CrawlScheduleReconciler {
         "Warning",
         "MissSchedule",
         `Missed the run scheduled at ${rfc3339(due.scheduled)}: more than startingDeadlineSeconds (${schedule.spec.startingDeadlineSeconds}) ago`,
+        signal,
       );
       return result;
     }
@@ -225,7 +231,7 @@ export class CrawlScheduleReconciler {
 
   /** Starts one run under the concurrency policy; false when Forbid holds it back. */
   async #start(pass: Pass, name: string, scheduled: Date, trigger: "schedule" | "run-now"): Promise<boolean> {
-    const { schedule, children } = pass;
+    const { schedule, children, signal } = pass;
     if (children.active.some((j) => j.metadata.name === name)) return true; // started by an earlier pass
     const policy = schedule.spec.concurrencyPolicy ?? "Allow";
     if (policy === "Forbid" && children.active.length > 0) {
@@ -235,6 +241,7 @@ export class CrawlScheduleReconciler {
         "Normal",
         "JobAlreadyActive",
         `Not starting the ${trigger} run for ${rfc3339(scheduled)}: CrawlJob ${running} is still active and concurrencyPolicy is Forbid`,
+        signal,
       );
       return false;
     }
@@ -246,21 +253,27 @@ export class CrawlScheduleReconciler {
   }
 
   async #create(pass: Pass, name: string, scheduled: Date, trigger: string): Promise<Job> {
-    const { schedule, logger } = pass;
+    const { schedule, logger, signal } = pass;
     const namespace = schedule.metadata.namespace!;
     try {
-      const job = await this.#d.client.create<Job>(CRAWLJOBS, buildCrawlJob(schedule, name, scheduled));
+      const job = await this.#d.client.create<Job>(CRAWLJOBS, buildCrawlJob(schedule, name, scheduled), { signal });
       logger.info(
         { scheduledTime: rfc3339(scheduled), trigger },
         `Created CrawlJob ${namespace}/${name} for CrawlSchedule ${schedule.metadata.name}`,
       );
       const why = trigger === "run-now" ? "run-now" : `the run scheduled at ${rfc3339(scheduled)}`;
-      await this.#d.events.record(schedule, "Normal", "SuccessfulCreate", `Created CrawlJob ${name} for ${why}`);
+      await this.#d.events.record(
+        schedule,
+        "Normal",
+        "SuccessfulCreate",
+        `Created CrawlJob ${name} for ${why}`,
+        signal,
+      );
       return job;
     } catch (err) {
       // Created by an earlier pass whose status write was lost: the same run, not a new one.
       if (!isAlreadyExists(err)) throw err;
-      return this.#d.client.get<Job>(CRAWLJOBS, namespace, name);
+      return this.#d.client.get<Job>(CRAWLJOBS, namespace, name, { signal });
     }
   }
 
@@ -271,27 +284,31 @@ export class CrawlScheduleReconciler {
    * stop counting them as active. Not pruned in this pass: they are still stopping.
    */
   async #replaceActive(pass: Pass, replacement: string): Promise<void> {
-    const { schedule, children, logger } = pass;
+    const { schedule, children, logger, signal } = pass;
     for (const job of children.active) {
       const { namespace, name } = job.metadata as { namespace: string; name: string };
-      await this.#d.client.patch(CRAWLJOBS, namespace, name, {
-        metadata: { annotations: { [REPLACED_BY_ANNOTATION]: replacement } },
-        spec: { stop: true },
-      });
+      await this.#d.client.patch(
+        CRAWLJOBS,
+        namespace,
+        name,
+        { metadata: { annotations: { [REPLACED_BY_ANNOTATION]: replacement } }, spec: { stop: true } },
+        { signal },
+      );
       logger.info(`Stopping CrawlJob ${namespace}/${name}: replaced by ${replacement}`);
       await this.#d.events.record(
         schedule,
         "Normal",
         "SuccessfulReplace",
         `Stopping CrawlJob ${name}: replaced by ${replacement} (concurrencyPolicy Replace)`,
+        signal,
       );
     }
     children.active = [];
   }
 
   /** Writes the status when it changed (an update with the resourceVersion read: 409 retries the reconcile). */
-  async #writeStatus({ schedule, status }: Pass): Promise<void> {
+  async #writeStatus({ schedule, status, signal }: Pass): Promise<void> {
     if (isDeepStrictEqual(status, schedule.status ?? {})) return;
-    await this.#d.client.updateStatus<Schedule>(CRAWLSCHEDULES, { ...schedule, status });
+    await this.#d.client.updateStatus<Schedule>(CRAWLSCHEDULES, { ...schedule, status }, { signal });
   }
 }

@@ -2,8 +2,9 @@
 // Redirects are not followed (Standard Webhooks: a 3xx is a failure; update
 // the URL instead), the whole exchange has one deadline, and only the first
 // bytes of an error body are kept for status.lastError.
-import { type Dispatcher, request, errors as undiciErrors } from "undici";
+import type { Dispatcher } from "undici";
 import { parseRetryAfter } from "../../lib/retry-after.ts";
+import { request, errors as undiciErrors } from "../../lib/undici.ts";
 import type { AttemptOutcome } from "./state.ts";
 
 interface WebhookRequest {

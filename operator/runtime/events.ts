@@ -35,8 +35,8 @@ export class EventRecorder {
     this.#log = options.logger;
   }
 
-  /** Never throws: an Event that cannot be written is logged, not fatal. */
-  async record(obj: KubeObject, type: EventType, reason: string, message: string): Promise<void> {
+  /** Never throws: an Event that cannot be written is logged, not fatal. `signal` is the reconcile's. */
+  async record(obj: KubeObject, type: EventType, reason: string, message: string, signal?: AbortSignal): Promise<void> {
     const namespace = obj.metadata.namespace ?? "default";
     const key = `${obj.metadata.uid}|${type}|${reason}|${message}`;
     const now = new Date();
@@ -46,32 +46,42 @@ export class EventRecorder {
       if (seen && now.getTime() - seen.at < AGGREGATE_WINDOW_MS) {
         seen.count += 1;
         seen.at = now.getTime();
-        await this.#client.patch(EVENTS, seen.namespace, seen.name, { count: seen.count, lastTimestamp: timestamp });
+        await this.#client.patch(
+          EVENTS,
+          seen.namespace,
+          seen.name,
+          { count: seen.count, lastTimestamp: timestamp },
+          { signal },
+        );
         return;
       }
       const name = `${obj.metadata.name}.${randomBytes(8).toString("hex")}`;
-      await this.#client.create(EVENTS, {
-        apiVersion: "v1",
-        kind: "Event",
-        metadata: { name, namespace },
-        involvedObject: {
-          apiVersion: obj.apiVersion,
-          kind: obj.kind,
-          name: obj.metadata.name,
-          namespace,
-          uid: obj.metadata.uid,
-          resourceVersion: obj.metadata.resourceVersion,
+      await this.#client.create(
+        EVENTS,
+        {
+          apiVersion: "v1",
+          kind: "Event",
+          metadata: { name, namespace },
+          involvedObject: {
+            apiVersion: obj.apiVersion,
+            kind: obj.kind,
+            name: obj.metadata.name,
+            namespace,
+            uid: obj.metadata.uid,
+            resourceVersion: obj.metadata.resourceVersion,
+          },
+          type,
+          reason,
+          message: message.slice(0, 1024),
+          count: 1,
+          firstTimestamp: timestamp,
+          lastTimestamp: timestamp,
+          source: { component: this.#component, host: this.#host },
+          reportingComponent: this.#component,
+          reportingInstance: this.#host,
         },
-        type,
-        reason,
-        message: message.slice(0, 1024),
-        count: 1,
-        firstTimestamp: timestamp,
-        lastTimestamp: timestamp,
-        source: { component: this.#component, host: this.#host },
-        reportingComponent: this.#component,
-        reportingInstance: this.#host,
-      });
+        { signal },
+      );
       if (this.#recent.size >= MAX_REMEMBERED) this.#recent.delete(this.#recent.keys().next().value as string);
       this.#recent.set(key, { name, namespace, count: 1, at: now.getTime() });
     } catch (err) {

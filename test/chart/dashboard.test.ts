@@ -1,11 +1,12 @@
 // The chart's Grafana dashboard and alerts query only metrics the operator
 // exports: every panel's (and template variable's) PromQL is parsed for metric
-// names, which must be in the operator's prom-client registry.
+// names, which must be in the operator's prom-client registry or among the
+// per-CrawlJob metrics /metrics appends.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import "../../operator/crawljob-metrics.ts";
+import { CRAWLJOB_METRICS } from "../../operator/crawljob-metrics.ts";
 import { registry } from "../../operator/metrics.ts";
 import { chartDir } from "./helm.ts";
 
@@ -18,7 +19,7 @@ interface Panel {
 
 /** Names a scrape of the operator shows (a histogram's series carry _bucket, _sum and _count). */
 async function exportedNames(): Promise<Set<string>> {
-  const names = new Set<string>();
+  const names = new Set<string>(Object.keys(CRAWLJOB_METRICS));
   for (const m of await registry.getMetricsAsJSON()) {
     names.add(m.name);
     if (String(m.type) === "histogram") for (const s of ["_bucket", "_sum", "_count"]) names.add(m.name + s);

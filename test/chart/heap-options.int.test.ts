@@ -1,6 +1,7 @@
 // The operator container's NODE_OPTIONS (issue 13): a 1 MB young generation,
 // and an old space of 75% of the memory limit in every quantity form; none
-// without a limit; an extraEnv NODE_OPTIONS replaces the chart's.
+// without a limit; MALLOC_ARENA_MAX=2; an extraEnv entry of either name
+// replaces the chart's.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { only, render } from "./helm.ts";
@@ -21,7 +22,7 @@ async function operatorEnv(values: Record<string, unknown>): Promise<EnvVar[]> {
 
 const nodeOptions = (env: EnvVar[]) => env.filter((e) => e.name === "NODE_OPTIONS").map((e) => e.value);
 
-describe("chart: the operator's NODE_OPTIONS", () => {
+describe("chart: the operator's NODE_OPTIONS and MALLOC_ARENA_MAX", () => {
   for (const [limit, oldSpace] of [
     [undefined, 384], // the default 512Mi
     ["1Gi", 768],
@@ -38,6 +39,12 @@ describe("chart: the operator's NODE_OPTIONS", () => {
   it("sets only the young generation without a memory limit", async () => {
     const env = await operatorEnv({ "resources.limits": null });
     assert.deepEqual(nodeOptions(env), ["--max-semi-space-size=1"]);
+  });
+
+  it("limits glibc to 2 malloc arenas, unless extraEnv sets MALLOC_ARENA_MAX", async () => {
+    const arenas = (env: EnvVar[]) => env.filter((e) => e.name === "MALLOC_ARENA_MAX").map((e) => e.value);
+    assert.deepEqual(arenas(await operatorEnv({})), ["2"]);
+    assert.deepEqual(arenas(await operatorEnv({ extraEnv: [{ name: "MALLOC_ARENA_MAX", value: "4" }] })), ["4"]);
   });
 
   it("leaves NODE_OPTIONS to extraEnv when it sets one", async () => {

@@ -4,7 +4,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { KubeObject } from "../../kube/client.ts";
-import { crawlJobsBySecretIndex, secretKeysTransform } from "../../operator/crawljob/caches.ts";
+import {
+  configMapDigestTransform,
+  crawlJobsBySecretIndex,
+  dataDigest,
+  secretKeysTransform,
+} from "../../operator/crawljob/caches.ts";
 import { validateCrawlJob } from "../../operator/crawljob/validate.ts";
 import { controllerUid, Index } from "../../operator/runtime/index.ts";
 import { crawlJob, crawlJobSpec } from "./fixtures.ts";
@@ -82,6 +87,21 @@ test("the Secret cache keeps names and key names, never a value", () => {
     keys: ["accessKeyId", "secretAccessKey"],
   });
   assert.doesNotMatch(JSON.stringify(cached), /c2VjcmV0|QUtJQQ/);
+});
+
+test("the spec ConfigMap cache keeps a digest of the data: equal for equal data in any key order, else not", () => {
+  const cm = (data: Record<string, string>) => ({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "books-spec", namespace: "crawl" },
+    data,
+  });
+  const cached = configMapDigestTransform(cm({ "crawljob.json": "{}", other: "x" }));
+  assert.deepEqual(Object.keys(cached).sort(), ["apiVersion", "dataDigest", "kind", "metadata"]);
+  assert.equal(cached.dataDigest, dataDigest({ other: "x", "crawljob.json": "{}" }));
+  assert.notEqual(cached.dataDigest, dataDigest({ "crawljob.json": "{}", other: "y" }));
+  assert.notEqual(dataDigest({ a: "b" }), dataDigest({ ab: "" }), "keys and values do not run together");
+  assert.equal(configMapDigestTransform(cm({})).dataDigest, dataDigest(undefined));
 });
 
 test("a Secret maps to exactly the CrawlJobs whose spec names it, in their namespace", () => {

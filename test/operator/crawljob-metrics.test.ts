@@ -5,8 +5,7 @@ import { describe, it } from "node:test";
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import type { KubeObject } from "../../kube/client.ts";
-import { CRAWLJOB_METRICS, observeCrawlJobs } from "../../operator/crawljob-metrics.ts";
-import { registry } from "../../operator/metrics.ts";
+import { CRAWLJOB_METRICS, observeCrawlJobs, writeCrawlJobMetrics } from "../../operator/crawljob-metrics.ts";
 import { crawlFeed, crawlJob } from "./fixtures.ts";
 
 type Job = CrawlJob & KubeObject;
@@ -14,10 +13,19 @@ type Feed = CrawlFeed & KubeObject;
 
 const cache = <T>(items: T[]) => ({ list: (filter?: (o: T) => boolean) => (filter ? items.filter(filter) : items) });
 
-/** name{labels} → value, from the registry's text output. */
+/** What /metrics appends to the registry's text. */
+function text(): string {
+  let out = "";
+  writeCrawlJobMetrics((chunk) => {
+    out += chunk;
+  });
+  return out;
+}
+
+/** name{labels} → value, from the text output. */
 async function scrape(): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  for (const line of (await registry.metrics()).split("\n")) {
+  for (const line of text().split("\n")) {
     const m = /^(feedcrawl_crawljob_[a-z_]+)\{namespace="([^"]+)",crawljob="([^"]+)"\} (\S+)$/.exec(line);
     if (m) out.set(`${m[1]}{${m[2]}/${m[3]}}`, Number(m[4]));
   }
@@ -102,6 +110,29 @@ describe("per-CrawlJob metrics", () => {
     }
   });
 
+  it("reads the caches once per scrape, not once per metric (issue 13: a scrape of 1,000 CrawlJobs)", async () => {
+    const reads = { jobs: 0, feeds: 0 };
+    const counted = <T>(items: T[], key: keyof typeof reads) => ({
+      list: () => {
+        reads[key] += 1;
+        return items;
+      },
+    });
+    const stop = observeCrawlJobs({
+      crawlJobs: counted([running], "jobs"),
+      crawlFeeds: counted(feeds, "feeds"),
+      active: () => true,
+    });
+    try {
+      assert.equal((await scrape()).get("feedcrawl_crawljob_pages_total{shop/books}"), 110);
+      assert.deepEqual(reads, { jobs: 1, feeds: 1 });
+      await scrape();
+      assert.deepEqual(reads, { jobs: 2, feeds: 2 }, "the next scrape reads them again");
+    } finally {
+      stop();
+    }
+  });
+
   it("labels are namespace and crawljob only; a standby (not leading) exports nothing", async () => {
     const stop = observeCrawlJobs({ crawlJobs: cache([running]), active: () => false });
     try {
@@ -109,12 +140,15 @@ describe("per-CrawlJob metrics", () => {
     } finally {
       stop();
     }
-    for (const metric of (await registry.getMetricsAsJSON()).filter((x) => x.name in CRAWLJOB_METRICS)) {
-      assert.ok(metric.name.startsWith("feedcrawl_crawljob_"));
+    for (const [name, [type]] of Object.entries(CRAWLJOB_METRICS)) {
+      assert.ok(name.startsWith("feedcrawl_crawljob_"));
+      assert.match(text(), new RegExp(`^# TYPE ${name} ${type}$`, "m"), "HELP and TYPE even with no series");
     }
     const stopLeader = observeCrawlJobs({ crawlJobs: cache([running]), active: () => true });
     try {
-      const series = (await registry.metrics()).split("\n").filter((l) => l.startsWith("feedcrawl_crawljob_"));
+      const series = text()
+        .split("\n")
+        .filter((l) => l.startsWith("feedcrawl_crawljob_"));
       assert.ok(series.length > 0);
       for (const line of series)
         assert.match(line, /^feedcrawl_crawljob_[a-z_]+\{namespace="[^"]+",crawljob="[^"]+"\} /);

@@ -21,6 +21,8 @@ import {
   ROLES,
   SERVICEACCOUNTS,
 } from "../../kube/resources.ts";
+import { specConfigMap, specConfigMapName } from "../../operator/crawljob/children.ts";
+import { SPEC_KEY } from "../../operator/crawljob/runner-pod.ts";
 import { adminKubeConfig } from "../platform/env.ts";
 import { createNamespace, type Disposable, eventually, kubectl } from "../platform/fixtures.ts";
 import {
@@ -325,6 +327,25 @@ describe("CrawlJob lifecycle (kubelet and Job controller played by the test)", (
       "Job suspended",
       async () => (await client.get<Any & KubeObject>(JOBS, ns.name, "pause-runner")).spec.suspend === true,
     );
+  });
+
+  test("a stale spec snapshot of a job with no runner yet is rewritten before the runner starts", async () => {
+    const job = await createCrawlJob(client, ns.name, "stale", spec({ suspend: true }));
+    await eventually("RunnerReady=False/Suspended", async () => {
+      const j = await readCrawlJob(client, ns.name, "stale");
+      return condition(j, "RunnerReady")?.reason === "Suspended";
+    });
+    // Left by an earlier pass whose Job create failed: the operator's, owned by this job, another generation's spec.
+    await client.create(CONFIGMAPS, {
+      ...specConfigMap(job),
+      data: { [SPEC_KEY]: '{"spec":"of another generation"}' },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1_000)); // in the operator's (digest-only) cache
+    await client.patch(CRAWLJOBS, ns.name, "stale", { spec: { suspend: false } });
+    await eventually("the runner Job", () => client.getOrUndefined(JOBS, ns.name, "stale-runner"));
+    const cm = await client.get<Any & KubeObject>(CONFIGMAPS, ns.name, specConfigMapName("stale"));
+    const running = await readCrawlJob(client, ns.name, "stale");
+    assert.deepEqual(cm.data, specConfigMap(running).data);
   });
 
   test("mode onCompletion: one crawl.completed event once the runner finished, then Succeeded", async () => {

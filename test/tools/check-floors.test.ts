@@ -38,6 +38,17 @@ describe("check-floors", () => {
     ]);
   });
 
+  it("undici: types anywhere, its index loaded nowhere, its files only by lib/undici.ts", () => {
+    const files = tree({
+      "lib/undici.ts": 'import api from "undici/lib/api/index.js";\nimport type * as U from "undici";\n',
+      "kube/k.ts": 'import type { Dispatcher } from "undici";\nimport { request } from "../lib/undici.ts";\n',
+      "net/n.ts": 'import { Agent } from "undici";\n',
+      "runner/r.ts": 'import Agent from "undici/lib/dispatcher/agent.js";\n',
+    });
+    const found = crossings(files, root).map((c) => `${c.file}:${c.line} ${c.specifier}`);
+    assert.deepEqual(found.sort(), ["net/n.ts:1 undici", "runner/r.ts:1 undici/lib/dispatcher/agent.js"]);
+  });
+
   it("finds nothing in the project itself", () => {
     const project = resolve(import.meta.dirname, "../..");
     const files = ["crds", "lib", "net", "kube", "spec", "runner", "operator", "bin"].flatMap((d) =>
