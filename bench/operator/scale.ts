@@ -742,7 +742,7 @@ export function operatorMarkdown(r: OperatorResult): string {
           "the status a delivered webhook leaves (Delivered, 1 attempt, 200), and the job's `status.shardProgress`. The " +
           "operator then starts into it (what a restarted or failed-over operator finds): reconcile time, jobs/s and CPU " +
           "count from its start; idle = the same build on the still-empty namespace; peak = VmHWM. Each build runs as it " +
-          "shipped, with the NODE_OPTIONS named in its row."
+          "shipped, with the NODE_OPTIONS (and MALLOC_ARENA_MAX) named in its row."
         : "Jobs are created 16 at a time while the operator runs."),
   );
   lines.push("");
