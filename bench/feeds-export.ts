@@ -9,7 +9,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { pino } from "pino";
-import type { FeedFormat } from "../crds/schema/feeds.ts";
+import type { FeedFormat } from "../crds/schema/names.ts";
 import { createFeedExporter } from "../runner/feeds/exporter.ts";
 
 const { values } = parseArgs({

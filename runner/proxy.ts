@@ -11,12 +11,8 @@
 // Proxy-Authorization to every proxy; they are never logged.
 import net from "node:net";
 import ipaddr from "ipaddr.js";
-import {
-  PROXY_CREDENTIALS_ENV,
-  PROXY_PASSWORD_ENV,
-  PROXY_USERNAME_ENV,
-  type ProxySettings,
-} from "../crds/schema/spider.ts";
+import { PROXY_CREDENTIALS_ENV, PROXY_PASSWORD_ENV, PROXY_USERNAME_ENV } from "../crds/schema/names.ts";
+import type { ProxySettings } from "../crds/schema/spider.ts";
 import { Dispatcher, ProxyAgent } from "../lib/undici.ts";
 import {
   AddressBlockedError,

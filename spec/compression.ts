@@ -1,7 +1,7 @@
 // The postprocessing (compression) chain's names: Content-Encoding, file
 // extension, level ranges. Pure tables, shared by validation and the exporter;
 // the compressors themselves live in runner/feeds/postprocessing.ts.
-import type { Postprocessor } from "../crds/schema/feeds.ts";
+import type { Postprocessor } from "../crds/schema/names.ts";
 
 const CONTENT_ENCODING: Record<Postprocessor, string> = { gzip: "gzip", brotli: "br", zstd: "zstd" };
 const FILE_EXTENSION: Record<Postprocessor, string> = { gzip: ".gz", brotli: ".br", zstd: ".zst" };

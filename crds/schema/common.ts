@@ -1,7 +1,6 @@
 // What the CRD schemas and the code around them share, without TypeBox (the
 // operator loads this): the API group, field errors, the custom object shape,
 // CEL rules. The TypeBox builders are in builders.ts.
-export type { SecretKeyRef } from "./builders.ts";
 
 /** One validation problem, named by its field path (e.g. `spec.feeds["s3://…"].format`). */
 export interface FieldError {

@@ -73,5 +73,3 @@ export const CrawlFeedStatus = Type.Object({
 export type CrawlFeedStatus = Type.Static<typeof CrawlFeedStatus>;
 
 export type CrawlFeed = CustomObject<"CrawlFeed", CrawlFeedSpec, CrawlFeedStatus>;
-
-export { CRAWLJOB_LABEL, REDELIVER_ANNOTATION, SHARD_LABEL } from "./names.ts";

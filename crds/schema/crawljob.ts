@@ -72,8 +72,6 @@ const batchedFeedRule = cel({
 // without one: refused at apply time rather than failed at run time. The
 // operator checks it again for CrawlJobs stored before this rule
 // (operator/crawljob/validate.ts).
-export { FEEDS_REQUIRED_MESSAGE };
-
 const feedsRequiredRule = {
   rule: "has(self.feeds) && size(self.feeds) > 0",
   message: FEEDS_REQUIRED_MESSAGE,

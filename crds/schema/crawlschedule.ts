@@ -7,13 +7,6 @@ import { StringEnum } from "./builders.ts";
 import { type CustomObject, cel } from "./common.ts";
 import { Condition, CrawlJobSpec } from "./crawljob.ts";
 
-export {
-  CRAWLSCHEDULE_LABEL,
-  REPLACED_BY_ANNOTATION,
-  RUN_NOW_ANNOTATION,
-  SCHEDULED_TIME_ANNOTATION,
-} from "./names.ts";
-
 /** Scheduled runs are named <schedule>-<minutes since the epoch>, run-now ones <schedule>-now-<8 hex>: ≤ 56. */
 export const MAX_SCHEDULE_NAME = 42;
 

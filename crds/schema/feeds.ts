@@ -3,10 +3,8 @@
 import Type from "typebox";
 import { SecretKeyRef, StringEnum } from "./builders.ts";
 import { cel } from "./common.ts";
-
 import { FEED_FORMATS, POSTPROCESSORS } from "./names.ts";
 
-export { FEED_FORMATS, type FeedFormat, POSTPROCESSORS, type Postprocessor } from "./names.ts";
 /**
  * Output encodings (Python codec names where they differ only in spelling): JSON and XML
  * escape what the encoding cannot hold; CSV drops such items. Beyond utf-8, latin1 and

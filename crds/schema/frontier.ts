@@ -5,16 +5,7 @@
 // it never passes through the operator, the CrawlJob or a log.
 import Type from "typebox";
 import { Name } from "./builders.ts";
-
 import { DEFAULT_LEASE_SECONDS, DEFAULT_REDIS_URL_KEY } from "./names.ts";
-
-export {
-  DEFAULT_LEASE_SECONDS,
-  DEFAULT_REDIS_URL_KEY,
-  FRONTIER_JOB_ENV,
-  FRONTIER_LEASE_ENV,
-  FRONTIER_REDIS_URL_ENV,
-} from "./names.ts";
 
 export const RedisFrontierSpec = Type.Object(
   {

@@ -1,8 +1,8 @@
 // Names and defaults the CRDs share with the code around them: labels,
 // annotations, env names, defaults, enum values. No TypeBox here: the
 // operator imports these without loading the schema builder (~15 MB RSS),
-// since the API server already enforced the schema. The schema files
-// re-export them, so either import works.
+// since the API server already enforced the schema. Everything imports them
+// from here, the schema files too.
 
 // CrawlFeed (crawlfeed.ts)
 /** Labels every CrawlFeed carries (the runner sets them; the operator selects by them). */

@@ -6,15 +6,7 @@
 import Type from "typebox";
 import { Name, StringEnum } from "./builders.ts";
 import { cel } from "./common.ts";
-
 import {
-  DEFAULT_TERMINATION_GRACE_SECONDS,
-  DEFAULT_TMP_SIZE_LIMIT,
-  RESERVED_ENV_NAMES,
-  RESERVED_ENV_PREFIX,
-} from "./names.ts";
-
-export {
   DEFAULT_TERMINATION_GRACE_SECONDS,
   DEFAULT_TMP_SIZE_LIMIT,
   RESERVED_ENV_NAMES,

@@ -120,8 +120,6 @@ export const ProxyCredentialsSecretRef = Type.Object(
 );
 export type ProxyCredentialsSecretRef = Type.Static<typeof ProxyCredentialsSecretRef>;
 
-export { PROXY_CREDENTIALS_ENV, PROXY_PASSWORD_ENV, PROXY_USERNAME_ENV, SPIDER_MODULE_MOUNT_PATH } from "./names.ts";
-
 export const ProxySettings = Type.Object(
   {
     urls: Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), {

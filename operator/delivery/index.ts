@@ -24,7 +24,7 @@
 // target.ts holds the write-or-reread loop.
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import type { SecretKeyRef } from "../../crds/schema/common.ts";
+import type { SecretKeyRef } from "../../crds/schema/builders.ts";
 import type { CrawlFeed, DeliveryStatus } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import { REDELIVER_ANNOTATION } from "../../crds/schema/names.ts";

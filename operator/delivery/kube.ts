@@ -6,7 +6,7 @@
 // with the read resourceVersion), and they touch no other status field (the
 // CrawlJob's status is shared with the runners and the CrawlJob reconcile).
 // Events go through operator/runtime/events.ts's EventRecorder.
-import type { SecretKeyRef } from "../../crds/schema/common.ts";
+import type { SecretKeyRef } from "../../crds/schema/builders.ts";
 import type { CrawlFeed, DeliveryStatus } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
 import { KubeClient, type KubeObject } from "../../kube/client.ts";

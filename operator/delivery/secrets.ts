@@ -2,7 +2,7 @@
 // burst of feeds of one CrawlJob reads its Secret once, and a rotated secret
 // is in use within SECRET_CACHE_MS. Failures are not cached.
 import type { Webhook } from "standardwebhooks";
-import type { SecretKeyRef } from "../../crds/schema/common.ts";
+import type { SecretKeyRef } from "../../crds/schema/builders.ts";
 import { DEFAULT_SECRET_KEY, SigningSecretError } from "./kube.ts";
 import { webhookSigner } from "./signing.ts";
 

@@ -15,16 +15,17 @@ import { parseArgs } from "node:util";
 import { type Logger, pino } from "pino";
 import type { FeedClosed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJobSpec, CrawlStats } from "../../crds/schema/crawljob.ts";
-import { CRAWLSCHEDULE_LABEL, SCHEDULED_TIME_ANNOTATION } from "../../crds/schema/crawlschedule.ts";
 import type { Feeds, StorageSpec } from "../../crds/schema/feeds.ts";
 import {
+  CRAWLSCHEDULE_LABEL,
   DEFAULT_LEASE_SECONDS,
   FRONTIER_JOB_ENV,
   FRONTIER_LEASE_ENV,
   FRONTIER_REDIS_URL_ENV,
-} from "../../crds/schema/frontier.ts";
+  SCHEDULED_TIME_ANNOTATION,
+  SPIDER_MODULE_MOUNT_PATH,
+} from "../../crds/schema/names.ts";
 import type { SpiderSpec } from "../../crds/schema/spider.ts";
-import { SPIDER_MODULE_MOUNT_PATH } from "../../crds/schema/spider.ts";
 import { type KubeConfig, loadKubeConfig } from "../../kube/kubeconfig.ts";
 import { cgroupMemoryPeakBytes } from "../../lib/cgroup-memory.ts";
 import { DeltaRun } from "../delta/delta-run.ts";

@@ -3,7 +3,7 @@
 // the chain (spec/compression.ts); the reported `compression` is the same list.
 import type { Transform } from "node:stream";
 import zlib from "node:zlib";
-import type { Postprocessor } from "../../crds/schema/feeds.ts";
+import type { Postprocessor } from "../../crds/schema/names.ts";
 import { levelRange } from "../../spec/compression.ts";
 
 /** One compressor per postprocessing step, in order. Level defaults: gzip 6, brotli 4, zstd 3 (fast enough to keep up with a crawl). */

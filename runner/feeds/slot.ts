@@ -3,7 +3,8 @@
 // batches still being stored. Operations on a slot run one at a time, in order.
 import type { Logger } from "pino";
 import type { FeedClosed } from "../../crds/schema/crawlfeed.ts";
-import type { FeedOptions, Postprocessor } from "../../crds/schema/feeds.ts";
+import type { FeedOptions } from "../../crds/schema/feeds.ts";
+import type { Postprocessor } from "../../crds/schema/names.ts";
 import { compressionName, contentEncoding } from "../../spec/compression.ts";
 import { parseFeedLocation } from "../../spec/feed-location.ts";
 import {

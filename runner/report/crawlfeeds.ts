@@ -11,8 +11,9 @@
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import { API_VERSION } from "../../crds/schema/common.ts";
-import { CRAWLJOB_LABEL, type CrawlFeed, type FeedClosed, SHARD_LABEL } from "../../crds/schema/crawlfeed.ts";
+import type { CrawlFeed, FeedClosed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
+import { CRAWLJOB_LABEL, SHARD_LABEL } from "../../crds/schema/names.ts";
 import { describeError, isConflict } from "../../kube/errors.ts";
 import { backoffDelayMs } from "../../lib/backoff.ts";
 import { sleep } from "../../lib/sleep.ts";

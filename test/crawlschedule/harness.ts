@@ -5,7 +5,8 @@
 import { join } from "node:path";
 import { pino } from "pino";
 import type { CrawlJobSpec } from "../../crds/schema/crawljob.ts";
-import { CRAWLSCHEDULE_LABEL, type CrawlScheduleSpec } from "../../crds/schema/crawlschedule.ts";
+import type { CrawlScheduleSpec } from "../../crds/schema/crawlschedule.ts";
+import { CRAWLSCHEDULE_LABEL } from "../../crds/schema/names.ts";
 import type { KubeClient, KubeObject } from "../../kube/client.ts";
 import { CRAWLJOBS, CRAWLSCHEDULES, EVENTS } from "../../kube/resources.ts";
 import type { Job, Schedule } from "../../operator/crawlschedule/jobs.ts";

@@ -2,7 +2,7 @@
 // the runs sorted into active/succeeded/failed, and what the history limits prune.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { REPLACED_BY_ANNOTATION, SCHEDULED_TIME_ANNOTATION } from "../../crds/schema/crawlschedule.ts";
+import { REPLACED_BY_ANNOTATION, SCHEDULED_TIME_ANNOTATION } from "../../crds/schema/names.ts";
 import {
   buildCrawlJob,
   classify,

@@ -2,7 +2,7 @@
 // manager wiring of operator/crawlschedule/setup.ts and crawljob-metrics.ts).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { RUN_NOW_ANNOTATION } from "../../crds/schema/crawlschedule.ts";
+import { RUN_NOW_ANNOTATION } from "../../crds/schema/names.ts";
 import { KubeClient } from "../../kube/client.ts";
 import { CRAWLJOBS, CRAWLSCHEDULES } from "../../kube/resources.ts";
 import { crawlJobSpec } from "../operator/fixtures.ts";

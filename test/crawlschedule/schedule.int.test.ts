@@ -8,13 +8,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
+import type { CrawlScheduleSpec } from "../../crds/schema/crawlschedule.ts";
 import {
   CRAWLSCHEDULE_LABEL,
-  type CrawlScheduleSpec,
   REPLACED_BY_ANNOTATION,
   RUN_NOW_ANNOTATION,
   SCHEDULED_TIME_ANNOTATION,
-} from "../../crds/schema/crawlschedule.ts";
+} from "../../crds/schema/names.ts";
 import { KubeClient } from "../../kube/client.ts";
 import { CRAWLJOBS, CRAWLSCHEDULES } from "../../kube/resources.ts";
 import { createCrawlScheduleReconciler, MAX_REQUEUE_MS } from "../../operator/crawlschedule/reconciler.ts";

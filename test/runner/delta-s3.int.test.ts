@@ -13,7 +13,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { pino } from "pino";
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob } from "../../crds/schema/crawljob.ts";
-import { CRAWLSCHEDULE_LABEL } from "../../crds/schema/crawlschedule.ts";
+import { CRAWLSCHEDULE_LABEL } from "../../crds/schema/names.ts";
 import { deltaStore, runShard, type SpecSnapshot } from "../../runner/cli/run.ts";
 import { Crawler } from "../../runner/crawler.ts";
 import { DeltaRun } from "../../runner/delta/delta-run.ts";

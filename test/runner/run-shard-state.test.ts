@@ -14,7 +14,7 @@ import { after, before, test } from "node:test";
 import { pino } from "pino";
 import type { CrawlFeed } from "../../crds/schema/crawlfeed.ts";
 import type { CrawlJob, CrawlJobStatus } from "../../crds/schema/crawljob.ts";
-import { FRONTIER_REDIS_URL_ENV } from "../../crds/schema/frontier.ts";
+import { FRONTIER_REDIS_URL_ENV } from "../../crds/schema/names.ts";
 import { KubeApiError } from "../../kube/errors.ts";
 import { main, runShard, type SpecSnapshot } from "../../runner/cli/run.ts";
 import { Crawler } from "../../runner/crawler.ts";

@@ -1,5 +1,5 @@
 // Picks the encoder for a feed's `format` (jsonl and jl are jsonlines, as in Scrapy).
-import type { FeedFormat } from "../../../crds/schema/feeds.ts";
+import type { FeedFormat } from "../../../crds/schema/names.ts";
 import { createCsvEncoder } from "./csv.ts";
 import type { EncoderOptions, ItemEncoder } from "./encoder.ts";
 import { createJsonEncoder } from "./json.ts";
