@@ -25,14 +25,12 @@ import { canonicalFeed, checkLoadable, type FeedSources, feedLines } from "./fee
 import { PostgresStore } from "./stores/postgres.ts";
 import { SqliteStore } from "./stores/sqlite.ts";
 import type { IngestStore } from "./stores/store.ts";
-import { type Feed, feedsOf, verifyEvent, webhookVerifier } from "./webhook.ts";
+import { type Feed, feedsOf, TIMESTAMP_TOLERANCE_S, verifyEvent, webhookKey } from "./webhook.ts";
 
 /** Larger than any event the operator sends (a crawl.completed lists ~400 bytes per feed). */
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 /** Bodies read at once before their signature is checked: at most this × MAX_BODY_BYTES in memory. */
 const MAX_BODY_READS = 4;
-/** Standard Webhooks' tolerance for webhook-timestamp. */
-const TIMESTAMP_TOLERANCE_S = 5 * 60;
 
 /**
  * Why the request cannot be a signed webhook, from its headers alone: the
@@ -127,7 +125,7 @@ export async function createIngestBackend(
   options: IngestBackendOptions = {},
 ): Promise<IngestBackend> {
   const logger = options.logger ?? pino({ level: config.logLevel, name: "ingest-backend" });
-  const verifier = webhookVerifier(config.webhookSecret);
+  const signingKey = webhookKey(config.webhookSecret);
   const store = createStore(config, logger);
   await store.migrate();
   const s3 =
@@ -156,7 +154,7 @@ export async function createIngestBackend(
     let webhookId: string | undefined;
     try {
       const body = await bodyReads.run(() => readBody(req));
-      const verified = verifyEvent(verifier, body, req.headers);
+      const verified = verifyEvent(signingKey, body, req.headers);
       webhookId = verified.webhookId;
       const feeds: Feed[] = [];
       for (const feed of feedsOf(verified.event)) {

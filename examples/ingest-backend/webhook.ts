@@ -1,7 +1,7 @@
 // The bulk-ingest webhook as a backend sees it: verify the Standard Webhooks
 // signature on the exact bytes received, then parse and check the event.
 
-import { Webhook, WebhookVerificationError } from "standardwebhooks";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import Type from "typebox";
 import { Compile } from "typebox/compile";
 import { badRequest, unauthorized } from "./errors.ts";
@@ -51,39 +51,61 @@ const CrawlCompleted = Type.Object({
 export type WebhookEvent = Type.Static<typeof FeedClosed> | Type.Static<typeof CrawlCompleted>;
 const checkers = { "feed.closed": Compile(FeedClosed), "crawl.completed": Compile(CrawlCompleted) };
 
+/** Standard Webhooks' tolerance for webhook-timestamp: a replayed or delayed request is refused. */
+export const TIMESTAMP_TOLERANCE_S = 5 * 60;
+
 /**
- * The verifier for the shared secret, read the way the operator reads it: a
- * value starting with `whsec_` is a Standard Webhooks secret (base64 after
- * the prefix); anything else is used as raw key bytes (UTF-8).
+ * The HMAC key for the shared secret, read the way the operator's signer
+ * (the `standardwebhooks` library) reads it: a value starting with `whsec_`
+ * is a Standard Webhooks secret (base64 after the prefix); anything else is
+ * used as raw key bytes (UTF-8).
  */
-export function webhookVerifier(secret: string): Webhook {
+export function webhookKey(secret: string): Buffer {
   const text = secret.trim();
-  if (text.startsWith("whsec_")) return new Webhook(text);
-  return new Webhook(new Uint8Array(Buffer.from(secret, "utf8")), { format: "raw" });
+  const key = text.startsWith("whsec_") ? Buffer.from(text.slice(6), "base64") : Buffer.from(secret, "utf8");
+  if (key.length === 0) throw new Error("WEBHOOK_SECRET is empty");
+  return key;
 }
 
 /**
- * Verifies the signature and timestamp (±5 minutes: a replayed or delayed
- * request is refused) and returns the event. 401 for a bad or stale
- * signature, 400 for a body that is not a well-formed event.
+ * Checks Standard Webhooks' v1 signature: HMAC-SHA256 of `id.timestamp.body`,
+ * one of the space-separated `v1,<base64>` entries. Hashed with node:crypto
+ * over the body's bytes: the standardwebhooks library's `verify` decodes the
+ * body to a string, builds a second one, encodes it again and hashes in
+ * JavaScript — 265 ms and ~24 MiB of garbage per 8 MiB body, which a client
+ * with forged headers could make the backend spend at will.
+ */
+function signatureProblem(key: Buffer, id: string, timestamp: string, signatures: string, body: Buffer) {
+  if (!/^\d{1,12}$/.test(timestamp)) return "Invalid Signature Headers";
+  const age = Date.now() / 1000 - Number(timestamp);
+  if (age > TIMESTAMP_TOLERANCE_S) return "Message timestamp too old";
+  if (age < -TIMESTAMP_TOLERANCE_S) return "Message timestamp too new";
+  const expected = createHmac("sha256", key).update(`${id}.${timestamp}.`).update(body).digest();
+  for (const entry of signatures.split(" ")) {
+    const [version, signature] = entry.split(",");
+    if (version !== "v1" || signature === undefined) continue;
+    const given = Buffer.from(signature, "base64");
+    if (given.length === expected.length && timingSafeEqual(given, expected)) return undefined;
+  }
+  return "No matching signature found";
+}
+
+/**
+ * Verifies the signature and timestamp (±5 minutes) and returns the event.
+ * 401 for a missing, bad or stale signature, 400 for a body that is not a
+ * well-formed event.
  */
 export function verifyEvent(
-  verifier: Webhook,
+  key: Buffer,
   body: Buffer,
   headers: Record<string, string | string[] | undefined>,
 ): { webhookId: string; event: WebhookEvent } {
-  const flat: Record<string, string> = {};
-  for (const name of ["webhook-id", "webhook-timestamp", "webhook-signature"]) {
-    const value = headers[name];
-    if (typeof value === "string") flat[name] = value;
-  }
-  try {
-    verifier.verify(body, flat, { jsonParse: false });
-  } catch (err) {
-    if (err instanceof WebhookVerificationError) throw unauthorized(`Webhook signature rejected: ${err.message}`);
-    throw err;
-  }
-  const webhookId = flat["webhook-id"] as string;
+  const [id, timestamp, signatures] = ["webhook-id", "webhook-timestamp", "webhook-signature"].map((name) =>
+    typeof headers[name] === "string" ? headers[name] : undefined,
+  );
+  if (!id || !timestamp || !signatures) throw unauthorized("Webhook signature rejected: Missing required headers");
+  const problem = signatureProblem(key, id, timestamp, signatures, body);
+  if (problem) throw unauthorized(`Webhook signature rejected: ${problem}`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString("utf8"));
@@ -99,7 +121,7 @@ export function verifyEvent(
     const detail = first.map((e) => `${e.instancePath || "/"} ${e.message}`).join("; ");
     throw badRequest(`Webhook body is not a valid ${type} event: ${detail}`);
   }
-  return { webhookId, event: parsed as WebhookEvent };
+  return { webhookId: id, event: parsed as WebhookEvent };
 }
 
 /** The feeds an event asks to load: one for feed.closed, every listed one for crawl.completed. */

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { configFromEnv } from "../../examples/ingest-backend/config.ts";
 import { IngestError } from "../../examples/ingest-backend/errors.ts";
-import { feedsOf, verifyEvent, webhookVerifier } from "../../examples/ingest-backend/webhook.ts";
+import { feedsOf, verifyEvent, webhookKey } from "../../examples/ingest-backend/webhook.ts";
 import { signatureHeaders, webhookSigner } from "../../operator/delivery/signing.ts";
 
 const event = {
@@ -46,11 +46,7 @@ describe("backend webhook verification", () => {
   ]) {
     it(`accepts what the operator signs with a ${secret.startsWith("whsec_") ? "whsec_" : "raw"} secret`, () => {
       const body = JSON.stringify(event);
-      const { webhookId, event: parsed } = verifyEvent(
-        webhookVerifier(secret),
-        Buffer.from(body),
-        signed(secret, body),
-      );
+      const { webhookId, event: parsed } = verifyEvent(webhookKey(secret), Buffer.from(body), signed(secret, body));
       assert.equal(webhookId, "uid:abc");
       assert.deepEqual(feedsOf(parsed), [event.feed]);
     });
@@ -60,28 +56,51 @@ describe("backend webhook verification", () => {
     const secret = "shared";
     const body = JSON.stringify(event);
     const headers = signed(secret, body);
-    const verifier = webhookVerifier(secret);
+    const key = webhookKey(secret);
     assert.equal(
-      status(() => verifyEvent(verifier, Buffer.from(body.replace("books", "bookz")), headers)),
+      status(() => verifyEvent(key, Buffer.from(body.replace("books", "bookz")), headers)),
       401,
     );
     assert.equal(
-      status(() => verifyEvent(verifier, Buffer.from(body), { ...headers, "webhook-signature": undefined })),
+      status(() => verifyEvent(key, Buffer.from(body), { ...headers, "webhook-signature": undefined })),
       401,
     );
     const old = signed(secret, body, new Date(Date.now() - 301_000));
     assert.equal(
-      status(() => verifyEvent(verifier, Buffer.from(body), old)),
+      status(() => verifyEvent(key, Buffer.from(body), old)),
+      401,
+    );
+  });
+
+  it("accepts the matching one of several signatures (a rotated secret) and nothing forged", () => {
+    const body = JSON.stringify(event);
+    const key = webhookKey("new");
+    const { "webhook-signature": current, ...rest } = signed("new", body);
+    const { "webhook-signature": previous } = signed("old", body);
+    const rotated = { ...rest, "webhook-signature": `v2,AAAA ${previous} v1,!!! ${current}` };
+    assert.equal(
+      status(() => verifyEvent(key, Buffer.from(body), rotated)),
+      200,
+    );
+    assert.equal(
+      status(() => verifyEvent(key, Buffer.from(body), { ...rest, "webhook-signature": previous })),
+      401,
+    );
+    const forged = Buffer.from(current.slice(3), "base64");
+    forged[0] = (forged[0] as number) ^ 1;
+    const headers = { ...rest, "webhook-signature": `v1,${forged.toString("base64")}` };
+    assert.equal(
+      status(() => verifyEvent(key, Buffer.from(body), headers)),
       401,
     );
   });
 
   it("rejects a signed body that is not a valid event with 400, naming the field", () => {
     const secret = "shared";
-    const verifier = webhookVerifier(secret);
+    const key = webhookKey(secret);
     const body = JSON.stringify({ ...event, feed: { ...event.feed, items: -1 } });
     try {
-      verifyEvent(verifier, Buffer.from(body), signed(secret, body));
+      verifyEvent(key, Buffer.from(body), signed(secret, body));
       assert.fail("accepted");
     } catch (err) {
       assert.ok(err instanceof IngestError);
