@@ -1,87 +1,29 @@
-// Validation of a CrawlJob spec before any request: the TypeBox schema (with
-// readable messages and field paths; unknown fields are errors), then the
-// checks beyond it (semantics.ts: the spider's semantics, the feeds). Also
-// loads manifests from YAML. The operator runs only semantics.ts: this file
-// loads TypeBox.
+// Validation of a CrawlJob spec before any request: the schema (unknown
+// fields are errors), then the checks beyond it (semantics.ts: the spider's
+// semantics, the feeds). Also loads manifests from YAML. The schema is checked
+// by TypeBox's generated code (spec/generated/); TypeBox, ~20 MB of a runner's
+// RSS, is loaded only to explain a spec that code refuses, with readable
+// messages and field paths (schema-errors.ts). The operator runs only
+// semantics.ts: the API server checked the CRD schema.
 import { readFile } from "node:fs/promises";
-import { Compile } from "typebox/compile";
-import { Settings } from "typebox/system";
 import { parse as parseYaml } from "yaml";
 import type { FieldError } from "../crds/schema/common.ts";
-import { CrawlJobSpec } from "../crds/schema/crawljob.ts";
+import type { CrawlJobSpec } from "../crds/schema/crawljob.ts";
 import type { SpiderSpec } from "../crds/schema/spider.ts";
-import { FEED_SCHEMA_CHECKS } from "./feeds.ts";
+import { feedSchemaChecks } from "./feeds.ts";
+import { Check as crawlJobSpecValid } from "./generated/crawljob-spec.ts";
 import { normalizeScrapyFeedKeys } from "./scrapy-keys.ts";
 import { semanticErrors } from "./semantics.ts";
-
-const checkSpec = Compile(CrawlJobSpec);
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const isStr = (v: unknown): v is string => typeof v === "string";
 
-/** `/spider/extract/0/fields/price` -> `spec.spider.extract[0].fields.price` */
-export function pointerToPath(base: string, pointer: string): string {
-  let out = base;
-  for (const raw of pointer.split("/").slice(1)) {
-    const part = raw.replaceAll("~1", "/").replaceAll("~0", "~");
-    out += /^\d+$/.test(part)
-      ? `[${part}]`
-      : /^[A-Za-z_$][\w$-]*$/.test(part)
-        ? `.${part}`
-        : `[${JSON.stringify(part)}]`;
-  }
-  return out;
-}
-
-function schemaErrors(spec: unknown): FieldError[] {
-  if (checkSpec.Check(spec)) return [];
-  const errors: FieldError[] = [];
-  const seen = new Set<string>();
-  const add = (path: string, message: string) => {
-    // spec.feeds / spec.storage are checked (with better messages) by validateFeeds.
-    if (/^spec\.(feeds|storage)\b/.test(path)) return;
-    const key = `${path}\0${message}`;
-    if (seen.has(key)) return;
-    seen.add(key);
-    errors.push({ path, message });
-  };
-  // TypeBox stops after 8 errors by default (a process-wide setting): lift the
-  // cap while collecting, so every problem is listed, then put it back.
-  const previous = Settings.Get().maxErrors;
-  Settings.Set({ maxErrors: 10_000 });
-  let all: ReturnType<typeof checkSpec.Errors>;
-  try {
-    all = [...checkSpec.Errors(spec)];
-  } finally {
-    Settings.Set({ maxErrors: previous });
-  }
-  for (const e of all) {
-    const params = e.params as Record<string, unknown>;
-    if (e.keyword === "boolean") continue; // repeated as additionalProperties on the parent
-    if (e.keyword === "additionalProperties") {
-      for (const name of (params.additionalProperties as string[] | undefined) ?? [])
-        add(
-          pointerToPath("spec", `${e.instancePath}/${name.replaceAll("~", "~0").replaceAll("/", "~1")}`),
-          "unknown field",
-        );
-      continue;
-    }
-    if (e.keyword === "required") {
-      for (const name of (params.requiredProperties as string[] | undefined) ?? [])
-        add(pointerToPath("spec", `${e.instancePath}/${name}`), "is required");
-      if (!params.requiredProperties) add(pointerToPath("spec", e.instancePath), e.message);
-      continue;
-    }
-    const allowed = params.allowedValues as unknown[] | undefined;
-    add(pointerToPath("spec", e.instancePath), allowed ? `${e.message}: one of ${allowed.join(", ")}` : e.message);
-  }
-  return errors;
-}
-
 /** Every problem with a CrawlJob spec, each with its field path. Empty: valid. */
-export function validateCrawlJobSpec(spec: unknown): FieldError[] {
+export async function validateCrawlJobSpec(spec: unknown): Promise<FieldError[]> {
   if (!isObj(spec)) return [{ path: "spec", message: "must be an object with at least spider" }];
-  return [...schemaErrors(spec), ...semanticErrors(spec, { feedSchema: FEED_SCHEMA_CHECKS })];
+  const feedSchema = await feedSchemaChecks(spec.feeds, spec.storage);
+  const schemaErrors = crawlJobSpecValid(spec) ? [] : (await import("./schema-errors.ts")).crawlJobSchemaErrors(spec);
+  return [...schemaErrors, ...semanticErrors(spec, { feedSchema })];
 }
 
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

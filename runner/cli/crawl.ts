@@ -150,12 +150,12 @@ function parseOptions(argv: string[]) {
 }
 
 /** Applies the command-line overrides and validates; exit code 2 after printing every error. */
-function checkSpec(args: CrawlArgs): number | undefined {
+async function checkSpec(args: CrawlArgs): Promise<number | undefined> {
   const { spec } = args.manifest;
   if (args.allowPrivateNetworks && spec.spider && typeof spec.spider === "object") {
     spec.spider.settings = { ...(spec.spider.settings ?? {}), allowPrivateNetworks: true };
   }
-  const errors = validateCrawlJobSpec(spec);
+  const errors = await validateCrawlJobSpec(spec);
   if (errors.length === 0) return undefined;
   for (const e of errors) process.stderr.write(`${e.path}: ${e.message}\n`);
   process.stderr.write(`${args.file}: ${errors.length} error${errors.length === 1 ? "" : "s"}; nothing was crawled\n`);
@@ -413,7 +413,7 @@ function envProxies(): ProxyPlan | number | undefined {
 export async function main(argv: string[]): Promise<number> {
   const args = await parseCrawlArgs(argv);
   if (typeof args === "number") return args;
-  const invalid = checkSpec(args);
+  const invalid = await checkSpec(args);
   if (invalid !== undefined) return invalid;
   const proxyFallback = args.manifest.spec.spider.settings?.proxy ? undefined : envProxies();
   if (typeof proxyFallback === "number") return proxyFallback;

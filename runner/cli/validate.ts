@@ -18,7 +18,7 @@ export async function main(argv: string[]): Promise<number> {
   const loaded = await loadManifestArg(parsed.positionals, usage);
   if (typeof loaded === "number") return loaded;
   const { file, manifest } = loaded;
-  const errors = validateCrawlJobSpec(manifest.spec);
+  const errors = await validateCrawlJobSpec(manifest.spec);
   if (errors.length === 0) {
     process.stdout.write("OK\n");
     return 0;

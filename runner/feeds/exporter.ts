@@ -93,7 +93,7 @@ let s3Storages: typeof import("./storages/s3.ts") | undefined;
 type UriParams = { name: string; job: string; shard: number; worker?: string; time: string };
 
 export async function createFeedExporter(opts: FeedExporterOptions): Promise<FeedExporter> {
-  const errors = validateFeeds(opts.feeds, opts.storage);
+  const errors = await validateFeeds(opts.feeds, opts.storage);
   if (opts.state) errors.push(...unresumableFeeds(opts.feeds));
   if (opts.params.worker !== undefined) errors.push(...unsharedFeeds(opts.feeds));
   if (errors.length > 0) {

@@ -188,25 +188,27 @@ test("NODE_OPTIONS: the old space follows the memory limit; a user's value from 
   assert.equal(runnerNodeOptions("512Mi"), "--max-semi-space-size=4 --max-old-space-size=384");
 });
 
-test("byte quantities, and the runner fields CEL checks at admission checked again (one message per rule)", () => {
+test("byte quantities, and the runner fields CEL checks at admission checked again (one message per rule)", async () => {
   assert.equal(parseByteQuantity("2Gi"), 2 * 2 ** 30);
   assert.equal(parseByteQuantity("1500M"), 1.5e9);
   assert.equal(parseByteQuantity("0.5Gi"), 2 ** 29);
   assert.equal(parseByteQuantity("2 Gi"), undefined);
   assert.equal(parseByteQuantity("1m"), undefined, "milli-bytes are not a size");
-  const errors = validateCrawlJobSpec(
-    crawlJobSpec({
-      storage: { s3: { credentialsSecretRef: { name: "s3" } } },
-      runner: {
-        tmpSizeLimit: "100Mi",
-        env: [
-          { name: "FEEDCRAWL_SPEC", value: "/x" },
-          { name: "JOB_COMPLETION_INDEX", value: "3" },
-          { name: "AWS_ACCESS_KEY_ID", value: "x" },
-          { name: "FINE", value: "y" },
-        ],
-      },
-    }),
+  const errors = (
+    await validateCrawlJobSpec(
+      crawlJobSpec({
+        storage: { s3: { credentialsSecretRef: { name: "s3" } } },
+        runner: {
+          tmpSizeLimit: "100Mi",
+          env: [
+            { name: "FEEDCRAWL_SPEC", value: "/x" },
+            { name: "JOB_COMPLETION_INDEX", value: "3" },
+            { name: "AWS_ACCESS_KEY_ID", value: "x" },
+            { name: "FINE", value: "y" },
+          ],
+        },
+      }),
+    )
   ).filter((e) => e.path.startsWith("spec.runner"));
   assert.deepEqual(
     errors.map((e) => e.path),
@@ -215,8 +217,8 @@ test("byte quantities, and the runner fields CEL checks at admission checked aga
   assert.match(errors[1]!.message, /FEEDCRAWL_\* and JOB_COMPLETION_INDEX are set by the operator/);
   assert.match(errors[2]!.message, /come from spec\.storage\.s3\.credentialsSecretRef/);
   assert.deepEqual(
-    validateCrawlJobSpec(crawlJobSpec({ runner: { env: [{ name: "AWS_ACCESS_KEY_ID", value: "x" }] } })).filter((e) =>
-      e.path.startsWith("spec.runner"),
+    (await validateCrawlJobSpec(crawlJobSpec({ runner: { env: [{ name: "AWS_ACCESS_KEY_ID", value: "x" }] } }))).filter(
+      (e) => e.path.startsWith("spec.runner"),
     ),
     [],
   );

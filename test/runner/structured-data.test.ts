@@ -103,7 +103,7 @@ const spider = (): SpiderSpec => ({
 });
 
 test("JSON-LD fields beside CSS selectors, and items from a JSON response", async () => {
-  assert.deepEqual(validateCrawlJobSpec({ spider: spider() }), []);
+  assert.deepEqual(await validateCrawlJobSpec({ spider: spider() }), []);
   const sink = new MemorySink();
   const { logger } = captureLogger("info");
   const r = await new Crawler({ spider: spider(), sink, logger }).run();
@@ -136,7 +136,7 @@ test("JSON-LD fields beside CSS selectors, and items from a JSON response", asyn
   assert.equal(r.stats.itemsDroppedByReason.missingRequired, 1);
 });
 
-test("bad paths and contradictions are named by field path", () => {
+test("bad paths and contradictions are named by field path", async () => {
   const bad = spider();
   const [html, json] = bad.extract ?? [];
   Object.assign(html?.fields ?? {}, {
@@ -146,7 +146,7 @@ test("bad paths and contradictions are named by field path", () => {
   Object.assign(json?.fields ?? {}, { c: { json: "items[*]" }, d: { json: "$.a[?@.x > 1]" }, e: { selector: "h1" } });
   if (json) json.itemSelector = "div";
   bad.follow = [{ json: "$.next", selector: "a" }, { json: "next" }];
-  const errors = validateCrawlJobSpec({ spider: bad }).map((e) => `${e.path}: ${e.message}`);
+  const errors = (await validateCrawlJobSpec({ spider: bad })).map((e) => `${e.path}: ${e.message}`);
   const expect = [
     /^spec\.spider\.extract\[0\]\.fields\.a\.jsonld: invalid JSON-LD path: /,
     /^spec\.spider\.extract\[0\]\.fields\.b\.selector: jsonld takes the value from the page's JSON-LD/,

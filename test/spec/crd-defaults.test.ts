@@ -39,12 +39,12 @@ describe("CRD defaults", () => {
   for (const example of ["books-local.yaml"]) {
     it(`leave examples/${example} valid once the API server has filled them in`, async () => {
       const { spec } = await loadManifest(new URL(`../../examples/${example}`, import.meta.url).pathname);
-      assert.deepEqual(validateCrawlJobSpec(spec), []);
-      assert.deepEqual(validateCrawlJobSpec(applyDefaults(spec, specSchema)), []);
+      assert.deepEqual(await validateCrawlJobSpec(spec), []);
+      assert.deepEqual(await validateCrawlJobSpec(applyDefaults(spec, specSchema)), []);
     });
   }
 
-  it("leave a spec with every feed format and no sitemaps valid", () => {
+  it("leave a spec with every feed format and no sitemaps valid", async () => {
     const spec = {
       spider: {
         name: "s",
@@ -58,6 +58,6 @@ describe("CRD defaults", () => {
     };
     const defaulted = applyDefaults(spec, specSchema) as { feeds: Record<string, unknown> };
     assert.notDeepEqual(defaulted, spec, "the CRD fills in some defaults (else this test proves nothing)");
-    assert.deepEqual(validateCrawlJobSpec(defaulted), []);
+    assert.deepEqual(await validateCrawlJobSpec(defaulted), []);
   });
 });

@@ -6,13 +6,13 @@ import { normalizeScrapyFeedKeys } from "../../spec/scrapy-keys.ts";
 
 const U = "s3://crawl-data/%(name)s/%(time)s/part-%(batch_id)05d.jsonl.gz";
 
-function errorsOf(feeds: unknown, storage?: unknown, parallelism?: number) {
-  return validateFeeds(feeds as Feeds, storage as never, { parallelism });
+async function errorsOf(feeds: unknown, storage?: unknown, parallelism?: number) {
+  return await validateFeeds(feeds as Feeds, storage as never, { parallelism });
 }
 
-test("a good spec has no errors", () => {
+test("a good spec has no errors", async () => {
   assert.deepEqual(
-    errorsOf(
+    await errorsOf(
       {
         [U]: { format: "jsonlines", batchItemCount: 5000, postprocessing: ["gzip"], compressionLevel: 9 },
         "file:///tmp/out/%(name)s-%(batch_time)s.csv": { format: "csv", batchMaxSeconds: 60, fields: ["a"] },
@@ -23,11 +23,11 @@ test("a good spec has no errors", () => {
     ),
     [],
   );
-  assert.deepEqual(validateFeeds(undefined, undefined), []);
+  assert.deepEqual(await validateFeeds(undefined, undefined), []);
 });
 
-test("each problem names the feed and the option", () => {
-  const errors = errorsOf({
+test("each problem names the feed and the option", async () => {
+  const errors = await errorsOf({
     "s3://b/%(name)s.jsonl": { format: "parquet", batchItemCount: 10, postprocessing: ["lzma"], bogus: 1 },
   });
   const byPath = new Map(errors.map((e) => [e.path, e.message]));
@@ -38,15 +38,15 @@ test("each problem names the feed and the option", () => {
   assert.match(byPath.get(`${base}.batchItemCount`) ?? "", /%\(batch_id\)d or %\(batch_time\)s/);
 });
 
-test("batched URI without a batch placeholder is refused for every batch option", () => {
+test("batched URI without a batch placeholder is refused for every batch option", async () => {
   for (const option of ["batchItemCount", "batchMaxBytes", "batchMaxSeconds"]) {
-    const errors = errorsOf({ "out/x.jsonl": { format: "jsonlines", [option]: 1 } });
+    const errors = await errorsOf({ "out/x.jsonl": { format: "jsonlines", [option]: 1 } });
     assert.equal(errors.length, 1);
     assert.equal(errors[0]?.path, `spec.feeds["out/x.jsonl"].${option}`);
   }
 });
 
-test("URI problems: scheme, bucket, params, widths", () => {
+test("URI problems: scheme, bucket, params, widths", async () => {
   const cases: [string, RegExp][] = [
     ["ftp://host/x.jsonl", /unsupported URI scheme "ftp:"/],
     ["gs://b/x.jsonl", /unsupported URI scheme "gs:"/],
@@ -57,7 +57,7 @@ test("URI problems: scheme, bucket, params, widths", () => {
     ["s3://b/%(batch_id)099d.jsonl", /width 99/],
   ];
   for (const [uri, re] of cases) {
-    const errors = errorsOf({ [uri]: { format: "jsonlines" } });
+    const errors = await errorsOf({ [uri]: { format: "jsonlines" } });
     assert.ok(
       errors.some((e) => e.path === `spec.feeds[${JSON.stringify(uri)}]` && re.test(e.message)),
       `${uri}: ${JSON.stringify(errors)}`,
@@ -65,9 +65,9 @@ test("URI problems: scheme, bucket, params, widths", () => {
   }
 });
 
-test("option types, ranges, compression names and levels", () => {
+test("option types, ranges, compression names and levels", async () => {
   const base = 'spec.feeds["out/x-%(batch_id)d.json.gz"]';
-  const errors = errorsOf({
+  const errors = await errorsOf({
     "out/x-%(batch_id)d.json.gz": {
       format: "json",
       batchItemCount: "ten",
@@ -82,27 +82,31 @@ test("option types, ranges, compression names and levels", () => {
   assert.ok(paths.includes(`${base}.compressionLevel`));
   assert.ok(paths.includes(`${base}.storeEmpty`));
   assert.ok(paths.includes(`${base}.fields[0]`));
-  const noExt = errorsOf({ "out/x.jsonl": { format: "jsonlines", postprocessing: ["gzip"] } });
+  const noExt = await errorsOf({ "out/x.jsonl": { format: "jsonlines", postprocessing: ["gzip"] } });
   assert.match(noExt[0]?.message ?? "", /must end with "\.gz"/);
-  const levelAlone = errorsOf({ "out/x.jsonl": { format: "jsonlines", compressionLevel: 3 } });
+  const levelAlone = await errorsOf({ "out/x.jsonl": { format: "jsonlines", compressionLevel: 3 } });
   assert.equal(levelAlone[0]?.path, 'spec.feeds["out/x.jsonl"].compressionLevel');
-  const indented = errorsOf({ "out/x.jsonl": { format: "jsonlines", indent: 2 } });
+  const indented = await errorsOf({ "out/x.jsonl": { format: "jsonlines", indent: 2 } });
   assert.equal(indented[0]?.path, 'spec.feeds["out/x.jsonl"].indent');
-  assert.match(errorsOf({ "out/x.jsonl": {} })[0]?.message ?? "", /required/);
-  assert.equal(errorsOf({ "out/x.jsonl": "jsonlines" })[0]?.path, 'spec.feeds["out/x.jsonl"]');
-  assert.equal(errorsOf([])[0]?.path, "spec.feeds");
+  assert.match((await errorsOf({ "out/x.jsonl": {} }))[0]?.message ?? "", /required/);
+  assert.equal((await errorsOf({ "out/x.jsonl": "jsonlines" }))[0]?.path, 'spec.feeds["out/x.jsonl"]');
+  assert.equal((await errorsOf([]))[0]?.path, "spec.feeds");
 });
 
-test("two feeds writing the same files, and shards without %(shard)d", () => {
-  const dup = errorsOf({ "out/a.jsonl": { format: "jsonlines" }, "file://out/a.jsonl": { format: "jsonlines" } });
+test("two feeds writing the same files, and shards without %(shard)d", async () => {
+  const dup = await errorsOf({ "out/a.jsonl": { format: "jsonlines" }, "file://out/a.jsonl": { format: "jsonlines" } });
   assert.equal(dup.length, 1);
   assert.match(dup[0]?.message ?? "", /same files as feed "out\/a.jsonl"/);
-  const same = errorsOf({ "stdout:": { format: "jsonlines" }, "-": { format: "csv" } });
+  const same = await errorsOf({ "stdout:": { format: "jsonlines" }, "-": { format: "csv" } });
   assert.equal(same.length, 1);
   assert.match(same[0]?.message ?? "", /same files/);
-  const shards = errorsOf({ [U]: { format: "jsonlines", batchItemCount: 5, postprocessing: ["gzip"] } }, undefined, 3);
+  const shards = await errorsOf(
+    { [U]: { format: "jsonlines", batchItemCount: 5, postprocessing: ["gzip"] } },
+    undefined,
+    3,
+  );
   assert.match(shards[0]?.message ?? "", /%\(shard\)d/);
-  const ok = errorsOf(
+  const ok = await errorsOf(
     { "s3://b/%(shard)d/%(batch_id)d.jsonl": { format: "jsonlines", batchItemCount: 5 } },
     undefined,
     3,
@@ -110,15 +114,15 @@ test("two feeds writing the same files, and shards without %(shard)d", () => {
   assert.deepEqual(ok, []);
 });
 
-test("storage spec", () => {
-  const errors = errorsOf({}, { s3: { endpoint: "ftp://x", partSizeBytes: 10, nope: 1 } });
+test("storage spec", async () => {
+  const errors = await errorsOf({}, { s3: { endpoint: "ftp://x", partSizeBytes: 10, nope: 1 } });
   const paths = errors.map((e) => e.path);
   assert.ok(paths.includes("spec.storage.s3.endpoint"));
   assert.ok(paths.includes("spec.storage.s3.partSizeBytes"));
   assert.ok(paths.includes("spec.storage.s3.nope"));
 });
 
-test("Scrapy's snake_case FEEDS keys map to ours; unknown ones stay for validation to name", () => {
+test("Scrapy's snake_case FEEDS keys map to ours; unknown ones stay for validation to name", async () => {
   const scrapy = {
     "s3://b/%(name)s/%(batch_id)d.csv.gz": {
       format: "CSV",
@@ -147,7 +151,7 @@ test("Scrapy's snake_case FEEDS keys map to ours; unknown ones stay for validati
     fields: ["a"],
     uri_params: "myproject.uri_params",
   });
-  const errors = validateFeeds(ours as Feeds, undefined);
+  const errors = await validateFeeds(ours as Feeds, undefined);
   assert.deepEqual(
     errors.map((e) => [e.path, e.message]),
     [

@@ -73,14 +73,14 @@ test("every field path the API server names for an invalid CrawlJob is named by 
   for (const c of cases) {
     const spec = structuredClone(validSpec()) as Record<string, unknown>;
     c.mutate(spec);
-    const local = validateCrawlJobSpec(spec).map((e) => apiSpelling(e.path));
+    const local = (await validateCrawlJobSpec(spec)).map((e) => apiSpelling(e.path));
     const server = await throughServer(c, spec);
     if (c.rejected) assert.ok(server, `${c.name}: the API server should refuse it (bad-input says ${c.rejected})`);
     if (server === undefined) {
       // Accepted at admission: what the operator's Validated=False (or its Secret checks) catches.
       if (c.reason === "InvalidSpec")
         assert.ok(
-          validateCrawlJobSpec(spec).some((e) => c.field?.test(e.path)),
+          (await validateCrawlJobSpec(spec)).some((e) => c.field?.test(e.path)),
           `${c.name}: the operator's InvalidSpec should be named locally too (${c.field})`,
         );
       localOnly.push(`${c.name}: ${local.join(", ") || "(nothing locally: needs the cluster — " + c.reason + ")"}`);

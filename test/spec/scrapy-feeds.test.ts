@@ -23,7 +23,7 @@ async function validate(feeds: unknown) {
     const file = path.join(dir, "job.yaml");
     await writeFile(file, JSON.stringify({ spider: SPIDER, feeds }));
     const { spec } = await loadManifest(file);
-    return { spec, errors: validateCrawlJobSpec(spec) };
+    return { spec, errors: await validateCrawlJobSpec(spec) };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -73,8 +73,8 @@ const expectedPaths = [
 ];
 
 describe("validateCrawlJobSpec", () => {
-  test("lists every problem with its field path", () => {
-    const errors = validateCrawlJobSpec(badSpec);
+  test("lists every problem with its field path", async () => {
+    const errors = await validateCrawlJobSpec(badSpec);
     const paths = errors.map((e) => e.path);
     for (const p of expectedPaths) assert.ok(paths.includes(p), `missing ${p} in\n${paths.join("\n")}`);
     assert.ok(errors.length > 8, "more than TypeBox's default cap of 8 errors");
@@ -92,16 +92,16 @@ describe("validateCrawlJobSpec", () => {
     const m = await loadManifest(join(root, "examples/books-local.yaml"));
     assert.equal(m.kind, "CrawlJob");
     assert.equal(m.name, "books-local");
-    assert.deepEqual(validateCrawlJobSpec(m.spec), []);
+    assert.deepEqual(await validateCrawlJobSpec(m.spec), []);
   });
 
-  test("a spec that is not an object is one error", () => {
+  test("a spec that is not an object is one error", async () => {
     assert.deepEqual(
-      validateCrawlJobSpec("nope").map((e) => e.path),
+      (await validateCrawlJobSpec("nope")).map((e) => e.path),
       ["spec"],
     );
     assert.deepEqual(
-      validateCrawlJobSpec({}).map((e) => e.path),
+      (await validateCrawlJobSpec({})).map((e) => e.path),
       ["spec.spider"],
     );
   });
@@ -122,7 +122,7 @@ describe("loadManifest", () => {
     assert.equal(m.kind, "SpiderSpec");
     assert.equal(m.name, "bare");
     assert.equal(m.spec.spider.name, "bare");
-    assert.deepEqual(validateCrawlJobSpec(m.spec), []);
+    assert.deepEqual(await validateCrawlJobSpec(m.spec), []);
   });
 
   test("accepts Scrapy's snake_case FEEDS keys", async () => {
@@ -144,7 +144,7 @@ describe("loadManifest", () => {
     const opts = m.spec.feeds?.["file:///tmp/out-%(batch_id)d.jsonl"] as Record<string, unknown>;
     assert.equal(opts.batchItemCount, 10);
     assert.equal(opts.storeEmpty, true);
-    assert.deepEqual(validateCrawlJobSpec(m.spec), []);
+    assert.deepEqual(await validateCrawlJobSpec(m.spec), []);
   });
 
   test("rejects a manifest of another kind, naming the file", async () => {
@@ -204,7 +204,7 @@ describe("what the API server would refuse, refused locally", () => {
     }
   });
 
-  test("header values with CR, LF or NUL, and a non-http(s) webhook URL", () => {
+  test("header values with CR, LF or NUL, and a non-http(s) webhook URL", async () => {
     const spec = {
       spider: {
         name: "s",
@@ -214,7 +214,7 @@ describe("what the API server would refuse, refused locally", () => {
       },
       ingest: { webhook: { url: "ftp://backend.example/ingest", signingSecretRef: { name: "s" } } },
     };
-    const byPath = new Map(validateCrawlJobSpec(spec).map((e) => [e.path, e.message]));
+    const byPath = new Map((await validateCrawlJobSpec(spec)).map((e) => [e.path, e.message]));
     assert.match(byPath.get('spec.spider.settings.headers["X-Split"]') ?? "", /CR, LF or NUL/);
     assert.match(byPath.get('spec.spider.settings.headers["X-Nul"]') ?? "", /CR, LF or NUL/);
     assert.equal(byPath.has('spec.spider.settings.headers["X-Ok"]'), false);
@@ -232,22 +232,25 @@ describe("crawler features (issue 16): cookies, Crawl-delay, proxies, sitemaps",
       settings,
     },
   });
-  const paths = (spec: unknown) => new Map(validateCrawlJobSpec(spec).map((e) => [e.path, e.message]));
+  const paths = async (spec: unknown) => new Map((await validateCrawlJobSpec(spec)).map((e) => [e.path, e.message]));
 
-  test("cookies: cookiesEnabled and a follow rule's cookies are booleans", () => {
-    assert.deepEqual(validateCrawlJobSpec(spider({ follow: [{ cookies: false }] }, { cookiesEnabled: false })), []);
-    const byPath = paths(spider({ follow: [{ cookies: "no" }] }, { cookiesEnabled: "yes" }));
+  test("cookies: cookiesEnabled and a follow rule's cookies are booleans", async () => {
+    assert.deepEqual(
+      await validateCrawlJobSpec(spider({ follow: [{ cookies: false }] }, { cookiesEnabled: false })),
+      [],
+    );
+    const byPath = await paths(spider({ follow: [{ cookies: "no" }] }, { cookiesEnabled: "yes" }));
     assert.match(byPath.get("spec.spider.settings.cookiesEnabled") ?? "", /boolean/);
     assert.match(byPath.get("spec.spider.follow[0].cookies") ?? "", /boolean/);
   });
 
-  test("proxy: http(s) proxy URLs without path, NO_PROXY-style exceptions, a known rotation", () => {
+  test("proxy: http(s) proxy URLs without path, NO_PROXY-style exceptions, a known rotation", async () => {
     const ok = {
       urls: ["http://user:pa%40ss@proxy.internal:3128", "https://10.0.0.5:8443/"],
       noProxy: [".corp.example", "10.0.0.0/8", "svc:8080", "*"],
     };
-    assert.deepEqual(validateCrawlJobSpec(spider({}, { proxy: ok })), []);
-    const byPath = paths(
+    assert.deepEqual(await validateCrawlJobSpec(spider({}, { proxy: ok })), []);
+    const byPath = await paths(
       spider(
         {},
         {
@@ -268,44 +271,51 @@ describe("crawler features (issue 16): cookies, Crawl-delay, proxies, sitemaps",
     assert.match(byPath.get("spec.spider.settings.proxy.noProxy[0]") ?? "", /without a scheme/);
     assert.match(byPath.get("spec.spider.settings.proxy.noProxy[1]") ?? "", /one entry/);
     assert.match(byPath.get("spec.spider.settings.proxy.rotation") ?? "", /perRequest, perHost/);
-    assert.match(paths(spider({}, { proxy: { urls: [] } })).get("spec.spider.settings.proxy.urls") ?? "", /1/);
+    assert.match((await paths(spider({}, { proxy: { urls: [] } }))).get("spec.spider.settings.proxy.urls") ?? "", /1/);
   });
 
-  test("proxy.credentialsSecretRef: two keys or one user:password key, never with credentials in a URL", () => {
+  test("proxy.credentialsSecretRef: two keys or one user:password key, never with credentials in a URL", async () => {
     const proxy = (credentialsSecretRef: unknown, urls = ["http://proxy.internal:3128"]) => ({
       proxy: { urls, credentialsSecretRef },
     });
-    assert.deepEqual(validateCrawlJobSpec(spider({}, proxy({ name: "proxy-auth" }))), []);
+    assert.deepEqual(await validateCrawlJobSpec(spider({}, proxy({ name: "proxy-auth" }))), []);
     assert.deepEqual(
-      validateCrawlJobSpec(spider({}, proxy({ name: "p", usernameKey: "user", passwordKey: "pass" }))),
+      await validateCrawlJobSpec(spider({}, proxy({ name: "p", usernameKey: "user", passwordKey: "pass" }))),
       [],
     );
-    assert.deepEqual(validateCrawlJobSpec(spider({}, proxy({ name: "p", key: "userpass" }))), []);
+    assert.deepEqual(await validateCrawlJobSpec(spider({}, proxy({ name: "p", key: "userpass" }))), []);
     const p = "spec.spider.settings.proxy.credentialsSecretRef";
     assert.match(
-      paths(spider({}, proxy({ name: "p" }, ["http://u:pw@proxy.internal:3128"]))).get(p) ?? "",
+      (await paths(spider({}, proxy({ name: "p" }, ["http://u:pw@proxy.internal:3128"])))).get(p) ?? "",
       /exclude each other/,
     );
-    assert.match(paths(spider({}, proxy({ name: "p", key: "k", usernameKey: "u" }))).get(`${p}.key`) ?? "", /excludes/);
-    const bad = paths(spider({}, proxy({ key: "a/b", value: "inline-secret" })));
+    assert.match(
+      (await paths(spider({}, proxy({ name: "p", key: "k", usernameKey: "u" })))).get(`${p}.key`) ?? "",
+      /excludes/,
+    );
+    const bad = await paths(spider({}, proxy({ key: "a/b", value: "inline-secret" })));
     assert.ok(bad.has(`${p}.name`) && bad.has(`${p}.key`) && bad.has(`${p}.value`), [...bad.keys()].join(", "));
   });
 
-  test("moduleConfigMapRef: a .js/.mjs/.ts key, instead of (never with) a module path; it counts as extracting", () => {
+  test("moduleConfigMapRef: a .js/.mjs/.ts key, instead of (never with) a module path; it counts as extracting", async () => {
     const spec = (extra: Record<string, unknown>) => ({
       spider: { name: "s", startUrls: ["https://example.com/"], ...extra },
     });
-    assert.deepEqual(validateCrawlJobSpec(spec({ moduleConfigMapRef: { name: "code", key: "parse.mjs" } })), []);
-    assert.deepEqual(validateCrawlJobSpec(spec({ moduleConfigMapRef: { name: "code", key: "spider.ts" } })), []);
-    const both = paths(spec({ module: "./parse.mjs", moduleConfigMapRef: { name: "code", key: "parse.mjs" } }));
+    assert.deepEqual(await validateCrawlJobSpec(spec({ moduleConfigMapRef: { name: "code", key: "parse.mjs" } })), []);
+    assert.deepEqual(await validateCrawlJobSpec(spec({ moduleConfigMapRef: { name: "code", key: "spider.ts" } })), []);
+    const both = await paths(spec({ module: "./parse.mjs", moduleConfigMapRef: { name: "code", key: "parse.mjs" } }));
     assert.match(both.get("spec.spider.moduleConfigMapRef") ?? "", /exclude each other/);
     assert.ok(
-      paths(spec({ moduleConfigMapRef: { name: "code", key: "parse.py" } })).has("spec.spider.moduleConfigMapRef.key"),
+      (await paths(spec({ moduleConfigMapRef: { name: "code", key: "parse.py" } }))).has(
+        "spec.spider.moduleConfigMapRef.key",
+      ),
     );
     assert.ok(
-      paths(spec({ moduleConfigMapRef: { name: "code", key: "../x.js" } })).has("spec.spider.moduleConfigMapRef.key"),
+      (await paths(spec({ moduleConfigMapRef: { name: "code", key: "../x.js" } }))).has(
+        "spec.spider.moduleConfigMapRef.key",
+      ),
     );
-    assert.ok(paths(spec({ moduleConfigMapRef: { name: "code" } })).has("spec.spider.moduleConfigMapRef.key"));
+    assert.ok((await paths(spec({ moduleConfigMapRef: { name: "code" } }))).has("spec.spider.moduleConfigMapRef.key"));
   });
 });
 
@@ -314,10 +324,10 @@ describe("sitemaps (issue 16, feature 3)", () => {
     name: "s",
     extract: [{ name: "product", fields: { t: { selector: "h1" } } }],
   };
-  const paths = (spider: Record<string, unknown>) =>
-    new Map(validateCrawlJobSpec({ spider: { ...base, ...spider } }).map((e) => [e.path, e.message]));
+  const paths = async (spider: Record<string, unknown>) =>
+    new Map((await validateCrawlJobSpec({ spider: { ...base, ...spider } })).map((e) => [e.path, e.message]));
 
-  test("a sitemap-only spider is valid; every sitemap field is checked", () => {
+  test("a sitemap-only spider is valid; every sitemap field is checked", async () => {
     const ok = {
       startUrls: [],
       allowedDomains: ["shop.example"],
@@ -327,11 +337,11 @@ describe("sitemaps (issue 16, feature 3)", () => {
       sitemapAlternateLinks: true,
       sitemapModifiedSince: "P7D",
     };
-    assert.deepEqual([...paths(ok)], []);
+    assert.deepEqual([...(await paths(ok))], []);
     for (const since of ["2025-01-31", "2025-01-31T10:00:00Z", "PT12H", "P1W"])
-      assert.deepEqual([...paths({ ...ok, sitemapModifiedSince: since })], [], since);
+      assert.deepEqual([...(await paths({ ...ok, sitemapModifiedSince: since }))], [], since);
 
-    const byPath = paths({
+    const byPath = await paths({
       ...ok,
       sitemapUrls: ["ftp://shop.example/s.xml", "https://elsewhere.example/s.xml"],
       sitemapRules: [{ pattern: "(", extract: ["product", "nope"] }],
@@ -347,8 +357,8 @@ describe("sitemaps (issue 16, feature 3)", () => {
     assert.match(byPath.get("spec.spider.sitemapModifiedSince") ?? "", /"last week" is neither an RFC 3339 date/);
   });
 
-  test("nothing to crawl, and sitemap settings without sitemapUrls, are errors", () => {
-    const byPath = paths({ startUrls: [], sitemapFollow: ["x"], sitemapAlternateLinks: false });
+  test("nothing to crawl, and sitemap settings without sitemapUrls, are errors", async () => {
+    const byPath = await paths({ startUrls: [], sitemapFollow: ["x"], sitemapAlternateLinks: false });
     assert.match(byPath.get("spec.spider.startUrls") ?? "", /nothing to crawl/);
     assert.match(byPath.get("spec.spider.sitemapFollow") ?? "", /no effect without sitemapUrls/);
     assert.match(byPath.get("spec.spider.sitemapAlternateLinks") ?? "", /no effect without sitemapUrls/);

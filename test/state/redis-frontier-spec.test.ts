@@ -10,22 +10,22 @@ import { crawlJob, crawlJobSpec } from "../operator/fixtures.ts";
 // biome-ignore lint/suspicious/noExplicitAny: manifests are untyped JSON here
 type Any = Record<string, any>;
 
-test("spec.frontier.redis validates; an empty frontier and unknown fields do not", () => {
+test("spec.frontier.redis validates; an empty frontier and unknown fields do not", async () => {
   const ok = crawlJobSpec({ frontier: { redis: { urlSecretRef: { name: "redis" }, leaseSeconds: 30 } } });
-  assert.deepEqual(validateCrawlJobSpec(ok), []);
-  const empty = validateCrawlJobSpec(crawlJobSpec({ frontier: {} }));
+  assert.deepEqual(await validateCrawlJobSpec(ok), []);
+  const empty = await validateCrawlJobSpec(crawlJobSpec({ frontier: {} }));
   assert.deepEqual(
     empty.map((e) => e.path),
     ["spec.frontier"],
   );
-  const bad = validateCrawlJobSpec(
+  const bad = await validateCrawlJobSpec(
     crawlJobSpec({ frontier: { redis: { urlSecretRef: { name: "redis" }, url: "redis://x" } } } as never),
   );
   assert.ok(
     bad.some((e) => e.path.startsWith("spec.frontier.redis")),
     JSON.stringify(bad),
   );
-  const short = validateCrawlJobSpec(
+  const short = await validateCrawlJobSpec(
     crawlJobSpec({ frontier: { redis: { urlSecretRef: { name: "r" }, leaseSeconds: 1 } } }),
   );
   assert.ok(
