@@ -82,26 +82,34 @@ export function createStore(config: BackendConfig, logger: pino.Logger): IngestS
   return new SqliteStore({ path: config.sqlitePath });
 }
 
-/** The body, into one buffer of the declared size when there is one (no chunk list + copy: half the peak memory). */
-function readBody(req: IncomingMessage): Promise<Buffer> {
+/**
+ * Reads the body into `buffer` (MAX_BODY_BYTES long) and returns the part
+ * filled. Bytes that arrive after an error are dropped, since the buffer goes
+ * back to the pool then.
+ */
+function readBody(req: IncomingMessage, buffer: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers["content-length"] ?? Number.NaN);
-    if (declared > MAX_BODY_BYTES)
-      return reject(tooLarge(`Webhook body of ${declared} bytes is over ${MAX_BODY_BYTES}`));
-    const sized = Number.isInteger(declared) && declared >= 0 ? Buffer.allocUnsafe(declared) : undefined;
-    const chunks: Buffer[] = [];
+    const limit = Number.isInteger(declared) && declared >= 0 ? declared : MAX_BODY_BYTES;
+    if (limit > MAX_BODY_BYTES) return reject(tooLarge(`Webhook body of ${declared} bytes is over ${MAX_BODY_BYTES}`));
     let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      if (size + chunk.length > (sized?.length ?? MAX_BODY_BYTES)) {
+    const fail = (err: Error) => {
+      req.removeListener("data", onData);
+      reject(err);
+    };
+    const onData = (chunk: Buffer) => {
+      if (size + chunk.length > limit) {
         req.destroy();
-        return reject(tooLarge(`Webhook body is over ${sized ? `its content-length` : MAX_BODY_BYTES} bytes`));
+        return fail(
+          tooLarge(`Webhook body is over ${limit === declared ? "its content-length" : MAX_BODY_BYTES} bytes`),
+        );
       }
-      if (sized) chunk.copy(sized, size);
-      else chunks.push(chunk);
+      chunk.copy(buffer, size);
       size += chunk.length;
-    });
-    req.on("end", () => resolve(sized ? sized.subarray(0, size) : Buffer.concat(chunks)));
-    req.on("error", reject);
+    };
+    req.on("data", onData);
+    req.on("end", () => resolve(buffer.subarray(0, size)));
+    req.on("error", fail);
   });
 }
 
@@ -139,6 +147,10 @@ export async function createIngestBackend(
   const stats = { requests: 0, loaded: 0, duplicates: 0, rejected: 0, failed: 0, rows: 0 };
   const inFlight = new Set<AbortController>();
   const bodyReads = new Semaphore(MAX_BODY_READS);
+  // One buffer per concurrent read, reused: a fresh 8 MiB Buffer per request
+  // waits for the GC, and 100 forged 8 MiB bodies grew RSS by 169 MiB so.
+  // Untouched pages of a buffer cost no RSS.
+  const bodyBuffers: Buffer[] = [];
 
   async function handleWebhook(req: IncomingMessage, res: ServerResponse): Promise<void> {
     stats.requests += 1;
@@ -153,8 +165,15 @@ export async function createIngestBackend(
     inFlight.add(abort);
     let webhookId: string | undefined;
     try {
-      const body = await bodyReads.run(() => readBody(req));
-      const verified = verifyEvent(signingKey, body, req.headers);
+      const verified = await bodyReads.run(async () => {
+        const buffer = bodyBuffers.pop() ?? Buffer.allocUnsafe(MAX_BODY_BYTES);
+        try {
+          // Verified (and parsed into new objects) before the buffer is reused.
+          return verifyEvent(signingKey, await readBody(req, buffer), req.headers);
+        } finally {
+          bodyBuffers.push(buffer);
+        }
+      });
       webhookId = verified.webhookId;
       const feeds: Feed[] = [];
       for (const feed of feedsOf(verified.event)) {
