@@ -283,7 +283,8 @@ export function renderCrd(doc: JsonSchema): string {
  * A standalone ESM module exporting `Check(value): boolean` for `type`:
  * TypeBox's own code generator (`Code`), its external values (the schema's
  * patterns, all RegExps) written as literals, and imports the code does not
- * use dropped. Loading TypeBox costs a process ~20 MB RSS; this, ~0.
+ * use dropped. Loading TypeBox costs a process ~20 MB RSS; the modules
+ * import only its small helpers (`typebox/guard` today).
  */
 export function renderCheck(schemaFile: string, type: TSchema): string {
   const { Code: code, External } = Code(type);

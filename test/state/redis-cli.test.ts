@@ -86,13 +86,15 @@ test("4 processes on one --frontier keep concurrentRequestsPerDomain 2 and the C
     assert.deepEqual(await Promise.all(workers.map((w) => w.exit)), [0, 0, 0, 0]);
     assert.deepEqual(items(out), [...site.pages].sort());
     assert.equal(site.maxInFlight, 2, `at most 2 in flight at the server (saw ${site.maxInFlight})`);
+    // Grants are 200 ms apart; a process that is busy (or not scheduled) when its grant comes
+    // sends late, so a gap can shrink (CI saw 63 ms once in 29) while the next grows: two
+    // such gaps are allowed. Without the shared delay, pairs arrive within a few ms.
     const gaps = site.arrivals
       .slice(1)
       .map((t, i) => Math.round(t - (site.arrivals[i] as number)))
       .sort((a, b) => a - b);
-    // Grants are 200 ms apart; a send from a busy process may leave later than granted, so
-    // an arrival gap can be shorter. Without the shared delay, pairs arrive within a few ms.
-    assert.ok((gaps[0] as number) >= 100, `Crawl-delay 0.2 s kept: gaps ${gaps.join(", ")} ms`);
+    const short = gaps.filter((gap) => gap < 100);
+    assert.ok(short.length <= 2, `Crawl-delay 0.2 s kept: gaps ${gaps.join(", ")} ms`);
     assert.equal(site.robotsFetches, 1, "robots.txt fetched once for the crawl");
     const workersWithFiles = new Set(readdirSync(out).map((f) => f.split("-")[0]));
     workersWithFiles.delete("_manifest");
