@@ -14,7 +14,7 @@ const checkOptions = Compile(FeedOptions);
 const checkStorage = Compile(StorageSpec);
 
 /** `/spider/extract/0/fields/price` -> `spec.spider.extract[0].fields.price` */
-export function pointerToPath(base: string, pointer: string): string {
+function pointerToPath(base: string, pointer: string): string {
   let out = base;
   for (const raw of pointer.split("/").slice(1)) {
     const part = raw.replaceAll("~1", "/").replaceAll("~0", "~");
