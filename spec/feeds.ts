@@ -12,7 +12,7 @@ import { Check as storageSpecValid } from "./generated/storage-spec.ts";
 export type { ValidateContext };
 
 /** The feeds' schema checks once the generated checks passed: TypeBox's would report nothing. */
-const SCHEMA_PASSED: FeedSchemaChecks = { storage() {}, options() {} };
+export const SCHEMA_PASSED: FeedSchemaChecks = { storage() {}, options() {} };
 
 /** Whether spec.feeds and spec.storage pass their schema, by the generated checks. */
 function feedsSchemaValid(feeds: unknown, storage: unknown): boolean {

@@ -10,7 +10,7 @@ import { parse as parseYaml } from "yaml";
 import type { FieldError } from "../crds/schema/common.ts";
 import type { CrawlJobSpec } from "../crds/schema/crawljob.ts";
 import type { SpiderSpec } from "../crds/schema/spider.ts";
-import { feedSchemaChecks } from "./feeds.ts";
+import { SCHEMA_PASSED } from "./feeds.ts";
 import { Check as crawlJobSpecValid } from "./generated/crawljob-spec.ts";
 import { normalizeScrapyFeedKeys } from "./scrapy-keys.ts";
 import { semanticErrors } from "./semantics.ts";
@@ -21,9 +21,10 @@ const isStr = (v: unknown): v is string => typeof v === "string";
 /** Every problem with a CrawlJob spec, each with its field path. Empty: valid. */
 export async function validateCrawlJobSpec(spec: unknown): Promise<FieldError[]> {
   if (!isObj(spec)) return [{ path: "spec", message: "must be an object with at least spider" }];
-  const feedSchema = await feedSchemaChecks(spec.feeds, spec.storage);
-  const schemaErrors = crawlJobSpecValid(spec) ? [] : (await import("./schema-errors.ts")).crawlJobSchemaErrors(spec);
-  return [...schemaErrors, ...semanticErrors(spec, { feedSchema })];
+  // The spec's check covers spec.feeds and spec.storage too.
+  if (crawlJobSpecValid(spec)) return semanticErrors(spec, { feedSchema: SCHEMA_PASSED });
+  const { crawlJobSchemaErrors, FEED_SCHEMA_CHECKS } = await import("./schema-errors.ts");
+  return [...crawlJobSchemaErrors(spec), ...semanticErrors(spec, { feedSchema: FEED_SCHEMA_CHECKS })];
 }
 
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
